@@ -1,0 +1,1 @@
+"""Azure Resource Manager providers of the emulator (one module per provider)."""

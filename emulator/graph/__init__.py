@@ -1,0 +1,1 @@
+"""Microsoft Graph areas of the emulator (one module per area)."""

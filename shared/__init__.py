@@ -1,0 +1,1 @@
+"""exomi: the application package (request model, policy, engine, Azure adapters)."""

@@ -1,0 +1,139 @@
+"""Test-side access to a running emulator: the control API and real SDK clients pointed at it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from azure.identity import ManagedIdentityCredential
+from azure.identity.aio import ManagedIdentityCredential as AsyncManagedIdentityCredential
+from azure.mgmt.automation import AutomationClient
+from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.msi import ManagedServiceIdentityClient
+from azure.mgmt.resource.resources import ResourceManagementClient
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph_core import GraphClientFactory
+
+GRAPH_SCOPES = ["https://graph.microsoft.com/.default"]
+
+
+@dataclass
+class Emulator:
+    """A fresh tenant on the session's emulator process (``info`` is the ready line after reset)."""
+
+    info: dict[str, Any]
+    control: httpx.Client
+    _credentials: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.info[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    # ------------------------------------------------------------------ control API
+
+    def ctl(
+        self, method: str, path: str, json: Any = None, expect: int | tuple[int, ...] = (200, 201)
+    ) -> Any:
+        response = self.control.request(method, f"{self.control_endpoint}{path}", json=json)
+        expected = (expect,) if isinstance(expect, int) else expect
+        assert response.status_code in expected, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json() if response.content else None
+
+    def log(self, since: int = 0, service: str | None = None) -> list[dict[str, Any]]:
+        query = f"?since={since}" + (f"&service={service}" if service else "")
+        return self.ctl("GET", f"/log{query}")["entries"]
+
+    def log_position(self) -> int:
+        return self.ctl("GET", "/log?since=1000000000")["next"]
+
+    def writes_since(self, position: int) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self.log(position)
+            if e["method"] in ("PUT", "PATCH", "POST", "DELETE") and e["service"] in ("arm", "graph")
+        ]
+
+    def add_fault(self, **spec: Any) -> dict[str, Any]:
+        return self.ctl("POST", "/faults", spec)
+
+    def set_timings(self, **values: float) -> dict[str, Any]:
+        return self.ctl("PATCH", "/timings", values)
+
+    def principals(self) -> list[dict[str, Any]]:
+        return self.ctl("GET", "/principals")["principals"]
+
+    # ------------------------------------------------------------------ credentials and clients
+
+    def admin_credential(self) -> ManagedIdentityCredential:
+        return ManagedIdentityCredential(client_id=self.admin_client_id)
+
+    def app_credential(self) -> ManagedIdentityCredential:
+        return ManagedIdentityCredential()
+
+    def async_admin_credential(self) -> AsyncManagedIdentityCredential:
+        return AsyncManagedIdentityCredential(client_id=self.admin_client_id)
+
+    def async_app_credential(self) -> AsyncManagedIdentityCredential:
+        return AsyncManagedIdentityCredential()
+
+    def _arm_kwargs(self) -> dict[str, Any]:
+        return {"base_url": self.arm_endpoint, "connection_verify": self.ca_bundle, "polling_interval": 0.1}
+
+    def automation(self, credential=None, subscription_id: str | None = None) -> AutomationClient:
+        return AutomationClient(
+            credential or self.admin_credential(),
+            subscription_id or self.subscription_id,
+            **self._arm_kwargs(),
+        )
+
+    def msi(self, credential=None, subscription_id: str | None = None) -> ManagedServiceIdentityClient:
+        return ManagedServiceIdentityClient(
+            credential or self.admin_credential(),
+            subscription_id or self.subscription_id,
+            **self._arm_kwargs(),
+        )
+
+    def compute(self, credential=None, subscription_id: str | None = None) -> ComputeManagementClient:
+        return ComputeManagementClient(
+            credential or self.admin_credential(),
+            subscription_id or self.subscription_id,
+            **self._arm_kwargs(),
+        )
+
+    def resources(self, credential=None, subscription_id: str | None = None) -> ResourceManagementClient:
+        return ResourceManagementClient(
+            credential or self.admin_credential(),
+            subscription_id or self.subscription_id,
+            **self._arm_kwargs(),
+        )
+
+    def graph(self, credential=None) -> GraphServiceClient:
+        """msgraph-sdk client (async) trusting the emulator's CA. Create it inside the test's event loop."""
+        credential = credential or self.async_admin_credential()
+        auth = AzureIdentityAuthenticationProvider(credential, scopes=GRAPH_SCOPES)
+        http_client = GraphClientFactory.create_with_default_middleware(
+            client=httpx.AsyncClient(verify=self.ca_bundle)
+        )
+        adapter = GraphRequestAdapter(auth, client=http_client)
+        adapter.base_url = self.graph_endpoint
+        return GraphServiceClient(request_adapter=adapter)
+
+    def http(self) -> httpx.Client:
+        """A raw HTTPS client trusting the emulator (for wire-level assertions)."""
+        return httpx.Client(verify=self.ca_bundle, timeout=30)
+
+    def token(self, resource: str = "https://management.azure.com", client_id: str | None = None) -> str:
+        params = {"api-version": "2019-08-01", "resource": resource}
+        if client_id:
+            params["client_id"] = client_id
+        response = httpx.get(
+            self.identity_endpoint, params=params, headers={"X-IDENTITY-HEADER": self.identity_header}
+        )
+        response.raise_for_status()
+        return response.json()["access_token"]
