@@ -20,8 +20,17 @@ class RoleDefinition:
 
     def allows(self, action: str) -> bool:
         action = action.lower()
-        matches = any(fnmatch.fnmatchcase(action, pattern.lower()) for pattern in self.actions)
-        return matches and not any(fnmatch.fnmatchcase(action, p.lower()) for p in self.not_actions)
+        return any(_matches(action, p) for p in self.actions) and not any(
+            _matches(action, p) for p in self.not_actions
+        )
+
+
+def _matches(action: str, pattern: str) -> bool:
+    """Azure's wildcard: ``*`` matches any run of characters, and ``a/*/b`` also matches ``a/b``."""
+    pattern = pattern.lower()
+    return fnmatch.fnmatchcase(action, pattern) or (
+        "/*/" in pattern and fnmatch.fnmatchcase(action, pattern.replace("/*/", "/"))
+    )
 
 
 BUILT_IN_ROLES: dict[str, RoleDefinition] = {

@@ -387,20 +387,13 @@ class Tenant:
     def put_resource(self, resource: ArmResource) -> None:
         self.resources[resource.key] = resource
 
-    def children(self, parent_id: str, type_suffix: str | None = None) -> list[ArmResource]:
-        """Direct children of ``parent_id`` (optionally of one child type, e.g. "modules")."""
-        prefix = parent_id.rstrip("/").lower() + "/"
-        found = []
-        for key, resource in self.resources.items():
-            if not key.startswith(prefix):
-                continue
-            rest = key[len(prefix) :].split("/")
-            if type_suffix is not None:
-                if len(rest) == 2 and rest[0] == type_suffix.lower():
-                    found.append(resource)
-            elif len(rest) == 2 or (len(rest) == 4 and rest[0] == "providers"):
-                found.append(resource)
-        return sorted(found, key=lambda r: r.key)
+    def children(self, collection_id: str) -> list[ArmResource]:
+        """Resources directly inside a collection path, e.g. ``{account id}/modules``, sorted by id."""
+        prefix = collection_id.rstrip("/").lower() + "/"
+        return sorted(
+            (r for k, r in self.resources.items() if k.startswith(prefix) and "/" not in k[len(prefix) :]),
+            key=lambda r: r.key,
+        )
 
     def delete_resource_tree(self, resource_id: str) -> list[ArmResource]:
         """Removes a resource and everything under it; identities it owns go with it."""

@@ -1,0 +1,199 @@
+"""Microsoft.ManagedIdentity: user-assigned identities (each one is a service principal in the
+directory) and the system-assigned identity view of any resource."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from aiohttp import web
+
+from emulator.arm import api_versions
+from emulator.arm.router import (
+    ArmContext,
+    ArmRouter,
+    arm_json,
+    not_found,
+    paged,
+    require_resource_group,
+    system_data,
+    validate_tags,
+)
+from emulator.http import ArmError
+from emulator.tenant import ArmResource
+
+UAI_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,127}$")
+
+
+def uai_json(resource: ArmResource) -> dict:
+    return {
+        "id": resource.id.replace("/resourceGroups/", "/resourcegroups/"),
+        "name": resource.name,
+        "type": UAI_TYPE,
+        "location": resource.location,
+        "tags": resource.tags,
+        "systemData": system_data(resource),
+        "properties": {
+            "tenantId": resource.properties["tenantId"],
+            "principalId": resource.properties["principalId"],
+            "clientId": resource.properties["clientId"],
+            "isolationScope": resource.properties.get("isolationScope", "None"),
+        },
+    }
+
+
+def _uai_id(ctx: ArmContext, rg_id: str) -> str:
+    return f"{rg_id}/providers/{UAI_TYPE}/{ctx.params['resourceName']}"
+
+
+def _get(ctx: ArmContext) -> ArmResource:
+    rg_id = require_resource_group(ctx)
+    resource = ctx.tenant.get_resource(_uai_id(ctx, rg_id))
+    if resource is None:
+        raise not_found(UAI_TYPE, ctx.params["resourceName"], ctx.params["resourceGroupName"])
+    return resource
+
+
+async def put_identity(ctx: ArmContext) -> web.Response:
+    rg_id = require_resource_group(ctx)
+    body = await ctx.json_object()
+    name = ctx.params["resourceName"]
+    if not NAME_RE.match(name):
+        raise ArmError(
+            400,
+            "InvalidResourceName",
+            f"Resource name {name} is invalid. The name can be between 3 and 128 characters long and may contain "
+            "alphanumerics, hyphens and underscores, starting with a letter or number.",
+        )
+    location = body.get("location")
+    if not location:
+        raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
+    isolation = (body.get("properties") or {}).get("isolationScope", "None")
+    if isolation not in ("None", "Regional"):
+        raise ArmError(
+            400,
+            "InvalidIsolationScope",
+            f"The isolation scope '{isolation}' is invalid; use 'None' or 'Regional'.",
+        )
+    tags = validate_tags(body.get("tags"))
+    existing = ctx.tenant.get_resource(_uai_id(ctx, rg_id))
+    if existing is not None:
+        existing.tags = tags
+        existing.properties["isolationScope"] = isolation
+        existing.modified_at = time.time()
+        existing.modified_by = ctx.caller.principal.app_id
+        return arm_json(uai_json(existing), 200)
+    resource_id = _uai_id(ctx, rg_id)
+    principal = ctx.tenant.create_managed_identity(name, resource_id)
+    resource = ArmResource(
+        id=resource_id,
+        type=UAI_TYPE,
+        name=name,
+        location=str(location).replace(" ", "").lower(),
+        tags=tags,
+        properties={
+            "tenantId": ctx.tenant.tenant_id,
+            "principalId": principal.id,
+            "clientId": principal.app_id,
+            "isolationScope": isolation,
+        },
+        created_by=ctx.caller.principal.app_id,
+        modified_by=ctx.caller.principal.app_id,
+    )
+    ctx.tenant.put_resource(resource)
+    return arm_json(uai_json(resource), 201)
+
+
+async def get_identity(ctx: ArmContext) -> web.Response:
+    return arm_json(uai_json(_get(ctx)))
+
+
+async def patch_identity(ctx: ArmContext) -> web.Response:
+    resource = _get(ctx)
+    body = await ctx.json_object()
+    if "tags" in body:
+        resource.tags = validate_tags(body["tags"])
+    resource.modified_at = time.time()
+    return arm_json(uai_json(resource))
+
+
+async def delete_identity(ctx: ArmContext) -> web.Response:
+    rg_id = require_resource_group(ctx)
+    resource = ctx.tenant.get_resource(_uai_id(ctx, rg_id))
+    if resource is None:
+        ctx.emit_event = False
+        return web.Response(status=204)
+    ctx.tenant.delete_resource_tree(resource.id)
+    return web.Response(status=200)
+
+
+async def list_by_resource_group(ctx: ArmContext) -> web.Response:
+    rg_id = require_resource_group(ctx)
+    items = [uai_json(r) for r in ctx.tenant.children(f"{rg_id}/providers/{UAI_TYPE}")]
+    return paged(ctx, items)
+
+
+async def list_by_subscription(ctx: ArmContext) -> web.Response:
+    prefix = f"/subscriptions/{ctx.subscription_id}/".lower()
+    items = [
+        uai_json(r)
+        for k, r in sorted(ctx.tenant.resources.items())
+        if k.startswith(prefix) and r.type.lower() == UAI_TYPE.lower()
+    ]
+    return paged(ctx, items)
+
+
+async def get_system_assigned(ctx: ArmContext) -> web.Response:
+    scope = ctx.params["scope"]
+    resource = ctx.tenant.get_resource(scope)
+    if resource is None or resource.identity is None or not resource.identity.system_principal_id:
+        raise ArmError(404, "ResourceNotFound", f"The system assigned identity of '{scope}' was not found.")
+    return arm_json(
+        {
+            "id": f"{resource.id}/providers/Microsoft.ManagedIdentity/identities/default",
+            "name": "default",
+            "type": "Microsoft.ManagedIdentity/Identities",
+            "location": resource.location,
+            "tags": resource.tags,
+            "properties": {
+                "tenantId": ctx.tenant.tenant_id,
+                "principalId": resource.identity.system_principal_id,
+                "clientId": resource.identity.system_client_id,
+                # Real ARM returns a credentials URL of the identity service; nothing reads it here.
+                "clientSecretUrl": f"https://control-{resource.location}.identity.azure.net{resource.id}/credentials/v2/identities",
+            },
+        }
+    )
+
+
+def register(router: ArmRouter) -> None:
+    base = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.ManagedIdentity"
+    item = base + "/userAssignedIdentities/{resourceName}"
+    common = {
+        "api_versions": api_versions.MANAGED_IDENTITY,
+        "provider": "Microsoft.ManagedIdentity",
+        "resource_type": "userAssignedIdentities",
+    }
+    action = "Microsoft.ManagedIdentity/userAssignedIdentities"
+    router.add("PUT", item, put_identity, action=f"{action}/write", **common)
+    router.add("GET", item, get_identity, action=f"{action}/read", **common)
+    router.add("PATCH", item, patch_identity, action=f"{action}/write", **common)
+    router.add("DELETE", item, delete_identity, action=f"{action}/delete", **common)
+    router.add(
+        "GET", base + "/userAssignedIdentities", list_by_resource_group, action=f"{action}/read", **common
+    )
+    router.add(
+        "GET",
+        "/subscriptions/{subscriptionId}/providers/Microsoft.ManagedIdentity/userAssignedIdentities",
+        list_by_subscription,
+        action=f"{action}/read",
+        **common,
+    )
+    router.add(
+        "GET",
+        "{scope*}/providers/Microsoft.ManagedIdentity/identities/default",
+        get_system_assigned,
+        action="Microsoft.ManagedIdentity/identities/read",
+        **{**common, "resource_type": "identities"},
+    )
