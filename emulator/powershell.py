@@ -230,7 +230,7 @@ class ScriptRun:
         self.host.modules[name.lower()] = chosen
 
     def _get_installed_module(self, params, positional) -> None:
-        names = [str(params.get("name"))] if params.get("name") else positional
+        names = [n for n in str(params.get("name") or ",".join(positional)).split(",") if n]
         for name in names or list(self.host.modules):
             version = self.host.modules.get(name.lower())
             if version is None:

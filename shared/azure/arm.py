@@ -1,0 +1,392 @@
+"""ARM adapter: the Automation account, VM and user-assigned identity calls exomi makes, returning
+plain data and raising only exomi errors. "Not found" is an answer (None) where absence is normal."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+from shared.azure.clients import AzureClients
+from shared.azure.failures import from_arm
+
+GALLERY_PACKAGE_URL = "https://www.powershellgallery.com/api/v2/package/{name}/{version}"
+TERMINAL_IMPORT_STATES = {"succeeded", "failed", "canceled"}
+TERMINAL_JOB_STATES = {"completed", "failed", "stopped", "suspended"}
+
+
+@dataclass(frozen=True)
+class ResourceRef:
+    """A resource in a resource group, by its parts (already validated by shared.ids)."""
+
+    subscription_id: str
+    resource_group: str
+    name: str
+
+
+@dataclass(frozen=True)
+class IdentityInfo:
+    principal_id: str  # object id of the service principal: what Graph assignments use
+    client_id: str  # app id: what -ManagedIdentityAccountId uses
+    resource_id: str | None = None  # the user-assigned identity's ARM id (None for system-assigned)
+
+
+@dataclass(frozen=True)
+class TargetResource:
+    id: str
+    name: str
+    location: str
+    tags: dict[str, str]
+    system_identity: IdentityInfo | None
+    user_assigned: dict[str, IdentityInfo] = field(default_factory=dict)  # lower-cased UAI id -> identity
+
+
+@dataclass(frozen=True)
+class ImportState:
+    """A 5.1 module or a runtime-environment package."""
+
+    name: str
+    version: str | None
+    provisioning_state: str
+    error: str | None
+
+    @property
+    def done(self) -> bool:
+        return self.provisioning_state.lower() in TERMINAL_IMPORT_STATES
+
+    @property
+    def succeeded(self) -> bool:
+        return self.provisioning_state.lower() == "succeeded"
+
+
+@dataclass(frozen=True)
+class RunbookState:
+    name: str
+    state: str  # New | Edit | Published
+    runtime_environment: str | None
+    published_content: str | None
+
+
+@dataclass(frozen=True)
+class JobState:
+    name: str
+    status: str
+    exception: str | None
+    output: str | None
+
+    @property
+    def done(self) -> bool:
+        return self.status.lower() in TERMINAL_JOB_STATES
+
+
+@dataclass(frozen=True)
+class RunCommandOutcome:
+    stdout: str
+    stderr: str
+
+
+def _identity(identity: Any) -> tuple[IdentityInfo | None, dict[str, IdentityInfo]]:
+    if identity is None:
+        return None, {}
+    system = None
+    principal_id = getattr(identity, "principal_id", None)
+    if principal_id:
+        system = IdentityInfo(principal_id=principal_id, client_id="")
+    linked = {}
+    for uai_id, value in (getattr(identity, "user_assigned_identities", None) or {}).items():
+        if value is not None and getattr(value, "principal_id", None):
+            linked[uai_id.lower()] = IdentityInfo(value.principal_id, value.client_id, uai_id)
+    return system, linked
+
+
+class ArmGateway:
+    def __init__(self, clients: AzureClients) -> None:
+        self.clients = clients
+
+    async def _call(self, operation: str, awaitable, *, none_if_missing: bool = False):
+        try:
+            return await awaitable
+        except ResourceNotFoundError as exc:
+            if none_if_missing:
+                return None
+            raise from_arm(exc, operation) from exc
+        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes an exomi error
+            raise from_arm(exc, operation) from exc
+
+    # ------------------------------------------------------------------ targets
+
+    async def get_automation_account(self, ref: ResourceRef) -> TargetResource | None:
+        client = self.clients.automation(ref.subscription_id)
+        account = await self._call(
+            "read Automation account",
+            client.automation_account.get(ref.resource_group, ref.name),
+            none_if_missing=True,
+        )
+        if account is None:
+            return None
+        system, linked = _identity(account.identity)
+        return TargetResource(
+            account.id, account.name, account.location, dict(account.tags or {}), system, linked
+        )
+
+    async def get_virtual_machine(self, ref: ResourceRef) -> TargetResource | None:
+        client = self.clients.compute(ref.subscription_id)
+        vm = await self._call(
+            "read virtual machine",
+            client.virtual_machines.get(ref.resource_group, ref.name),
+            none_if_missing=True,
+        )
+        if vm is None:
+            return None
+        system, linked = _identity(vm.identity)
+        return TargetResource(vm.id, vm.name, vm.location, dict(vm.tags or {}), system, linked)
+
+    async def get_user_assigned_identity(self, ref: ResourceRef) -> TargetResource | None:
+        client = self.clients.msi(ref.subscription_id)
+        uai = await self._call(
+            "read user-assigned identity",
+            client.user_assigned_identities.get(ref.resource_group, ref.name),
+            none_if_missing=True,
+        )
+        if uai is None:
+            return None
+        info = IdentityInfo(uai.principal_id, uai.client_id, uai.id)
+        return TargetResource(
+            uai.id, uai.name, uai.location, dict(uai.tags or {}), None, {uai.id.lower(): info}
+        )
+
+    # ------------------------------------------------------------------ modules (PowerShell 5.1)
+
+    @staticmethod
+    def _import_state(item: Any) -> ImportState:
+        props = item.properties
+        error = getattr(props, "error", None)
+        message = getattr(error, "message", None) if error is not None else None
+        return ImportState(
+            item.name, getattr(props, "version", None), str(props.provisioning_state or "Unknown"), message
+        )
+
+    async def get_module(self, account: ResourceRef, name: str) -> ImportState | None:
+        client = self.clients.automation(account.subscription_id)
+        item = await self._call(
+            f"read module {name}",
+            client.module.get(account.resource_group, account.name, name),
+            none_if_missing=True,
+        )
+        return None if item is None else self._import_state(item)
+
+    async def import_module(self, account: ResourceRef, name: str, version: str) -> ImportState:
+        client = self.clients.automation(account.subscription_id)
+        body = {
+            "properties": {
+                "contentLink": {
+                    "uri": GALLERY_PACKAGE_URL.format(name=name, version=version),
+                    "version": version,
+                }
+            }
+        }
+        item = await self._call(
+            f"import module {name} {version}",
+            client.module.create_or_update(account.resource_group, account.name, name, body),
+        )
+        return self._import_state(item)
+
+    # ------------------------------------------------------------------ runtime environments (PowerShell 7.x)
+
+    async def get_runtime_environment(self, account: ResourceRef, environment: str) -> dict[str, Any] | None:
+        client = self.clients.automation(account.subscription_id)
+        item = await self._call(
+            f"read runtime environment {environment}",
+            client.runtime_environments.get(account.resource_group, account.name, environment),
+            none_if_missing=True,
+        )
+        if item is None:
+            return None
+        runtime = item.properties.runtime if item.properties else None
+        return {
+            "name": item.name,
+            "language": getattr(runtime, "language", None),
+            "version": getattr(runtime, "version", None),
+        }
+
+    async def create_runtime_environment(
+        self, account: ResourceRef, environment: str, version: str, location: str
+    ) -> None:
+        client = self.clients.automation(account.subscription_id)
+        body = {
+            "location": location,
+            "properties": {
+                "runtime": {"language": "PowerShell", "version": version},
+                "description": "Created by exomi for Exchange Online PowerShell runbooks.",
+            },
+        }
+        await self._call(
+            f"create runtime environment {environment}",
+            client.runtime_environments.create(account.resource_group, account.name, environment, body),
+        )
+
+    async def get_package(self, account: ResourceRef, environment: str, name: str) -> ImportState | None:
+        client = self.clients.automation(account.subscription_id)
+        item = await self._call(
+            f"read package {name}",
+            client.package.get(account.resource_group, account.name, environment, name),
+            none_if_missing=True,
+        )
+        return None if item is None else self._import_state(item)
+
+    async def import_package(
+        self, account: ResourceRef, environment: str, name: str, version: str
+    ) -> ImportState:
+        client = self.clients.automation(account.subscription_id)
+        body = {
+            "properties": {
+                "contentLink": {
+                    "uri": GALLERY_PACKAGE_URL.format(name=name, version=version),
+                    "version": version,
+                }
+            }
+        }
+        item = await self._call(
+            f"import package {name} {version}",
+            client.package.create_or_update(account.resource_group, account.name, environment, name, body),
+        )
+        return self._import_state(item)
+
+    # ------------------------------------------------------------------ runbooks
+
+    async def get_runbook(self, account: ResourceRef, name: str) -> RunbookState | None:
+        client = self.clients.automation(account.subscription_id)
+        runbook = await self._call(
+            f"read runbook {name}",
+            client.runbook.get(account.resource_group, account.name, name),
+            none_if_missing=True,
+        )
+        if runbook is None:
+            return None
+        content = None
+        state = str(runbook.properties.state or "New")
+        if state.lower() == "published":
+            content = await self._call(
+                f"read runbook {name} content",
+                client.runbook.get_content(account.resource_group, account.name, name),
+                none_if_missing=True,
+            )
+        return RunbookState(
+            runbook.name, state, getattr(runbook.properties, "runtime_environment", None), content
+        )
+
+    async def put_runbook(
+        self,
+        account: ResourceRef,
+        name: str,
+        *,
+        location: str,
+        runtime_environment: str | None,
+        description: str,
+    ) -> None:
+        client = self.clients.automation(account.subscription_id)
+        properties: dict[str, Any] = {
+            "runbookType": "PowerShell",
+            "description": description,
+            "logProgress": False,
+            "logVerbose": False,
+        }
+        if runtime_environment:
+            properties["runtimeEnvironment"] = runtime_environment
+        body = {"location": location, "properties": properties, "tags": {"managed-by": "exomi"}}
+        await self._call(
+            f"create runbook {name}",
+            client.runbook.create_or_update(account.resource_group, account.name, name, body),
+        )
+
+    async def publish_runbook_content(self, account: ResourceRef, name: str, content: str) -> None:
+        """Replaces the draft and publishes it (two short LROs)."""
+        client = self.clients.automation(account.subscription_id)
+
+        async def replace_and_publish() -> None:
+            poller = await client.runbook_draft.begin_replace_content(
+                account.resource_group, account.name, name, content
+            )
+            await poller.result()
+            poller = await client.runbook.begin_publish(account.resource_group, account.name, name)
+            await poller.result()
+
+        await self._call(f"publish runbook {name}", replace_and_publish())
+
+    async def delete_runbook(self, account: ResourceRef, name: str) -> bool:
+        client = self.clients.automation(account.subscription_id)
+        try:
+            await client.runbook.delete(account.resource_group, account.name, name)
+        except ResourceNotFoundError:
+            return False
+        except Exception as exc:  # noqa: BLE001
+            raise from_arm(exc, f"delete runbook {name}") from exc
+        return True
+
+    # ------------------------------------------------------------------ jobs
+
+    async def start_job(self, account: ResourceRef, job_name: str, runbook: str) -> None:
+        """Starts the published runbook (in the runtime environment the runbook names)."""
+        client = self.clients.automation(account.subscription_id)
+        body: dict[str, Any] = {"properties": {"runbook": {"name": runbook}, "parameters": {}, "runOn": ""}}
+        await self._call(
+            f"start job for runbook {runbook}",
+            client.job.create(account.resource_group, account.name, job_name, body),
+        )
+
+    async def get_job(self, account: ResourceRef, job_name: str) -> JobState | None:
+        client = self.clients.automation(account.subscription_id)
+        job = await self._call(
+            f"read job {job_name}",
+            client.job.get(account.resource_group, account.name, job_name),
+            none_if_missing=True,
+        )
+        if job is None:
+            return None
+        status = str(job.properties.status or "New")
+        output = None
+        if status.lower() == "completed":
+            output = await self._call(
+                f"read job {job_name} output",
+                client.job.get_output(account.resource_group, account.name, job_name),
+            )
+        return JobState(job.name, status, job.properties.exception, output)
+
+    # ------------------------------------------------------------------ VM Run Command
+
+    async def start_run_command(self, vm: ResourceRef, script: list[str]) -> str:
+        """Starts a Run Command and returns its continuation token (the engine keeps it in state)."""
+        client = self.clients.compute(vm.subscription_id)
+        body = {"commandId": "RunPowerShellScript", "script": script}
+        poller = await self._call(
+            "start Run Command", client.virtual_machines.begin_run_command(vm.resource_group, vm.name, body)
+        )
+        return poller.continuation_token()
+
+    async def poll_run_command(
+        self, vm: ResourceRef, token: str, *, budget_seconds: float
+    ) -> RunCommandOutcome | None:
+        """Waits at most ``budget_seconds`` for a started Run Command; None while it still runs."""
+        client = self.clients.compute(vm.subscription_id)
+        poller = await self._call(
+            "resume Run Command",
+            client.virtual_machines.begin_run_command(
+                vm.resource_group, vm.name, {}, continuation_token=token
+            ),
+        )
+        try:
+            result = await asyncio.wait_for(poller.result(), timeout=budget_seconds)
+        except TimeoutError:
+            return None
+        except HttpResponseError as exc:
+            raise from_arm(exc, "Run Command") from exc
+        stdout, stderr = "", ""
+        for status in result.value or []:
+            code = (status.code or "").lower()
+            if "stdout" in code:
+                stdout = status.message or ""
+            elif "stderr" in code:
+                stderr = status.message or ""
+        return RunCommandOutcome(stdout, stderr)

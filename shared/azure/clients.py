@@ -1,0 +1,101 @@
+"""One credential and one SDK client per service for the whole process.
+
+Endpoints come from settings, which is also how a sovereign cloud (or the local emulator) is chosen;
+nothing here knows whether it talks to Azure or to the emulator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from azure.identity.aio import DefaultAzureCredential
+from azure.mgmt.automation.aio import AutomationClient
+from azure.mgmt.compute.aio import ComputeManagementClient
+from azure.mgmt.msi.aio import ManagedServiceIdentityClient
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph_core import GraphClientFactory
+
+# Short LROs (runbook draft/publish) finish in seconds; the services send Retry-After when they want more.
+LRO_POLLING_INTERVAL_SECONDS = 2
+
+
+@dataclass(frozen=True)
+class AzureEndpoints:
+    arm_endpoint: str  # e.g. https://management.azure.com
+    arm_scope: str  # e.g. https://management.azure.com/.default
+    graph_endpoint: str  # e.g. https://graph.microsoft.com (without /v1.0)
+    graph_scope: str  # e.g. https://graph.microsoft.com/.default
+    ca_bundle: str | None = None  # extra CA to trust (only for a local emulator)
+    managed_identity_client_id: str | None = None  # exomi's own user-assigned identity, if any
+
+
+@dataclass
+class AzureClients:
+    endpoints: AzureEndpoints
+    _credential: DefaultAzureCredential | None = None
+    _arm_clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+    _graph: GraphServiceClient | None = None
+    _graph_http: httpx.AsyncClient | None = None
+
+    @property
+    def credential(self) -> DefaultAzureCredential:
+        if self._credential is None:
+            kwargs: dict[str, Any] = {}
+            if self.endpoints.managed_identity_client_id:
+                kwargs["managed_identity_client_id"] = self.endpoints.managed_identity_client_id
+            self._credential = DefaultAzureCredential(**kwargs)
+        return self._credential
+
+    def _arm_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "base_url": self.endpoints.arm_endpoint,
+            "credential_scopes": [self.endpoints.arm_scope],
+            "polling_interval": LRO_POLLING_INTERVAL_SECONDS,
+        }
+        if self.endpoints.ca_bundle:
+            kwargs["connection_verify"] = self.endpoints.ca_bundle
+        return kwargs
+
+    def _arm(self, kind: str, factory, subscription_id: str):
+        key = (kind, subscription_id.lower())
+        if key not in self._arm_clients:
+            self._arm_clients[key] = factory(self.credential, subscription_id, **self._arm_kwargs())
+        return self._arm_clients[key]
+
+    def automation(self, subscription_id: str) -> AutomationClient:
+        return self._arm("automation", AutomationClient, subscription_id)
+
+    def compute(self, subscription_id: str) -> ComputeManagementClient:
+        return self._arm("compute", ComputeManagementClient, subscription_id)
+
+    def msi(self, subscription_id: str) -> ManagedServiceIdentityClient:
+        return self._arm("msi", ManagedServiceIdentityClient, subscription_id)
+
+    def graph(self) -> GraphServiceClient:
+        if self._graph is None:
+            auth = AzureIdentityAuthenticationProvider(self.credential, scopes=[self.endpoints.graph_scope])
+            verify: Any = self.endpoints.ca_bundle or True
+            self._graph_http = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(60.0))
+            adapter = GraphRequestAdapter(
+                auth, client=GraphClientFactory.create_with_default_middleware(client=self._graph_http)
+            )
+            adapter.base_url = self.endpoints.graph_endpoint.rstrip("/") + "/v1.0"
+            self._graph = GraphServiceClient(request_adapter=adapter)
+        return self._graph
+
+    async def close(self) -> None:
+        for client in self._arm_clients.values():
+            await client.close()
+        self._arm_clients.clear()
+        if self._graph_http is not None:
+            await self._graph_http.aclose()
+            self._graph_http = None
+            self._graph = None
+        if self._credential is not None:
+            await self._credential.close()
+            self._credential = None

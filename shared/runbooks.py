@@ -1,0 +1,46 @@
+"""Renders the PowerShell that exomi publishes (Automation runbooks) or runs (VM Run Command) from
+``runbook_templates/``. Every value put into a script is validated first: a script is code."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from pathlib import Path
+
+from shared.errors import InputError
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "runbook_templates"
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
+MODULE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]{0,63}$")
+VERSION_RE = re.compile(r"^\d+(\.\d+){1,3}$")
+
+
+def _template(name: str) -> str:
+    return (TEMPLATES / name).read_text(encoding="utf-8")
+
+
+def connect_script(organization: str, user_assigned_client_id: str | None) -> str:
+    """The verification script: ``Connect-ExchangeOnline -ManagedIdentity`` for the organization, with
+    ``-ManagedIdentityAccountId <client id>`` for a user-assigned identity (the client id, never the
+    object id: the mix-up in Microsoft's procedure), then ``Get-AcceptedDomain``."""
+    if not DOMAIN_RE.match(organization):
+        raise InputError("organization", f"{organization!r} is not a domain name")
+    argument = ""
+    if user_assigned_client_id is not None:
+        argument = f" -ManagedIdentityAccountId {uuid.UUID(user_assigned_client_id)}"
+    return _template("connect-exchange-online.ps1").replace("{{ORGANIZATION}}", organization).replace("{{ACCOUNT_ID_ARGUMENT}}", argument)
+
+
+def install_modules_script(modules: dict[str, str]) -> str:
+    """Run Command script that installs ``modules`` (name -> exact version) in the given order."""
+    lines = []
+    for name, version in modules.items():
+        if not MODULE_RE.match(name) or not VERSION_RE.match(version):
+            raise InputError("module_versions", f"{name} {version} is not a module name and version")
+        lines.append(f"Install-Module -Name {name} -RequiredVersion {version} -Force -AllowClobber -Scope AllUsers")
+    return _template("install-modules.ps1").replace("{{INSTALL_LINES}}", "\n".join(lines)).replace("{{MODULE_NAMES}}", ",".join(modules))
+
+
+def content_hash(script: str) -> str:
+    return hashlib.sha256(script.replace("\r\n", "\n").encode()).hexdigest()
