@@ -271,8 +271,22 @@ class Tenant:
             display_name, sp_type="ManagedIdentity", visible=False, mi_resource_id=resource_id
         )
 
+    def add_principal(
+        self, display_name: str, *, sp_type: str, visible: bool, mi_resource_id: str | None = None
+    ) -> ServicePrincipal:
+        """A service principal seeded directly (control API), e.g. a managed identity whose ARM
+        resource is not emulated; ``visible=False`` applies the replication delay."""
+        return self._add_principal(
+            display_name, sp_type=sp_type, visible=visible, mi_resource_id=mi_resource_id
+        )
+
     def principal(self, object_id: str) -> ServicePrincipal | None:
         return self.service_principals.get(object_id.lower()) or self.service_principals.get(object_id)
+
+    def visible_principal(self, object_id: str) -> ServicePrincipal | None:
+        """The principal as Graph sees it: None until its replication delay has passed."""
+        sp = self.principal(object_id)
+        return sp if sp is not None and sp.is_visible() else None
 
     def principal_by_app_id(self, app_id: str) -> ServicePrincipal | None:
         app_id = app_id.lower()
@@ -317,6 +331,9 @@ class Tenant:
         )
         self.app_role_assignments[assignment_id] = assignment
         return assignment
+
+    def remove_app_role_assignment(self, assignment_id: str) -> bool:
+        return self.app_role_assignments.pop(assignment_id, None) is not None
 
     def grant_graph_permission(self, principal_id: str, permission: str) -> AppRoleAssignment:
         role_id = dd.GRAPH_PERMISSIONS[permission]
@@ -374,6 +391,9 @@ class Tenant:
         assignment = DirectoryRoleAssignment(assignment_id, principal_id, role_definition_id, scope, created)
         self.directory_role_assignments[assignment_id] = assignment
         return assignment
+
+    def remove_directory_role_assignment(self, assignment_id: str) -> bool:
+        return self.directory_role_assignments.pop(assignment_id, None) is not None
 
     def role_definition(self, role_definition_id: str) -> dict | None:
         wanted = role_definition_id.lower()

@@ -68,6 +68,15 @@ class Emulator:
     def principals(self) -> list[dict[str, Any]]:
         return self.ctl("GET", "/principals")["principals"]
 
+    def seed_principal(
+        self, display_name: str, *, type: str = "ManagedIdentity", visible: bool | None = None
+    ) -> dict[str, Any]:
+        """A service principal straight in the directory (a managed identity replicates unless visible)."""
+        body: dict[str, Any] = {"displayName": display_name, "type": type}
+        if visible is not None:
+            body["visible"] = visible
+        return self.ctl("POST", "/principals", body)
+
     # ------------------------------------------------------------------ credentials and clients
 
     def admin_credential(self) -> ManagedIdentityCredential:
@@ -123,6 +132,28 @@ class Emulator:
         adapter = GraphRequestAdapter(auth, client=http_client)
         adapter.base_url = self.graph_endpoint
         return GraphServiceClient(request_adapter=adapter)
+
+    def graph_http(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        as_app: bool = False,
+    ) -> httpx.Response:
+        """A raw Graph call (``path`` after /v1.0) as the admin, or as exomi's identity with ``as_app``;
+        for requests msgraph-sdk cannot send (malformed bodies, wrong audiences)."""
+        token = self.token("https://graph.microsoft.com", client_id=None if as_app else self.admin_client_id)
+        with self.http() as http:
+            return http.request(
+                method,
+                f"{self.graph_endpoint}{path}",
+                json=json,
+                params=params,
+                headers={"Authorization": f"Bearer {token}", **(headers or {})},
+            )
 
     def http(self) -> httpx.Client:
         """A raw HTTPS client trusting the emulator (for wire-level assertions)."""
