@@ -22,7 +22,7 @@ async def graph_error(awaitable) -> ODataError:
 
 
 async def test_organization_lists_the_tenant_with_its_verified_domains(emulator):
-    graph = emulator.graph(credential=emulator.async_app_credential())
+    graph = emulator.graph(credential=emulator.app_credential())
     organizations = await graph.organization.get()
     assert [o.id for o in organizations.value] == [emulator.tenant_id]
     organization = organizations.value[0]
@@ -42,10 +42,7 @@ async def test_organization_lists_the_tenant_with_its_verified_domains(emulator)
 
 
 async def test_organization_reflects_a_reset_tenant_domains(emulator):
-    # A reset makes new identities; keep the helper's view of the tenant in step.
-    emulator.info.update(
-        emulator.ctl("POST", "/reset", {"domain": "fabrikam.onmicrosoft.com", "extra_domains": []})
-    )
+    emulator.reset(domain="fabrikam.onmicrosoft.com", extra_domains=[])
     graph = emulator.graph()
     organization = (await graph.organization.get()).value[0]
     assert organization.display_name == "Fabrikam"
@@ -103,7 +100,7 @@ async def test_exomi_identity_gets_403_once_a_permission_is_revoked(emulator, pe
     emulator.ctl(
         "DELETE", "/graph-permissions", {"principal_id": emulator.app_principal_id, "permission": permission}
     )
-    graph = emulator.graph(credential=emulator.async_app_credential())
+    graph = emulator.graph(credential=emulator.app_credential())
     for call in calls:
         error = await graph_error(call(graph))
         assert (error.response_status_code, error.error.code, error.error.message) == (
@@ -124,7 +121,7 @@ async def test_read_only_permissions_allow_reading_but_not_writing(emulator):
         emulator.ctl("DELETE", "/graph-permissions", {"principal_id": app, "permission": permission})
     for permission in ("Directory.Read.All", "RoleManagement.Read.Directory"):
         emulator.ctl("POST", "/graph-permissions", {"principal_id": app, "permission": permission})
-    graph = emulator.graph(credential=emulator.async_app_credential())
+    graph = emulator.graph(credential=emulator.app_credential())
     assert (await graph.service_principals.get()).value
     assert (await graph.organization.get()).value
     assert (await graph.role_management.directory.role_definitions.get()).value

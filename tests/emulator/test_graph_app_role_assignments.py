@@ -37,7 +37,7 @@ def grant(principal_id: str, resource_id: str, app_role_id: uuid.UUID = MANAGE_A
 async def test_exomi_grants_manage_as_app_to_a_managed_identity(emulator):
     mi = emulator.seed_principal("automation-mi", visible=True)
     exo = emulator.exchange_service_principal_id
-    graph = emulator.graph(credential=emulator.async_app_credential())
+    graph = emulator.graph(credential=emulator.app_credential())
     created = await graph.service_principals.by_service_principal_id(mi["id"]).app_role_assignments.post(
         grant(mi["id"], exo)
     )
@@ -72,7 +72,7 @@ async def test_exomi_grants_manage_as_app_to_a_managed_identity(emulator):
 async def test_grant_through_app_role_assigned_to_and_revoke_it(emulator):
     mi = emulator.seed_principal("uai", visible=True)
     exo = emulator.exchange_service_principal_id
-    graph = emulator.graph(credential=emulator.async_app_credential())
+    graph = emulator.graph(credential=emulator.app_credential())
     on_resource = graph.service_principals.by_service_principal_id(exo).app_role_assigned_to
     created = await on_resource.post(grant(mi["id"], exo))
     assert created.resource_id == uuid.UUID(exo)
@@ -174,7 +174,7 @@ async def test_grant_to_a_replicating_identity_is_404_until_it_replicates(emulat
     emulator.set_timings(replication_delay=1.0)
     mi = emulator.seed_principal("just-created")
     exo = emulator.exchange_service_principal_id
-    graph = emulator.graph(credential=emulator.async_app_credential())
+    graph = emulator.graph(credential=emulator.app_credential())
     on_exchange = graph.service_principals.by_service_principal_id(exo).app_role_assigned_to
     error = await graph_error(on_exchange.post(grant(mi["id"], exo)))
     assert error.response_status_code == 404 and error.error.message.startswith(f"Resource '{mi['id']}'")

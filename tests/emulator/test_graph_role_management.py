@@ -58,7 +58,7 @@ async def graph_error(awaitable) -> ODataError:
 
 async def test_seed_procedure_assigns_exchange_administrator_found_by_name(emulator):
     mi = emulator.seed_principal("automation-mi", visible=True)
-    graph = emulator.graph(credential=emulator.async_app_credential())
+    graph = emulator.graph(credential=emulator.app_credential())
     definitions = graph.role_management.directory.role_definitions
     found = await definitions.get(definitions_config(filter="DisplayName eq 'Exchange Administrator'"))
     assert [(r.id, r.template_id, r.is_built_in) for r in found.value] == [
@@ -188,7 +188,7 @@ async def test_assignment_validation_errors(emulator):
 async def test_assignment_to_a_replicating_identity_is_404_until_it_replicates(emulator):
     emulator.set_timings(replication_delay=1.0)
     mi = emulator.seed_principal("just-created")
-    graph = emulator.graph(credential=emulator.async_app_credential())
+    graph = emulator.graph(credential=emulator.app_credential())
     assignments = graph.role_management.directory.role_assignments
     error = await graph_error(assignments.post(assignment(mi["id"])))
     assert error.response_status_code == 404 and error.error.code == "Request_ResourceNotFound"
@@ -205,7 +205,7 @@ async def test_assignment_to_a_replicating_identity_is_404_until_it_replicates(e
 
 async def test_delete_assignment(emulator):
     mi = emulator.seed_principal("temporary", visible=True)
-    graph = emulator.graph(credential=emulator.async_app_credential())
+    graph = emulator.graph(credential=emulator.app_credential())
     assignments = graph.role_management.directory.role_assignments
     created = await assignments.post(assignment(mi["id"]))
     await assignments.by_unified_role_assignment_id(created.id).delete()

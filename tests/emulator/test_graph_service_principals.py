@@ -47,7 +47,7 @@ async def graph_error(awaitable) -> ODataError:
 
 
 async def test_seed_procedure_finds_exchange_principal_and_its_manage_as_app_role(emulator):
-    graph = emulator.graph(credential=emulator.async_app_credential())
+    graph = emulator.graph(credential=emulator.app_credential())
     found = await graph.service_principals.get(
         list_config(filter=f"AppId eq '{EXO_APP_ID}'", select=["id", "appId", "displayName", "appRoles"])
     )
@@ -270,8 +270,8 @@ async def test_new_managed_identity_is_not_found_until_it_has_replicated(emulato
 
 
 async def test_tenant_without_exchange_principal_gets_it_created(emulator):
-    emulator.info.update(emulator.ctl("POST", "/reset", {"with_exchange_sp": False}))
-    graph = emulator.graph(credential=emulator.async_app_credential())
+    emulator.reset(with_exchange_sp=False)
+    graph = emulator.graph(credential=emulator.app_credential())
     found = await graph.service_principals.get(list_config(filter=f"appId eq '{EXO_APP_ID}'"))
     assert found.value == []
 

@@ -45,6 +45,11 @@ class Emulator:
         assert response.status_code in expected, f"{method} {path}: {response.status_code} {response.text}"
         return response.json() if response.content else None
 
+    def reset(self, **options: Any) -> dict[str, Any]:
+        """A new tenant (``with_exchange_sp``, ``domain``, ...); the ids in ``info`` follow it."""
+        self.info.update(self.ctl("POST", "/reset", options))
+        return self.info
+
     def log(self, since: int = 0, service: str | None = None) -> list[dict[str, Any]]:
         query = f"?since={since}" + (f"&service={service}" if service else "")
         return self.ctl("GET", f"/log{query}")["entries"]
@@ -123,8 +128,10 @@ class Emulator:
         )
 
     def graph(self, credential=None) -> GraphServiceClient:
-        """msgraph-sdk client (async) trusting the emulator's CA. Create it inside the test's event loop."""
-        credential = credential or self.async_admin_credential()
+        """msgraph-sdk client (async) trusting the emulator's CA. Create it inside the test's event loop.
+
+        A sync credential is fine here (kiota awaits only awaitables) and leaves no session to close."""
+        credential = credential or self.admin_credential()
         auth = AzureIdentityAuthenticationProvider(credential, scopes=GRAPH_SCOPES)
         http_client = GraphClientFactory.create_with_default_middleware(
             client=httpx.AsyncClient(verify=self.ca_bundle)
