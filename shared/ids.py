@@ -192,11 +192,18 @@ def domain_matches(domain: str, pattern: str) -> bool:
     return domain == pattern
 
 
-def validate_host_pattern(value: object, field: str) -> str:
-    """A host name pattern (see validate_domain_pattern) or an IP address literal."""
+def validate_host(value: object, field: str) -> str:
+    """A host: a DNS name (lowercased) or an IP address literal."""
     if isinstance(value, str):
         try:
             return str(ipaddress.ip_address(value))
         except ValueError:
             pass
-    return validate_domain_pattern(value, field)
+    return validate_domain(value, field)
+
+
+def validate_host_pattern(value: object, field: str) -> str:
+    """A host (see validate_host) or a '*.suffix' pattern (see validate_domain_pattern)."""
+    if isinstance(value, str) and value.startswith("*."):
+        return validate_domain_pattern(value, field)
+    return validate_host(value, field)

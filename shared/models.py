@@ -36,7 +36,7 @@ from shared.ids import (
     parse_resource_id,
     show,
     validate_domain,
-    validate_host_pattern,
+    validate_host,
 )
 
 SYSTEM_IDENTITY = "system"
@@ -192,7 +192,7 @@ def _check_callback_url(value: str) -> str:
         raise ValueError("must not contain spaces or control characters")
     try:
         parts = urlsplit(value)
-        port = parts.port  # raises ValueError for a malformed port
+        _ = parts.port  # raises ValueError for a malformed port
     except ValueError:
         raise ValueError(f"{show(value)} is not a valid URL") from None
     if parts.scheme != "https":
@@ -202,10 +202,9 @@ def _check_callback_url(value: str) -> str:
     if not parts.hostname:
         raise ValueError("must name a host")
     try:
-        validate_host_pattern(parts.hostname, "callback_url")
+        validate_host(parts.hostname, "callback_url")
     except InputError:
         raise ValueError(f"host {show(parts.hostname)} is not a valid DNS name or IP address") from None
-    del port
     return value
 
 

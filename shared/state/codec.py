@@ -4,7 +4,8 @@ A string property holds at most 64 KiB (32,768 UTF-16 code units) and an entity 
 blobs are written as ASCII (json.dumps escapes everything else), so one character is one code unit:
 a blob up to MAX_PROPERTY_CHARS goes into one property, a larger one is split over `Name`,
 `Name__1`, ... with the part count in `Name__parts`, and a blob larger than MAX_JSON_PARTS parts is
-replaced by a truncation note. Every entity here has at most three blobs, so it stays under 1 MiB.
+replaced by a truncation note. No entity here has more than two blobs that can grow large (an audit
+record's before and after), so 2 x 375 KiB plus the small properties stays under 1 MiB.
 Free text (messages) is cut to MAX_TEXT_CHARS with a note saying how long it was.
 """
 
@@ -16,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 MAX_PROPERTY_CHARS = 32_000  # < 32,768 UTF-16 code units = 64 KiB
-MAX_JSON_PARTS = 8  # 8 x 64 KiB = 512 KiB per blob at most
+MAX_JSON_PARTS = 6  # 6 x 32,000 characters x 2 bytes = 375 KiB per blob at most
 MAX_TEXT_CHARS = 8_000  # <= 16,000 code units even for characters outside the BMP
 TRUNCATED = "_exomi_truncated"
 _PREVIEW_CHARS = 4_000

@@ -7,14 +7,17 @@ key for a different request (Conflict).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from datetime import datetime
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables.aio import TableClient
 from pydantic import BaseModel
 
 from shared.errors import InputError
+from shared.state.query import etag_of
 from shared.state.records import utcnow
 
 ROW_KEY = "key"
@@ -50,8 +53,8 @@ class IdempotencyStore:
             request_id=entity["RequestId"], body_hash=entity["BodyHash"], created_at=entity["CreatedAt"]
         )
 
-    async def create(self, caller: str, key: str, request_id: str, body_hash: str) -> bool:
-        """Remember the key; False if the key was recorded meanwhile by a concurrent submission."""
+    async def create(self, caller: str, key: str, request_id: str, body_hash: str) -> str | None:
+        """Remember the key; returns the entry's etag, or None if a concurrent submission recorded it first."""
         entity = {
             "PartitionKey": _partition(caller, check_idempotency_key(key)),
             "RowKey": ROW_KEY,
@@ -60,7 +63,17 @@ class IdempotencyStore:
             "CreatedAt": utcnow(),
         }
         try:
-            await self.table.create_entity(entity)
+            metadata = await self.table.create_entity(entity)
         except ResourceExistsError:
-            return False
-        return True
+            return None
+        return etag_of(metadata)
+
+    async def delete(self, caller: str, key: str, etag: str) -> None:
+        """Forget the key again (its request was refused), unless the entry changed since it was written."""
+        with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
+            await self.table.delete_entity(
+                _partition(caller, check_idempotency_key(key)),
+                ROW_KEY,
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
+            )

@@ -1,7 +1,7 @@
 """The state repository facade: the tables together, and the operations that span them.
 
-`submit` records an accepted request: idempotency key, target lock and request entity, in an order
-that makes every crash point safe to replay (see docs/STATE.md). `acquire_target`/`release_target`
+`submit` records an accepted request: idempotency key, target lock, request entity and its audit
+record, in an order that makes every crash point safe to replay (see docs/STATE.md). `acquire_target`/`release_target`
 implement "one active request per target"; `finish` ends a request and frees its target.
 """
 
@@ -88,13 +88,17 @@ class StateStore:
         body_hash = hashlib.sha256(request.fingerprint().encode()).hexdigest()
         entry = await self.idempotency.get(request.requested_by, key)
         if entry is None:
+            # Record the key first, so that concurrent submissions with the same key agree on one id.
             request_id = new_request_id()
-            await self.acquire_target(request.target_id, request_id)  # Conflict: nothing was written
-            if await self.idempotency.create(request.requested_by, key, request_id, body_hash):
-                return await self._create(request, decision, request_id)
-            # A concurrent submission with the same key got there first: answer as for a replay.
-            await self.release_target(request.target_id.key, request_id)
-            entry = await self.idempotency.get(request.requested_by, key)
+            etag = await self.idempotency.create(request.requested_by, key, request_id, body_hash)
+            if etag is not None:
+                try:
+                    return await self._create(request, decision, request_id)
+                except Conflict:
+                    # Refused: leave nothing behind (a crash here leaves a key whose replay behaves the same).
+                    await self.idempotency.delete(request.requested_by, key, etag)
+                    raise
+            entry = await self.idempotency.get(request.requested_by, key)  # a concurrent submission won
             if entry is None:
                 raise Transient("the idempotency key changed while the request was being recorded; retry")
         return await self._replay(entry, body_hash, request, decision)
@@ -164,6 +168,7 @@ class StateStore:
         error: ExomiError | None = None,
     ) -> RequestRecord:
         """Move a request (as read, with its etag) to a terminal status and free its target."""
+        status = RequestStatus(status)
         if status.active:
             raise ValueError(f"finish needs a terminal status, not {status}")
         updated = await self.requests.update(

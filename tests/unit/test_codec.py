@@ -33,7 +33,11 @@ def test_large_values_are_split_into_parts_that_each_fit_a_property():
     put_json(entity, "Observed", value)
     parts = [key for key in entity if key.startswith("Observed")]
     assert entity["Observed__parts"] > 1
-    assert all(len(entity[key]) <= MAX_PROPERTY_CHARS and entity[key].isascii() for key in parts if key != "Observed__parts")
+    assert all(
+        len(entity[key]) <= MAX_PROPERTY_CHARS and entity[key].isascii()
+        for key in parts
+        if key != "Observed__parts"
+    )
     assert get_json(entity, "Observed") == value
 
 

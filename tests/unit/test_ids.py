@@ -37,7 +37,9 @@ def test_the_three_target_kinds_are_recognised(value, kind, name):
 
 
 def test_casing_does_not_matter_and_yields_one_canonical_form_and_one_key():
-    shouted = AA.replace("resourceGroups", "RESOURCEGROUPS").replace("Microsoft.Automation", "microsoft.automation")
+    shouted = AA.replace("resourceGroups", "RESOURCEGROUPS").replace(
+        "Microsoft.Automation", "microsoft.automation"
+    )
     shouted = shouted.replace(SUB, SUB.upper()).replace("automationAccounts", "AutomationAccounts")
     other_name_casing = AA.replace("aa-exo-01", "AA-EXO-01")
     parsed = parse_resource_id(shouted)

@@ -23,7 +23,12 @@ RG = f"/subscriptions/{SUB}/resourceGroups/rg-exo"
 AA = f"{RG}/providers/Microsoft.Automation/automationAccounts/aa-exo-01"
 VM = f"{RG}/providers/Microsoft.Compute/virtualMachines/vm-01"
 UAI = f"{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uai-01"
-BASE = {"target": AA, "organization": "contoso.onmicrosoft.com", "requested_by": "alice@contoso.com", "channel": "http"}
+BASE = {
+    "target": AA,
+    "organization": "contoso.onmicrosoft.com",
+    "requested_by": "alice@contoso.com",
+    "channel": "http",
+}
 
 
 def test_a_minimal_request_gets_the_documented_defaults():
@@ -48,7 +53,10 @@ def test_values_are_normalised():
             "role": "exchange   ADMINISTRATOR",
             "runtime": "7.4",
             "module_versions": {"exchangeonlinemanagement": "3.5.1"},
-            "identity": UAI.replace("Microsoft.ManagedIdentity/userAssignedIdentities", "microsoft.managedidentity/USERASSIGNEDIDENTITIES"),
+            "identity": UAI.replace(
+                "Microsoft.ManagedIdentity/userAssignedIdentities",
+                "microsoft.managedidentity/USERASSIGNEDIDENTITIES",
+            ),
             "channel": "ticket",
             "external_reference": "  INC0012345  ",
         }
@@ -89,7 +97,11 @@ def _field_of(**changes) -> InputError:
         ({"target": "' or 1 eq 1"}, "target", "ARM resource id"),
         ({"target": f"{AA}' or '1' eq '1"}, "target", "Automation account name"),
         ({"target": AA.replace(SUB, "12345")}, "target", "GUID"),
-        ({"target": f"{RG}/providers/Microsoft.Automation/automationAccounts/../../../x"}, "target", "ARM resource id"),
+        (
+            {"target": f"{RG}/providers/Microsoft.Automation/automationAccounts/../../../x"},
+            "target",
+            "ARM resource id",
+        ),
         ({"identity": VM}, "identity", "got the id of a virtual machine"),
         ({"identity": "$filter=principalId eq 'x'"}, "identity", "'system' or a user-assigned identity"),
         ({"identity": "System' or 1 eq 1"}, "identity", "'system' or a user-assigned identity"),
@@ -99,11 +111,31 @@ def _field_of(**changes) -> InputError:
         ({"role": "Privileged Role Administrator"}, "role", "Input should be"),
         ({"runtime": "6.0"}, "runtime", "'5.1', '7.2' or '7.4'"),
         ({"runtime_environment": "exomi-ps"}, "runtime_environment", "runtime 7.2 or 7.4"),
-        ({"runtime": "7.4", "runtime_environment": "../env"}, "runtime_environment", "not a valid runtime environment"),
-        ({"target": VM, "runtime": "7.4", "runtime_environment": "env-1"}, "runtime_environment", "Automation"),
-        ({"module_versions": {"Az.Accounts": "2.0.0"}}, "module_versions.Az.Accounts", "ExchangeOnlineManagement"),
-        ({"module_versions": {"ExchangeOnlineManagement": "latest"}}, "module_versions.ExchangeOnlineManagement", "exact module version"),
-        ({"module_versions": {"PowerShellGet": "2.*"}}, "module_versions.PowerShellGet", "exact module version"),
+        (
+            {"runtime": "7.4", "runtime_environment": "../env"},
+            "runtime_environment",
+            "not a valid runtime environment",
+        ),
+        (
+            {"target": VM, "runtime": "7.4", "runtime_environment": "env-1"},
+            "runtime_environment",
+            "Automation",
+        ),
+        (
+            {"module_versions": {"Az.Accounts": "2.0.0"}},
+            "module_versions.Az.Accounts",
+            "ExchangeOnlineManagement",
+        ),
+        (
+            {"module_versions": {"ExchangeOnlineManagement": "latest"}},
+            "module_versions.ExchangeOnlineManagement",
+            "exact module version",
+        ),
+        (
+            {"module_versions": {"PowerShellGet": "2.*"}},
+            "module_versions.PowerShellGet",
+            "exact module version",
+        ),
         ({"module_versions": ["3.5.1"]}, "module_versions", "dictionary"),
         ({"runbook_name": "../runbook"}, "runbook_name", "not a valid runbook name"),
         ({"runbook_name": "1runbook"}, "runbook_name", "starting with a letter"),
@@ -115,11 +147,20 @@ def _field_of(**changes) -> InputError:
         ({"channel": "email"}, "channel", "'tag', 'http'"),
         ({"external_reference": "T" * 129}, "external_reference", "at most 128"),
         ({"external_reference": "INC1\x00"}, "external_reference", "printable"),
-        ({"callback_url": "http://prod-01.westeurope.logic.azure.com/workflows/x"}, "callback_url", "https://"),
-        ({"callback_url": "https://user:secret@hooks.example.com/x"}, "callback_url", "user names or passwords"),
+        (
+            {"callback_url": "http://prod-01.westeurope.logic.azure.com/workflows/x"},
+            "callback_url",
+            "https://",
+        ),
+        (
+            {"callback_url": "https://user:secret@hooks.example.com/x"},
+            "callback_url",
+            "user names or passwords",
+        ),
         ({"callback_url": "https://hooks.example.com/" + "a" * 2100}, "callback_url", "at most 2048"),
         ({"callback_url": "https://hooks.example.com/a b"}, "callback_url", "spaces"),
         ({"callback_url": "https://bad_host!/x"}, "callback_url", "valid DNS name"),
+        ({"callback_url": "https://*.logic.azure.com/x"}, "callback_url", "valid DNS name"),
         ({"callback_url": "javascript:alert(1)"}, "callback_url", "https://"),
         ({"target": 17}, "target", "valid string"),
         ({"organization": ["contoso.com"]}, "organization", "valid string"),
@@ -139,11 +180,18 @@ def test_every_bad_field_is_named(changes, field, reason):
 def test_all_missing_fields_are_reported():
     with pytest.raises(InputError) as caught:
         ProvisionRequest.parse({})
-    assert [p["field"] for p in caught.value.problems] == ["target", "organization", "requested_by", "channel"]
+    assert [p["field"] for p in caught.value.problems] == [
+        "target",
+        "organization",
+        "requested_by",
+        "channel",
+    ]
     assert all(p["message"] == "is required" for p in caught.value.problems)
 
 
-@pytest.mark.parametrize(("body", "reason"), [("[1, 2]", "JSON object"), ("{not json", "not valid JSON"), (b"null", "JSON object")])
+@pytest.mark.parametrize(
+    ("body", "reason"), [("[1, 2]", "JSON object"), ("{not json", "not valid JSON"), (b"null", "JSON object")]
+)
 def test_a_body_that_is_not_a_json_object_is_named_body(body, reason):
     with pytest.raises(InputError) as caught:
         ProvisionRequest.parse(body)
@@ -157,7 +205,9 @@ def test_json_text_is_accepted():
 
 def test_equivalent_requests_have_the_same_fingerprint_and_different_ones_do_not():
     a = ProvisionRequest.parse(BASE)
-    b = ProvisionRequest.parse({**BASE, "target": AA.lower(), "organization": "CONTOSO.onmicrosoft.com", "verify": True})
+    b = ProvisionRequest.parse(
+        {**BASE, "target": AA.lower(), "organization": "CONTOSO.onmicrosoft.com", "verify": True}
+    )
     c = ProvisionRequest.parse({**BASE, "role": "Security Reader"})
     assert a.fingerprint() == b.fingerprint()
     assert a.fingerprint() != c.fingerprint()
@@ -168,7 +218,9 @@ def test_revoke_requests():
     assert revoke.identity == UAI
     assert RevokeRequest.parse({"target": AA, "requested_by": "x", "channel": "cli"}).identity is None
     with pytest.raises(InputError) as caught:
-        RevokeRequest.parse({"target": AA, "requested_by": "x", "channel": "cli", "organization": "contoso.com"})
+        RevokeRequest.parse(
+            {"target": AA, "requested_by": "x", "channel": "cli", "organization": "contoso.com"}
+        )
     assert caught.value.field == "organization"
     with pytest.raises(InputError) as caught:
         RevokeRequest.parse({"target": AA, "requested_by": "x", "channel": "cli", "identity": VM})
@@ -176,4 +228,8 @@ def test_revoke_requests():
 
 
 def test_active_statuses():
-    assert {s for s in RequestStatus if s.active} == {RequestStatus.QUEUED, RequestStatus.RUNNING, RequestStatus.WAITING}
+    assert {s for s in RequestStatus if s.active} == {
+        RequestStatus.QUEUED,
+        RequestStatus.RUNNING,
+        RequestStatus.WAITING,
+    }

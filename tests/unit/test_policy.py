@@ -50,9 +50,15 @@ def test_the_default_policy_is_safe():
     assert default.allow_global_administrator is False
     assert Role.GLOBAL_ADMINISTRATOR not in default.allowed_roles
     assert default.default_role is Role.EXCHANGE_RECIPIENT_ADMINISTRATOR
-    assert set(default.allowed_roles) == {Role.EXCHANGE_RECIPIENT_ADMINISTRATOR, Role.GLOBAL_READER, Role.SECURITY_READER}
+    assert set(default.allowed_roles) == {
+        Role.EXCHANGE_RECIPIENT_ADMINISTRATOR,
+        Role.GLOBAL_READER,
+        Role.SECURITY_READER,
+    }
     assert default.allow_unpinned_module_versions is False
-    assert default.allowed_organizations == [] and default.allowed_scopes == [] and default.callback_hosts == []
+    assert (
+        default.allowed_organizations == [] and default.allowed_scopes == [] and default.callback_hosts == []
+    )
     for runtime in Runtime:
         assert default.pinned_module_versions[runtime] == {
             ModuleName.EXCHANGE_ONLINE_MANAGEMENT: "3.5.1",
@@ -79,14 +85,17 @@ def test_the_documented_default_is_the_packaged_default():
 
 
 def test_global_administrator_is_refused_by_default_whatever_the_spelling():
-    assert refused_rule(policy().evaluate(request(role="global administrator"))) == "allow_global_administrator"
+    assert (
+        refused_rule(policy().evaluate(request(role="global administrator"))) == "allow_global_administrator"
+    )
 
 
 def test_global_administrator_needs_both_the_switch_and_the_listing():
     listed_only = policy(allowed_roles=["Global Administrator", "Exchange Recipient Administrator"])
     switch_only = policy(allow_global_administrator=True)
     both = policy(
-        allow_global_administrator=True, allowed_roles=["Global Administrator", "Exchange Recipient Administrator"]
+        allow_global_administrator=True,
+        allowed_roles=["Global Administrator", "Exchange Recipient Administrator"],
     )
     ga = request(role="Global Administrator")
     assert refused_rule(listed_only.evaluate(ga)) == "allow_global_administrator"
@@ -100,7 +109,9 @@ def test_an_unlisted_role_is_refused_and_the_fix_lists_the_allowed_ones():
     assert "Exchange Recipient Administrator" in decision.fix
 
 
-@pytest.mark.parametrize("organization", ["contoso.com", "onmicrosoft.com", "contoso.onmicrosoft.com.evil.com"])
+@pytest.mark.parametrize(
+    "organization", ["contoso.com", "onmicrosoft.com", "contoso.onmicrosoft.com.evil.com"]
+)
 def test_an_unlisted_organization_is_refused(organization):
     assert refused_rule(policy().evaluate(request(organization=organization))) == "allowed_organizations"
 
@@ -124,7 +135,10 @@ def test_resource_group_scopes_are_exact_unless_they_end_with_a_star():
     assert refused_rule(exact.evaluate(request())) == "allowed_scopes"  # rg-exo-prod is not rg-exo
     assert exact.evaluate(request(target=AA.replace("rg-exo-prod", "rg-exo"))).allowed
     assert prefix.evaluate(request()).allowed
-    assert refused_rule(prefix.evaluate(request(target=AA.replace("rg-exo-prod", "rg-other")))) == "allowed_scopes"
+    assert (
+        refused_rule(prefix.evaluate(request(target=AA.replace("rg-exo-prod", "rg-other"))))
+        == "allowed_scopes"
+    )
 
 
 def test_a_user_assigned_identity_outside_the_scopes_is_refused():
@@ -159,7 +173,9 @@ def test_callback_hosts_are_allow_listed():
 def test_channels_are_allow_listed_for_provision_and_revoke():
     no_tags = policy(allowed_channels=["http"])
     assert refused_rule(no_tags.evaluate(request(channel="tag"))) == "allowed_channels"
-    revoke = RevokeRequest.parse({"target": AA.replace(SUB, OTHER_SUB), "requested_by": "x", "channel": "tag"})
+    revoke = RevokeRequest.parse(
+        {"target": AA.replace(SUB, OTHER_SUB), "requested_by": "x", "channel": "tag"}
+    )
     assert refused_rule(no_tags.evaluate(revoke)) == "allowed_channels"
     # Revocation is never refused for scope, organization or role: taking access away must stay possible.
     assert load_policy().evaluate(revoke.model_copy(update={"channel": "http"})).allowed
@@ -176,7 +192,10 @@ def test_effective_values_for_an_automation_account_on_powershell_7_4():
     assert decision.runtime is Runtime.PS74
     assert decision.runtime_environment == "exomi-powershell-7-4"
     assert decision.runbook_name == "exomi-connect-exchange"
-    assert policy().evaluate(request(runtime="7.2", runtime_environment="ops-ps72")).runtime_environment == "ops-ps72"
+    assert (
+        policy().evaluate(request(runtime="7.2", runtime_environment="ops-ps72")).runtime_environment
+        == "ops-ps72"
+    )
 
 
 def test_no_runtime_environment_for_5_1_or_for_a_vm():
@@ -208,12 +227,24 @@ def test_fields_left_out_keep_their_default():
         ('{"allow_everything": true}', "policy field allow_everything: is not a policy field"),
         ('{"allowed_roles": ["Owner"]}', "policy field allowed_roles.0"),
         ('{"allowed_organizations": ["contoso.com\' or 1 eq 1"]}', "policy field allowed_organizations.0"),
-        ('{"allowed_scopes": ["/subscriptions/not-a-guid"]}', "policy field allowed_scopes.0: must be a GUID"),
+        (
+            '{"allowed_scopes": ["/subscriptions/not-a-guid"]}',
+            "policy field allowed_scopes.0: must be a GUID",
+        ),
         ('{"allowed_scopes": ["/subscriptions/../x"]}', "policy field allowed_scopes.0"),
-        ('{"default_role": "Exchange Administrator"}', "policy field default_role: 'Exchange Administrator' must also be listed"),
+        (
+            '{"default_role": "Exchange Administrator"}',
+            "policy field default_role: 'Exchange Administrator' must also be listed",
+        ),
         ('{"allow_global_administrator": "yes"}', "policy field allow_global_administrator"),
-        ('{"pinned_module_versions": {"5.1": {"ExchangeOnlineManagement": "3.5.1"}}}', "policy field pinned_module_versions: has no version of PackageManagement"),
-        ('{"pinned_module_versions": {"7.4": {"ExchangeOnlineManagement": "latest"}}}', "policy field pinned_module_versions.7.4.ExchangeOnlineManagement"),
+        (
+            '{"pinned_module_versions": {"5.1": {"ExchangeOnlineManagement": "3.5.1"}}}',
+            "policy field pinned_module_versions: has no version of PackageManagement",
+        ),
+        (
+            '{"pinned_module_versions": {"7.4": {"ExchangeOnlineManagement": "latest"}}}',
+            "policy field pinned_module_versions.7.4.ExchangeOnlineManagement",
+        ),
         ('{"allowed_channels": ["email"]}', "policy field allowed_channels.0"),
     ],
 )

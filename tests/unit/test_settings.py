@@ -33,7 +33,9 @@ def test_defaults_are_the_public_azure_cloud(tmp_path):
 
 
 def test_us_government_cloud_defaults(tmp_path):
-    settings = load({"EXOMI_CLOUD": "AzureUSGovernment", "AzureWebJobsStorage__accountName": "exomistate"}, tmp_path)
+    settings = load(
+        {"EXOMI_CLOUD": "AzureUSGovernment", "AzureWebJobsStorage__accountName": "exomistate"}, tmp_path
+    )
     assert settings.arm_endpoint == "https://management.usgovcloudapi.net"
     assert settings.arm_scope == "https://management.core.usgovcloudapi.net/.default"
     assert settings.graph_endpoint == "https://graph.microsoft.us/v1.0"
@@ -83,7 +85,9 @@ def test_endpoint_overrides_for_the_local_emulator(tmp_path):
 
 
 def test_storage_connection_string_is_kept_secret(tmp_path):
-    secret = "DefaultEndpointsProtocol=https;AccountName=x;AccountKey=c2VjcmV0;EndpointSuffix=core.windows.net"
+    secret = (
+        "DefaultEndpointsProtocol=https;AccountName=x;AccountKey=c2VjcmV0;EndpointSuffix=core.windows.net"
+    )
     settings = load({"AzureWebJobsStorage": secret}, tmp_path)
     assert settings.storage.connection_string.get_secret_value() == secret
     assert "c2VjcmV0" not in repr(settings) and "c2VjcmV0" not in str(settings.model_dump())
@@ -127,7 +131,10 @@ def test_no_storage_is_reported_when_storage_is_needed(tmp_path):
         ({"EXOMI_QUEUE_NAME": "Exomi_Work"}, "EXOMI_QUEUE_NAME"),
         ({"AZURE_CLIENT_ID": "my-identity"}, "AZURE_CLIENT_ID"),
         ({"AzureWebJobsStorage__accountName": "Bad.Name"}, "AzureWebJobsStorage__accountName"),
-        ({"AzureWebJobsStorage__tableServiceUri": "http://x.table.core.windows.net"}, "AzureWebJobsStorage__tableServiceUri"),
+        (
+            {"AzureWebJobsStorage__tableServiceUri": "http://x.table.core.windows.net"},
+            "AzureWebJobsStorage__tableServiceUri",
+        ),
     ],
 )
 def test_bad_settings_fail_loudly_naming_the_setting(env, setting, tmp_path):
@@ -155,6 +162,9 @@ def test_a_malformed_local_settings_file_is_reported(tmp_path):
 
 
 def test_policy_sources_are_carried(tmp_path):
-    settings = load({"EXOMI_POLICY": '{"allowed_organizations": []}', "EXOMI_POLICY_FILE": "/etc/exomi/policy.json"}, tmp_path)
+    settings = load(
+        {"EXOMI_POLICY": '{"allowed_organizations": []}', "EXOMI_POLICY_FILE": "/etc/exomi/policy.json"},
+        tmp_path,
+    )
     assert settings.policy_json == '{"allowed_organizations": []}'
     assert str(settings.policy_file) == "/etc/exomi/policy.json"
