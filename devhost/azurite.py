@@ -57,7 +57,6 @@ class AzuriteProcess:
             [
                 str(binary),
                 "--silent",
-                "--inMemoryPersistence",
                 "--disableTelemetry",
                 "--skipApiVersionCheck",
                 "--blobHost",

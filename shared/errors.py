@@ -1,0 +1,209 @@
+"""The error taxonomy of exomi.
+
+Every failure the app reports is one of these classes. Each has a stable `code` (for API answers and
+state), an HTTP status the API layer can answer with, a `category` that tells the engine what to do
+next (retry soon, wait for replication or propagation, or stop), and a user-facing message that says
+what went wrong and how to fix it. Adapters map SDK exceptions into these; nothing above the
+adapters sees an SDK exception.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, ClassVar
+
+
+class ErrorCategory(StrEnum):
+    """What the engine does with an error."""
+
+    TRANSIENT = "transient"  # retry with backoff (429, 5xx, timeouts, lost ETag races)
+    REPLICATION = "replication"  # a fresh principal is not visible yet: retry with backoff
+    PROPAGATION = "propagation"  # a grant has not reached the identity's tokens yet: check again later
+    FINAL = "final"  # retrying cannot help: the request fails with the message
+
+
+class ExomiError(Exception):
+    """Base class: a stable code, a category, an HTTP status and a message meant for people."""
+
+    code: ClassVar[str] = "Error"
+    category: ClassVar[ErrorCategory] = ErrorCategory.FINAL
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def retryable(self) -> bool:
+        return self.category is not ErrorCategory.FINAL
+
+    def details(self) -> dict[str, Any]:
+        """Structured fields that subclasses add (field, rule, permission, ...)."""
+        return {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape used in API answers and in state: {"code", "message", ...details}."""
+        return {"code": self.code, "message": self.message, **self.details()}
+
+
+class InputError(ExomiError):
+    """The request is malformed; `field` names the offending field (dotted path for nested ones)."""
+
+    code = "InvalidInput"
+    http_status = 400
+
+    def __init__(self, field: str, message: str, *, problems: list[dict[str, str]] | None = None) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
+        # Every problem found, when validation found more than one; the first is `field`/`reason`.
+        self.problems = problems or [{"field": field, "message": message}]
+
+    def details(self) -> dict[str, Any]:
+        return {"field": self.field, "problems": self.problems}
+
+
+class ConfigurationError(ExomiError):
+    """An app setting or the policy is invalid: the app refuses to start with it."""
+
+    code = "InvalidConfiguration"
+    http_status = 500
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"setting {setting}: {message}")
+        self.setting = setting
+
+    def details(self) -> dict[str, Any]:
+        return {"setting": self.setting}
+
+
+class PolicyRefusal(ExomiError):
+    """The request is valid but policy does not allow it; `rule` names the policy field that refused it."""
+
+    code = "PolicyRefused"
+    http_status = 403
+
+    def __init__(self, rule: str, message: str, fix: str) -> None:
+        super().__init__(f"refused by policy rule '{rule}': {message} To fix: {fix}")
+        self.rule = rule
+        self.reason = message
+        self.fix = fix
+
+    def details(self) -> dict[str, Any]:
+        return {"rule": self.rule, "fix": self.fix}
+
+
+class PermissionMissing(ExomiError):
+    """exomi's own identity lacks a permission; retrying cannot help until an admin grants it."""
+
+    code = "PermissionMissing"
+    http_status = 500
+
+    def __init__(self, permission: str, service: str, fix: str, *, detail: str | None = None) -> None:
+        text = f"exomi's own identity lacks the {service} permission '{permission}'."
+        if detail:
+            text += f" ({detail})"
+        super().__init__(f"{text} To fix: {fix}")
+        self.permission = permission
+        self.service = service
+        self.fix = fix
+
+    def details(self) -> dict[str, Any]:
+        return {"permission": self.permission, "service": self.service, "fix": self.fix}
+
+
+class Transient(ExomiError):
+    """Throttling, a 5xx or a timeout: try again, after `retry_after` seconds when the service said so."""
+
+    code = "Transient"
+    category = ErrorCategory.TRANSIENT
+    http_status = 503
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def details(self) -> dict[str, Any]:
+        return {} if self.retry_after is None else {"retry_after": self.retry_after}
+
+
+class ConcurrencyError(Transient):
+    """Someone else changed the entity since it was read (ETag mismatch): re-read, then retry."""
+
+    code = "ConcurrencyConflict"
+    http_status = 409
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} was changed by another writer since it was read; re-read it and try again.")
+        self.what = what
+
+
+class ReplicationPending(ExomiError):
+    """A freshly created principal is not visible yet (Request_ResourceNotFound / PrincipalNotFound)."""
+
+    code = "ReplicationPending"
+    category = ErrorCategory.REPLICATION
+    http_status = 503
+
+    def __init__(self, object_id: str, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or f"principal {object_id} is not visible in the directory yet (replication delay); retrying."
+        )
+        self.object_id = object_id
+
+    def details(self) -> dict[str, Any]:
+        return {"object_id": self.object_id}
+
+
+class PropagationPending(ExomiError):
+    """Grants exist but have not reached the identity's tokens yet: verify again later."""
+
+    code = "PropagationPending"
+    category = ErrorCategory.PROPAGATION
+    http_status = 503
+
+
+class NotFound(ExomiError):
+    """Something the request names does not exist (a request id, a target resource, ...)."""
+
+    code = "NotFound"
+    http_status = 404
+
+    def __init__(self, what: str, identifier: str) -> None:
+        super().__init__(f"{what} '{identifier}' was not found.")
+        self.what = what
+        self.identifier = identifier
+
+    def details(self) -> dict[str, Any]:
+        return {"what": self.what, "identifier": self.identifier}
+
+
+class Conflict(ExomiError):
+    """The target already has an active request; wait for it to finish or cancel it."""
+
+    code = "Conflict"
+    http_status = 409
+
+    def __init__(self, message: str, *, active_request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.active_request_id = active_request_id
+
+    def details(self) -> dict[str, Any]:
+        return {} if self.active_request_id is None else {"active_request_id": self.active_request_id}
+
+
+class IdempotencyConflict(Conflict):
+    """An idempotency key was reused by the same caller with a different request body."""
+
+    code = "IdempotencyKeyReused"
+
+    def __init__(self, original_request_id: str) -> None:
+        super().__init__(
+            f"this idempotency key was already used for request {original_request_id} with a different "
+            "body; send the same body to get that request back, or use a new key for a new request.",
+        )
+        self.original_request_id = original_request_id
+
+    def details(self) -> dict[str, Any]:
+        return {"original_request_id": self.original_request_id}

@@ -1,0 +1,214 @@
+"""App settings: read once from the environment and, when present, local.settings.json.
+
+The same code runs against Azure, a sovereign cloud or the local emulator; only these values differ.
+Precedence: an environment variable wins over the "Values" of local.settings.json (which only exists
+on a developer machine; it is never deployed). Invalid values raise `ConfigurationError` naming the
+setting. Secrets (the storage connection string) are kept as `SecretStr` so they never show up in
+logs or reprs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from shared.errors import ConfigurationError, InputError
+from shared.ids import validate_guid
+
+LOCAL_SETTINGS_FILE = "local.settings.json"
+_TABLE_PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,51}$")  # + "idempotency" stays within 63 characters
+_QUEUE_NAME_RE = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+_ACCOUNT_NAME_RE = re.compile(r"^[a-z0-9]{3,24}$")
+
+
+class Cloud(StrEnum):
+    AZURE = "AzureCloud"
+    US_GOVERNMENT = "AzureUSGovernment"
+    CHINA = "AzureChinaCloud"
+
+
+@dataclass(frozen=True)
+class CloudProfile:
+    arm_endpoint: str
+    arm_scope: str
+    graph_endpoint: str  # including the API version path
+    graph_scope: str
+    storage_suffix: str
+
+
+CLOUDS: dict[Cloud, CloudProfile] = {
+    Cloud.AZURE: CloudProfile(
+        arm_endpoint="https://management.azure.com",
+        arm_scope="https://management.azure.com/.default",
+        graph_endpoint="https://graph.microsoft.com/v1.0",
+        graph_scope="https://graph.microsoft.com/.default",
+        storage_suffix="core.windows.net",
+    ),
+    Cloud.US_GOVERNMENT: CloudProfile(
+        arm_endpoint="https://management.usgovcloudapi.net",
+        arm_scope="https://management.core.usgovcloudapi.net/.default",
+        graph_endpoint="https://graph.microsoft.us/v1.0",
+        graph_scope="https://graph.microsoft.us/.default",
+        storage_suffix="core.usgovcloudapi.net",
+    ),
+    Cloud.CHINA: CloudProfile(
+        arm_endpoint="https://management.chinacloudapi.cn",
+        arm_scope="https://management.chinacloudapi.cn/.default",
+        graph_endpoint="https://microsoftgraph.chinacloudapi.cn/v1.0",
+        graph_scope="https://microsoftgraph.chinacloudapi.cn/.default",
+        storage_suffix="core.chinacloudapi.cn",
+    ),
+}
+
+
+class StorageSettings(BaseModel):
+    """Where the state tables and the work queue live: a connection string, or service URIs + identity."""
+
+    model_config = ConfigDict(frozen=True)
+
+    connection_string: SecretStr | None = None
+    table_service_uri: str | None = None
+    queue_service_uri: str | None = None
+    client_id: str | None = None  # the user-assigned identity for identity-based access, if any
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    cloud: Cloud
+    arm_endpoint: str
+    arm_scope: str
+    graph_endpoint: str
+    graph_scope: str
+    ca_bundle: Path | None  # an extra CA certificate file to trust (the local emulator's)
+    storage: StorageSettings | None  # None: no storage configured (commands that need it say so)
+    table_prefix: str
+    queue_name: str
+    client_id: str | None  # AZURE_CLIENT_ID: exomi's own user-assigned identity, if it uses one
+    policy_json: str | None  # EXOMI_POLICY
+    policy_file: Path | None  # EXOMI_POLICY_FILE
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, local_settings: Path | None = None) -> Settings:
+        """Settings from `environ` (default os.environ) over local.settings.json (default: in the cwd)."""
+        values = _read_local_settings(local_settings or Path.cwd() / LOCAL_SETTINGS_FILE)
+        values.update(os.environ if environ is None else environ)
+        return _build(values)
+
+
+def _read_local_settings(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    try:
+        document = json.loads(path.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ConfigurationError(str(path), f"cannot read it as JSON: {error}") from None
+    values = document.get("Values", {}) if isinstance(document, dict) else None
+    if not isinstance(values, dict):
+        raise ConfigurationError(str(path), '"Values" must be a JSON object of setting names to strings')
+    for name, value in values.items():
+        if not isinstance(value, str):
+            raise ConfigurationError(
+                name, f"in {path} the value must be a string, got {type(value).__name__}"
+            )
+    return dict(values)
+
+
+def _build(values: Mapping[str, str]) -> Settings:
+    def get(name: str) -> str | None:
+        value = values.get(name)
+        return (value.strip() or None) if value is not None else None
+
+    cloud_name = get("EXOMI_CLOUD") or Cloud.AZURE.value
+    cloud = next((c for c in Cloud if c.value.lower() == cloud_name.lower()), None)
+    if cloud is None:
+        raise ConfigurationError("EXOMI_CLOUD", f"must be one of {', '.join(Cloud)}, got {cloud_name!r}")
+    profile = CLOUDS[cloud]
+    ca_bundle = get("EXOMI_CA_BUNDLE")
+    if ca_bundle is not None and not Path(ca_bundle).is_file():
+        raise ConfigurationError("EXOMI_CA_BUNDLE", f"{ca_bundle!r} is not a readable file")
+    table_prefix = get("EXOMI_TABLE_PREFIX") or "exomi"
+    if not _TABLE_PREFIX_RE.fullmatch(table_prefix):
+        raise ConfigurationError(
+            "EXOMI_TABLE_PREFIX", "must be 1-52 letters and digits starting with a letter (Table name rules)"
+        )
+    queue_name = get("EXOMI_QUEUE_NAME") or "exomi-work"
+    if not _QUEUE_NAME_RE.fullmatch(queue_name):
+        raise ConfigurationError(
+            "EXOMI_QUEUE_NAME", "must be 3-63 lowercase letters, digits and single hyphens (Queue name rules)"
+        )
+    policy_file = get("EXOMI_POLICY_FILE")
+    return Settings(
+        cloud=cloud,
+        arm_endpoint=_endpoint(get("EXOMI_ARM_ENDPOINT"), "EXOMI_ARM_ENDPOINT") or profile.arm_endpoint,
+        arm_scope=_scope(get("EXOMI_ARM_SCOPE"), "EXOMI_ARM_SCOPE") or profile.arm_scope,
+        graph_endpoint=_endpoint(get("EXOMI_GRAPH_ENDPOINT"), "EXOMI_GRAPH_ENDPOINT", path="/v1.0")
+        or profile.graph_endpoint,
+        graph_scope=_scope(get("EXOMI_GRAPH_SCOPE"), "EXOMI_GRAPH_SCOPE") or profile.graph_scope,
+        ca_bundle=Path(ca_bundle) if ca_bundle else None,
+        storage=_storage(get, profile),
+        table_prefix=table_prefix,
+        queue_name=queue_name,
+        client_id=_guid(get("AZURE_CLIENT_ID"), "AZURE_CLIENT_ID"),
+        policy_json=get("EXOMI_POLICY"),
+        policy_file=Path(policy_file) if policy_file else None,
+    )
+
+
+def _endpoint(value: str | None, name: str, *, path: str = "") -> str | None:
+    """An https base URL without query or fragment; `path` is the path it must have (if any)."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigurationError(
+            name, f"must be an https:// base URL without query or fragment, got {value!r}"
+        )
+    if parts.path.rstrip("/") != path:
+        wanted = f"the path {path}" if path else "no path"
+        raise ConfigurationError(name, f"must have {wanted}, got {value!r}")
+    return value.rstrip("/")
+
+
+def _scope(value: str | None, name: str) -> str | None:
+    if value is not None and not (value.startswith("https://") and value.endswith("/.default")):
+        raise ConfigurationError(name, f"must be a token scope like https://host/.default, got {value!r}")
+    return value
+
+
+def _guid(value: str | None, name: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return validate_guid(value, name)
+    except InputError as error:
+        raise ConfigurationError(name, error.reason) from None
+
+
+def _storage(get: Callable[[str], str | None], profile: CloudProfile) -> StorageSettings | None:
+    """AzureWebJobsStorage as a connection string, or its identity-based __* fields (Functions conventions)."""
+    connection = get("AzureWebJobsStorage")
+    client_id = _guid(get("AzureWebJobsStorage__clientId"), "AzureWebJobsStorage__clientId")
+    if connection is not None:
+        return StorageSettings(connection_string=SecretStr(connection))
+    table_uri = _endpoint(get("AzureWebJobsStorage__tableServiceUri"), "AzureWebJobsStorage__tableServiceUri")
+    queue_uri = _endpoint(get("AzureWebJobsStorage__queueServiceUri"), "AzureWebJobsStorage__queueServiceUri")
+    account = get("AzureWebJobsStorage__accountName")
+    if account is not None:
+        if not _ACCOUNT_NAME_RE.fullmatch(account):
+            raise ConfigurationError(
+                "AzureWebJobsStorage__accountName", "must be 3-24 lowercase letters and digits"
+            )
+        table_uri = table_uri or f"https://{account}.table.{profile.storage_suffix}"
+        queue_uri = queue_uri or f"https://{account}.queue.{profile.storage_suffix}"
+    if table_uri is None and queue_uri is None:
+        return None
+    return StorageSettings(table_service_uri=table_uri, queue_service_uri=queue_uri, client_id=client_id)

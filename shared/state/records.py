@@ -1,0 +1,154 @@
+"""The domain records the state repository reads and writes (never raw Table entities)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.ids import TargetKind
+from shared.models import (
+    Channel,
+    Operation,
+    ProvisionRequest,
+    RequestStatus,
+    RevokeRequest,
+    Role,
+    Runtime,
+    StepStatus,
+    TargetStatus,
+)
+from shared.policy import Decision
+
+T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_request_id() -> str:
+    """A GUID whose first 48 bits are the creation time in ms (UUIDv7 layout): ids sort by creation."""
+    millis = time.time_ns() // 1_000_000 & (2**48 - 1)
+    rand_a, rand_b = secrets.randbits(12), secrets.randbits(62)
+    value = millis << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    return str(uuid.UUID(int=value))
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    etag: str | None = None  # set by the repository; pass it back to update with optimistic concurrency
+
+
+class RequestRecord(_Record):
+    id: str
+    operation: Operation
+    status: RequestStatus = RequestStatus.QUEUED
+    target: str  # canonical ARM id
+    target_key: str  # ResourceId.key
+    channel: Channel
+    requested_by: str
+    external_reference: str | None = None
+    request: ProvisionRequest | RevokeRequest
+    decision: Decision | None = None  # the effective values policy gave the request
+    message: str | None = None  # the latest human-readable progress or outcome
+    error: dict[str, Any] | None = None  # ExomiError.to_dict() when the request failed
+    check_again_at: datetime | None = None  # when a waiting request should be looked at again
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _request_type_follows_operation(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("request"), dict):
+            model = RevokeRequest if data.get("operation") == Operation.REVOKE else ProvisionRequest
+            data = {**data, "request": model.model_validate(data["request"])}
+        return data
+
+
+class StepRecord(_Record):
+    request_id: str
+    name: str
+    index: int = 0  # position in the plan, for ordering
+    status: StepStatus = StepStatus.PENDING
+    action: str | None = None  # what the step did or is about to do ("create", "none", ...)
+    observed: Any = None  # JSON: what the step saw (may be a truncation note for huge values)
+    check_again_at: datetime | None = None
+    attempts: int = 0
+    message: str | None = None
+    error: dict[str, Any] | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditRecord(_Record):
+    """One change exomi made, or is recording, for a request. Keyed by (request, step, sequence)."""
+
+    request_id: str
+    step: str  # "request" for changes to the request itself
+    sequence: int = Field(ge=0, lt=1_000_000)  # the step's action counter: the same on a replay
+    action: str
+    target: str
+    before: Any = None
+    after: Any = None
+    service_request_id: str | None = None  # Microsoft Graph request-id
+    correlation_id: str | None = None  # ARM x-ms-correlation-request-id
+    requested_by: str
+    channel: Channel
+    at: datetime = Field(default_factory=utcnow)
+
+
+class ModuleGrant(BaseModel):
+    name: str
+    version: str
+    runtime_environment: str | None = None  # None: the PowerShell 5.1 modules API
+
+
+class Grants(BaseModel):
+    """What exomi itself created for a target: exactly what a revoke removes."""
+
+    app_role_assignment_id: str | None = None
+    role_assignment_id: str | None = None
+    modules: list[ModuleGrant] = []
+    runtime_environment: str | None = None  # created by exomi
+    runbook_name: str | None = None
+
+
+class TargetRecord(_Record):
+    target: str
+    target_key: str
+    kind: TargetKind
+    identity: str  # "system" or the user-assigned identity's canonical id
+    principal_id: str | None = None  # object id: used for every Graph assignment
+    client_id: str | None = None  # app id: used only for -ManagedIdentityAccountId
+    organization: str | None = None
+    role: Role | None = None
+    runtime: Runtime | None = None
+    granted: Grants = Field(default_factory=Grants)
+    status: TargetStatus = TargetStatus.PROVISIONING
+    last_request_id: str | None = None
+    last_verified_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class TargetLock(_Record):
+    """Which request holds a target ('one active request per target'); request_id None when free."""
+
+    target_key: str
+    target: str
+    request_id: str | None = None
+    acquired_at: datetime | None = None
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    continuation_token: str | None = None  # pass back to get the next page; None on the last page
+
+
+class Submission(BaseModel):
+    request: RequestRecord
+    created: bool  # False: an idempotent replay returned the original request

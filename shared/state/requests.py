@@ -1,0 +1,157 @@
+"""The requests table: one entity per request (PartitionKey = request id, RowKey = "request")."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableEntity, UpdateMode
+from azure.data.tables.aio import TableClient
+
+from shared.errors import ConcurrencyError, InputError, NotFound
+from shared.ids import parse_resource_id, validate_guid
+from shared.models import MAX_EXTERNAL_REFERENCE, Channel, Operation, RequestStatus
+from shared.policy import Decision
+from shared.state.codec import get_json, put_json, put_text
+from shared.state.query import Filter, etag_of, fetch_page
+from shared.state.records import Page, RequestRecord, utcnow
+
+ROW_KEY = "request"
+
+
+class RequestStore:
+    def __init__(self, table: TableClient) -> None:
+        self.table = table
+
+    async def create(self, record: RequestRecord) -> tuple[RequestRecord, bool]:
+        """Insert a new request. If one with this id exists already (a replay), return that one instead.
+        The flag says whether this call created it."""
+        try:
+            metadata = await self.table.create_entity(_to_entity(record))
+        except ResourceExistsError:
+            return await self.get(record.id), False
+        return record.model_copy(update={"etag": etag_of(metadata)}), True
+
+    async def find(self, request_id: str) -> RequestRecord | None:
+        request_id = validate_guid(request_id, "request_id")
+        try:
+            entity = await self.table.get_entity(request_id, ROW_KEY)
+        except ResourceNotFoundError:
+            return None
+        return _from_entity(entity)
+
+    async def get(self, request_id: str) -> RequestRecord:
+        record = await self.find(request_id)
+        if record is None:
+            raise NotFound("request", request_id)
+        return record
+
+    async def update(self, record: RequestRecord) -> RequestRecord:
+        """Replace the request if nobody changed it since it was read (its etag); else ConcurrencyError."""
+        if record.etag is None:
+            raise ValueError("update needs a record read from the store (it has no etag)")
+        record = record.model_copy(update={"updated_at": utcnow()})
+        try:
+            metadata = await self.table.update_entity(
+                _to_entity(record),
+                mode=UpdateMode.REPLACE,
+                etag=record.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except ResourceModifiedError:
+            raise ConcurrencyError(f"request {record.id}") from None
+        except ResourceNotFoundError:
+            raise NotFound("request", record.id) from None
+        return record.model_copy(update={"etag": etag_of(metadata)})
+
+    async def list(
+        self,
+        *,
+        status: RequestStatus | str | Collection[RequestStatus | str] | None = None,
+        channel: Channel | str | None = None,
+        operation: Operation | str | None = None,
+        target: str | None = None,
+        external_reference: str | None = None,
+        page_size: int = 50,
+        continuation_token: str | None = None,
+    ) -> Page[RequestRecord]:
+        """Requests matching every given filter, oldest first, one page at a time."""
+        where = Filter()
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            where.any_of("Status", [_member(RequestStatus, value, "status").value for value in statuses])
+        if channel is not None:
+            where.equals("Channel", _member(Channel, channel, "channel").value)
+        if operation is not None:
+            where.equals("Operation", _member(Operation, operation, "operation").value)
+        if target is not None:
+            where.equals("TargetKey", parse_resource_id(target, "target").key)
+        if external_reference is not None:
+            where.equals("ExternalReference", _reference(external_reference))
+        entities, token = await fetch_page(self.table, where, page_size, continuation_token)
+        return Page[RequestRecord](items=[_from_entity(e) for e in entities], continuation_token=token)
+
+
+def _member(enum: Any, value: Any, field: str) -> Any:
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in enum)
+        raise InputError(field, f"must be one of {allowed}") from None
+
+
+def _reference(value: Any) -> str:
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > MAX_EXTERNAL_REFERENCE
+        or not value.isprintable()
+    ):
+        raise InputError("external_reference", f"must be 1-{MAX_EXTERNAL_REFERENCE} printable characters")
+    return value
+
+
+def _to_entity(record: RequestRecord) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": record.id,
+        "RowKey": ROW_KEY,
+        "Operation": record.operation.value,
+        "Status": record.status.value,
+        "Target": record.target,
+        "TargetKey": record.target_key,
+        "Channel": record.channel.value,
+        "RequestedBy": record.requested_by,
+        "ExternalReference": record.external_reference,
+        "CheckAgainAt": record.check_again_at,
+        "CreatedAt": record.created_at,
+        "UpdatedAt": record.updated_at,
+    }
+    put_json(entity, "Request", record.request.model_dump(mode="json"))
+    put_json(entity, "Decision", record.decision.model_dump(mode="json") if record.decision else None)
+    put_json(entity, "Error", record.error)
+    put_text(entity, "Message", record.message)
+    return entity
+
+
+def _from_entity(entity: TableEntity) -> RequestRecord:
+    decision = get_json(entity, "Decision")
+    return RequestRecord(
+        id=entity["PartitionKey"],
+        operation=entity["Operation"],
+        status=entity["Status"],
+        target=entity["Target"],
+        target_key=entity["TargetKey"],
+        channel=entity["Channel"],
+        requested_by=entity["RequestedBy"],
+        external_reference=entity.get("ExternalReference"),
+        request=get_json(entity, "Request"),
+        decision=Decision.model_validate(decision) if decision else None,
+        message=entity.get("Message"),
+        error=get_json(entity, "Error"),
+        check_again_at=entity.get("CheckAgainAt"),
+        created_at=entity["CreatedAt"],
+        updated_at=entity["UpdatedAt"],
+        etag=etag_of(entity.metadata),
+    )

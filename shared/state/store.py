@@ -1,0 +1,239 @@
+"""The state repository facade: the tables together, and the operations that span them.
+
+`submit` records an accepted request: idempotency key, target lock, request entity and its audit
+record, in an order that makes every crash point safe to replay (see docs/STATE.md). `acquire_target`/`release_target`
+implement "one active request per target"; `finish` ends a request and frees its target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from types import TracebackType
+
+from azure.core.credentials_async import AsyncTokenCredential
+
+from shared.errors import ConcurrencyError, Conflict, ExomiError, IdempotencyConflict, Transient
+from shared.ids import ResourceId
+from shared.models import Operation, ProvisionRequest, RequestStatus, RevokeRequest
+from shared.policy import Decision
+from shared.settings import Settings
+from shared.state.audit import AuditLog
+from shared.state.idempotency import IdempotencyEntry, IdempotencyStore, check_idempotency_key
+from shared.state.records import AuditRecord, RequestRecord, Submission, TargetLock, new_request_id, utcnow
+from shared.state.requests import RequestStore
+from shared.state.steps import StepStore
+from shared.state.tables import Tables, open_table_service
+from shared.state.targets import TargetStore
+
+# A lock whose request was never written (a crash between taking the lock and writing the request)
+# is given up after this long; a lock whose request has ended is free at once.
+DEFAULT_STALE_LOCK_AFTER = timedelta(minutes=10)
+_LOCK_ATTEMPTS = 5
+SUBMIT_STEP = "request"
+
+
+class StateStore:
+    def __init__(self, tables: Tables, *, stale_lock_after: timedelta = DEFAULT_STALE_LOCK_AFTER) -> None:
+        self.tables = tables
+        self.stale_lock_after = stale_lock_after
+        self.requests = RequestStore(tables.requests)
+        self.steps = StepStore(tables.steps)
+        self.audit = AuditLog(tables.audit)
+        self.targets = TargetStore(tables.targets)
+        self.idempotency = IdempotencyStore(tables.idempotency)
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        credential: AsyncTokenCredential | None = None,
+        *,
+        stale_lock_after: timedelta = DEFAULT_STALE_LOCK_AFTER,
+    ) -> StateStore:
+        """Connect to the configured storage and create any missing table."""
+        tables = Tables(open_table_service(settings.storage, credential), settings.table_prefix)
+        await tables.ensure()
+        return cls(tables, stale_lock_after=stale_lock_after)
+
+    async def close(self) -> None:
+        await self.tables.close()
+
+    async def __aenter__(self) -> StateStore:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # --- requests ---------------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        request: ProvisionRequest | RevokeRequest,
+        decision: Decision,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Submission:
+        """Record an accepted request (status queued) holding its target.
+
+        Raises Conflict if another request is active for the target (nothing is written), and
+        IdempotencyConflict if the caller used `idempotency_key` before for a different body. The same
+        key with the same body returns the original request (`created` False)."""
+        decision.raise_if_refused()
+        if idempotency_key is None:
+            return await self._create(request, decision, new_request_id())
+        key = check_idempotency_key(idempotency_key)
+        body_hash = hashlib.sha256(request.fingerprint().encode()).hexdigest()
+        entry = await self.idempotency.get(request.requested_by, key)
+        if entry is None:
+            # Record the key first, so that concurrent submissions with the same key agree on one id.
+            request_id = new_request_id()
+            etag = await self.idempotency.create(request.requested_by, key, request_id, body_hash)
+            if etag is not None:
+                try:
+                    return await self._create(request, decision, request_id)
+                except Conflict:
+                    # Refused: leave nothing behind (a crash here leaves a key whose replay behaves the same).
+                    await self.idempotency.delete(request.requested_by, key, etag)
+                    raise
+            entry = await self.idempotency.get(request.requested_by, key)  # a concurrent submission won
+            if entry is None:
+                raise Transient("the idempotency key changed while the request was being recorded; retry")
+        return await self._replay(entry, body_hash, request, decision)
+
+    async def _replay(
+        self,
+        entry: IdempotencyEntry,
+        body_hash: str,
+        request: ProvisionRequest | RevokeRequest,
+        decision: Decision,
+    ) -> Submission:
+        if entry.body_hash != body_hash:
+            raise IdempotencyConflict(entry.request_id)
+        existing = await self.requests.find(entry.request_id)
+        if existing is None:  # a crash came between recording the key and writing the request
+            return await self._create(request, decision, entry.request_id)
+        await self._audit_submission(existing)  # in case the crash came just before this
+        return Submission(request=existing, created=False)
+
+    async def _create(
+        self, request: ProvisionRequest | RevokeRequest, decision: Decision, request_id: str
+    ) -> Submission:
+        target = request.target_id
+        await self.acquire_target(target, request_id)  # a no-op when this request holds it already
+        record = RequestRecord(
+            id=request_id,
+            operation=Operation.REVOKE if isinstance(request, RevokeRequest) else Operation.PROVISION,
+            target=target.canonical,
+            target_key=target.key,
+            channel=request.channel,
+            requested_by=request.requested_by,
+            external_reference=request.external_reference,
+            request=request,
+            decision=decision if isinstance(request, ProvisionRequest) else None,
+            message="accepted",
+        )
+        stored, created = await self.requests.create(record)
+        await self._audit_submission(stored)
+        return Submission(request=stored, created=created)
+
+    async def _audit_submission(self, record: RequestRecord) -> None:
+        await self.audit.append(
+            AuditRecord(
+                request_id=record.id,
+                step=SUBMIT_STEP,
+                sequence=0,
+                action=f"{record.operation.value} request accepted",
+                target=record.target,
+                after={
+                    "status": RequestStatus.QUEUED.value,
+                    # The callback URL may carry a signature (Logic Apps sig=...): not for the audit trail.
+                    "request": record.request.model_dump(mode="json", exclude={"callback_url"}),
+                    "decision": record.decision.model_dump(mode="json") if record.decision else None,
+                },
+                requested_by=record.requested_by,
+                channel=record.channel,
+                at=record.created_at,
+            )
+        )
+
+    async def finish(
+        self,
+        record: RequestRecord,
+        status: RequestStatus,
+        *,
+        message: str | None = None,
+        error: ExomiError | None = None,
+    ) -> RequestRecord:
+        """Move a request (as read, with its etag) to a terminal status and free its target."""
+        status = RequestStatus(status)
+        if status.active:
+            raise ValueError(f"finish needs a terminal status, not {status}")
+        updated = await self.requests.update(
+            record.model_copy(
+                update={
+                    "status": status,
+                    "message": message if message is not None else record.message,
+                    "error": error.to_dict() if error else None,
+                    "check_again_at": None,
+                }
+            )
+        )
+        await self.release_target(record.target_key, record.id)
+        return updated
+
+    # --- one active request per target -------------------------------------------------------------
+
+    async def active_request(self, target: ResourceId) -> RequestRecord | None:
+        """The request that holds the target now, if it is still active."""
+        lock = await self.targets.get_lock(target.key)
+        if lock is None or lock.request_id is None:
+            return None
+        holder = await self.requests.find(lock.request_id)
+        return holder if holder is not None and holder.status.active else None
+
+    async def acquire_target(self, target: ResourceId, request_id: str) -> TargetLock:
+        """Make `request_id` the target's active request; Conflict names the request that holds it."""
+        for _ in range(_LOCK_ATTEMPTS):
+            lock = await self.targets.get_lock(target.key)
+            if lock is not None and lock.request_id == request_id:
+                return lock
+            if lock is not None and lock.request_id is not None:
+                await self._refuse_if_held(target, lock, lock.request_id)
+            try:
+                return await self.targets.write_lock(target.key, target.canonical, request_id, replacing=lock)
+            except ConcurrencyError:
+                continue  # someone else moved the lock meanwhile: look again
+        raise Transient(f"the lock of {target.canonical} kept changing; retry")
+
+    async def _refuse_if_held(self, target: ResourceId, lock: TargetLock, holder_id: str) -> None:
+        holder = await self.requests.find(holder_id)
+        if holder is not None and not holder.status.active:
+            return  # it ended (and a crash kept it from releasing the lock)
+        if (
+            holder is None
+            and lock.acquired_at is not None
+            and utcnow() - lock.acquired_at >= self.stale_lock_after
+        ):
+            return  # its request was never written: a crash, long enough ago
+        state = holder.status.value if holder is not None else "being recorded"
+        raise Conflict(
+            f"the {target.kind.label} {target.canonical} already has an active request {holder_id} "
+            f"({state}); wait for it to finish or cancel it, then try again.",
+            active_request_id=holder_id,
+        )
+
+    async def release_target(self, target_key: str, request_id: str) -> bool:
+        """Free the target if `request_id` holds it; False if it does not (nothing to do)."""
+        for _ in range(_LOCK_ATTEMPTS):
+            lock = await self.targets.get_lock(target_key)
+            if lock is None or lock.request_id != request_id:
+                return False
+            try:
+                await self.targets.write_lock(target_key, lock.target, None, replacing=lock)
+                return True
+            except ConcurrencyError:
+                continue
+        raise Transient("the target lock kept changing while it was being released; retry")

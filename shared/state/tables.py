@@ -1,0 +1,57 @@
+"""The five state tables: naming, creation, and the Table service client built from settings."""
+
+from __future__ import annotations
+
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.data.tables.aio import TableClient, TableServiceClient
+
+from shared.errors import ConfigurationError
+from shared.settings import StorageSettings
+
+TABLE_NAMES = ("requests", "steps", "audit", "targets", "idempotency")
+
+
+def open_table_service(
+    storage: StorageSettings | None, credential: AsyncTokenCredential | None = None
+) -> TableServiceClient:
+    """A Table service client from a connection string, or from the service URI and a token credential."""
+    if storage is None:
+        raise ConfigurationError(
+            "AzureWebJobsStorage",
+            "no storage is configured: set AzureWebJobsStorage to a connection string, or "
+            "AzureWebJobsStorage__tableServiceUri (or __accountName) for identity-based access",
+        )
+    if storage.connection_string is not None:
+        return TableServiceClient.from_connection_string(storage.connection_string.get_secret_value())
+    if storage.table_service_uri is None or credential is None:
+        raise ConfigurationError(
+            "AzureWebJobsStorage__tableServiceUri",
+            "identity-based storage needs the table service URI and exomi's managed identity credential",
+        )
+    return TableServiceClient(storage.table_service_uri, credential=credential)
+
+
+class Tables:
+    """Clients for `<prefix>requests`, `<prefix>steps`, `<prefix>audit`, `<prefix>targets`, `<prefix>idempotency`."""
+
+    def __init__(self, service: TableServiceClient, prefix: str) -> None:
+        self.service = service
+        self.prefix = prefix
+        self.requests = self._client("requests")
+        self.steps = self._client("steps")
+        self.audit = self._client("audit")
+        self.targets = self._client("targets")
+        self.idempotency = self._client("idempotency")
+
+    def _client(self, name: str) -> TableClient:
+        return self.service.get_table_client(f"{self.prefix}{name}")
+
+    async def ensure(self) -> None:
+        """Create any missing table (safe to call on every start)."""
+        for name in TABLE_NAMES:
+            await self.service.create_table_if_not_exists(f"{self.prefix}{name}")
+
+    async def close(self) -> None:
+        for client in (self.requests, self.steps, self.audit, self.targets, self.idempotency):
+            await client.close()
+        await self.service.close()

@@ -1,0 +1,150 @@
+"""The targets table: per target (PartitionKey = ResourceId.key) two entities.
+
+RowKey "state": the provisioned state of the target (identity ids, role, what exomi granted).
+RowKey "lock":  which request currently holds the target ("one active request per target").
+They are separate rows so that state updates and lock changes never race each other's ETags.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableEntity, UpdateMode
+from azure.data.tables.aio import TableClient
+
+from shared.errors import ConcurrencyError
+from shared.ids import validate_guid
+from shared.state.codec import get_json, put_json
+from shared.state.query import Filter, etag_of, fetch_all
+from shared.state.records import Grants, TargetLock, TargetRecord, utcnow
+
+STATE = "state"
+LOCK = "lock"
+
+
+class TargetStore:
+    def __init__(self, table: TableClient) -> None:
+        self.table = table
+
+    async def get(self, target_key: str) -> TargetRecord | None:
+        entity = await self._read(target_key, STATE)
+        return None if entity is None else _state_from_entity(entity)
+
+    async def save(self, record: TargetRecord) -> TargetRecord:
+        """Create the state (no etag) or replace it if unchanged since read (etag); else ConcurrencyError."""
+        record = record.model_copy(update={"updated_at": utcnow()})
+        entity = _state_to_entity(record)
+        metadata = await self._write(entity, record.etag, f"state of target {record.target}")
+        return record.model_copy(update={"etag": etag_of(metadata)})
+
+    async def list_by_principal(self, principal_id: str) -> list[TargetRecord]:
+        """Every target whose identity is this principal (object id): who else uses a shared identity."""
+        where = (
+            Filter()
+            .equals("RowKey", STATE)
+            .equals("PrincipalId", validate_guid(principal_id, "principal_id"))
+        )
+        return [_state_from_entity(entity) for entity in await fetch_all(self.table, where)]
+
+    async def get_lock(self, target_key: str) -> TargetLock | None:
+        entity = await self._read(target_key, LOCK)
+        return None if entity is None else _lock_from_entity(entity)
+
+    async def write_lock(
+        self, target_key: str, target: str, request_id: str | None, *, replacing: TargetLock | None
+    ) -> TargetLock:
+        """Set the lock holder (None frees it). `replacing` is the lock as read (None: there was none);
+        if it changed since, or appeared meanwhile, raise ConcurrencyError."""
+        lock = TargetLock(
+            target_key=target_key,
+            target=target,
+            request_id=request_id,
+            acquired_at=utcnow() if request_id else None,
+        )
+        entity = {
+            "PartitionKey": target_key,
+            "RowKey": LOCK,
+            "Target": target,
+            "RequestId": request_id or "",
+            "AcquiredAt": lock.acquired_at,
+        }
+        metadata = await self._write(
+            entity, replacing.etag if replacing else None, f"lock of target {target}"
+        )
+        return lock.model_copy(update={"etag": etag_of(metadata)})
+
+    async def _read(self, target_key: str, row_key: str) -> TableEntity | None:
+        try:
+            return await self.table.get_entity(target_key, row_key)
+        except ResourceNotFoundError:
+            return None
+
+    async def _write(self, entity: dict[str, Any], etag: str | None, what: str) -> Any:
+        """Insert (no etag) or replace-if-unchanged (etag); losing either race is a ConcurrencyError."""
+        try:
+            if etag is None:
+                return await self.table.create_entity(entity)
+            return await self.table.update_entity(
+                entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+            raise ConcurrencyError(what) from None
+
+
+def _state_to_entity(record: TargetRecord) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": record.target_key,
+        "RowKey": STATE,
+        "Target": record.target,
+        "Kind": record.kind.value,
+        "Identity": record.identity,
+        "PrincipalId": record.principal_id,
+        "ClientId": record.client_id,
+        "Organization": record.organization,
+        "Role": record.role.value if record.role else None,
+        "Runtime": record.runtime.value if record.runtime else None,
+        "Status": record.status.value,
+        "LastRequestId": record.last_request_id,
+        "LastVerifiedAt": record.last_verified_at,
+        "UpdatedAt": record.updated_at,
+    }
+    put_json(entity, "Granted", record.granted.model_dump(mode="json"))
+    return entity
+
+
+def _state_from_entity(entity: TableEntity) -> TargetRecord:
+    return TargetRecord(
+        target=entity["Target"],
+        target_key=entity["PartitionKey"],
+        kind=entity["Kind"],
+        identity=entity["Identity"],
+        principal_id=entity.get("PrincipalId"),
+        client_id=entity.get("ClientId"),
+        organization=entity.get("Organization"),
+        role=entity.get("Role"),
+        runtime=entity.get("Runtime"),
+        granted=Grants.model_validate(get_json(entity, "Granted") or {}),
+        status=entity["Status"],
+        last_request_id=entity.get("LastRequestId"),
+        last_verified_at=entity.get("LastVerifiedAt"),
+        updated_at=entity["UpdatedAt"],
+        etag=etag_of(entity.metadata),
+    )
+
+
+def _lock_from_entity(entity: TableEntity) -> TargetLock:
+    acquired_at: datetime | None = entity.get("AcquiredAt")
+    return TargetLock(
+        target_key=entity["PartitionKey"],
+        target=entity["Target"],
+        request_id=entity.get("RequestId") or None,
+        acquired_at=acquired_at,
+        etag=etag_of(entity.metadata),
+    )

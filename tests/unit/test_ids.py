@@ -1,0 +1,140 @@
+"""ARM resource ids, GUIDs and domains: what is accepted, how it is normalised, what is refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.errors import InputError
+from shared.ids import (
+    TargetKind,
+    domain_matches,
+    parse_resource_id,
+    validate_domain,
+    validate_domain_pattern,
+    validate_guid,
+)
+
+SUB = "6a2b5c1e-0d3f-4e8a-9b7c-1d2e3f4a5b6c"
+RG = f"/subscriptions/{SUB}/resourceGroups/rg-exo"
+AA = f"{RG}/providers/Microsoft.Automation/automationAccounts/aa-exo-01"
+VM = f"{RG}/providers/Microsoft.Compute/virtualMachines/vm-01"
+UAI = f"{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uai-01"
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "name"),
+    [
+        (AA, TargetKind.AUTOMATION_ACCOUNT, "aa-exo-01"),
+        (VM, TargetKind.VIRTUAL_MACHINE, "vm-01"),
+        (UAI, TargetKind.USER_ASSIGNED_IDENTITY, "uai-01"),
+    ],
+)
+def test_the_three_target_kinds_are_recognised(value, kind, name):
+    resource = parse_resource_id(value)
+    assert (resource.kind, resource.name, resource.resource_group) == (kind, name, "rg-exo")
+    assert resource.canonical == value
+    assert resource.resource_group_id == RG
+
+
+def test_casing_does_not_matter_and_yields_one_canonical_form_and_one_key():
+    shouted = AA.replace("resourceGroups", "RESOURCEGROUPS").replace(
+        "Microsoft.Automation", "microsoft.automation"
+    )
+    shouted = shouted.replace(SUB, SUB.upper()).replace("automationAccounts", "AutomationAccounts")
+    other_name_casing = AA.replace("aa-exo-01", "AA-EXO-01")
+    parsed = parse_resource_id(shouted)
+    assert parsed.canonical == AA
+    assert parsed.subscription_id == SUB
+    assert parsed.key == parse_resource_id(AA).key == parse_resource_id(other_name_casing).key
+    assert len(parsed.key) == 64 and set(parsed.key) <= set("0123456789abcdef")
+
+
+def test_keys_differ_between_resources():
+    assert parse_resource_id(AA).key != parse_resource_id(AA.replace("aa-exo-01", "aa-exo-02")).key
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("' or 1 eq 1", "ARM resource id of the form"),
+        (AA + "' or PartitionKey ne '", "Automation account name"),
+        (AA.replace("aa-exo-01", "aa'exo"), "Automation account name"),
+        (f"{AA}?$filter=Status eq 'x'", "Automation account name"),
+        (AA.replace("rg-exo", "rg exo"), "resource group name"),
+        (AA.replace("rg-exo", ".."), "resource group name"),
+        (f"{RG}/providers/Microsoft.Automation/automationAccounts/../../x", "ARM resource id of the form"),
+        (AA + "/", "ARM resource id of the form"),
+        (AA.replace("aa-exo-01", "aa%2Fexo"), "Automation account name"),
+        (AA.replace(SUB, "not-a-guid"), "must be a GUID"),
+        (AA.replace(SUB, SUB[:-1] + "g"), "must be a GUID"),
+        (AA.replace(SUB, "{" + SUB + "}"), "must be a GUID"),
+        (f"{RG}/providers/Microsoft.Storage/storageAccounts/st01", "is not supported"),
+        (AA.replace("aa-exo-01", "aa1"), "6-50 characters"),
+        (AA.replace("aa-exo-01", "1aa-exo"), "6-50 characters"),
+        (VM.replace("vm-01", "vm-01-"), "virtual machine name"),
+        (UAI.replace("uai-01", "_uai"), "user-assigned identity name"),
+        (AA[1:], "ARM resource id of the form"),
+        (AA.replace("/providers/", "/provider/"), "ARM resource id of the form"),
+        (f"{RG}/providers/Microsoft.Automation/automationAccounts/" + "a" * 600, "at most 512"),
+        ("", "ARM resource id of the form"),
+        (42, "must be an ARM resource id string"),
+    ],
+)
+def test_hostile_or_malformed_ids_are_refused_naming_the_field(value, reason):
+    with pytest.raises(InputError) as caught:
+        parse_resource_id(value, "target")
+    assert caught.value.field == "target"
+    assert reason in caught.value.reason
+
+
+def test_a_vm_id_where_a_user_assigned_identity_is_expected_is_refused():
+    with pytest.raises(InputError) as caught:
+        parse_resource_id(VM, "identity", kinds=[TargetKind.USER_ASSIGNED_IDENTITY])
+    assert caught.value.field == "identity"
+    assert "got the id of a virtual machine" in caught.value.reason
+
+
+def test_guids_are_validated_and_lowercased():
+    assert validate_guid(SUB.upper(), "principal_id") == SUB
+    for bad in ["", "x", SUB + "0", SUB.replace("-", ""), "' or 1 eq 1", None, 7]:
+        with pytest.raises(InputError) as caught:
+            validate_guid(bad, "principal_id")
+        assert caught.value.field == "principal_id"
+
+
+def test_domains_are_validated_and_lowercased():
+    assert validate_domain("Contoso.OnMicrosoft.com") == "contoso.onmicrosoft.com"
+    assert validate_domain("xn--bcher-kva.example") == "xn--bcher-kva.example"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "contoso",
+        "-contoso.com",
+        "contoso-.com",
+        "conto..so.com",
+        "contoso.com'",
+        "contoso.com' or 1 eq 1",
+        "contoso.com/../x",
+        "con toso.com",
+        "bücher.example",
+        ("a" * 60 + ".") * 5 + "com",
+        "",
+        3,
+    ],
+)
+def test_bad_domains_are_refused_naming_the_field(bad):
+    with pytest.raises(InputError) as caught:
+        validate_domain(bad)
+    assert caught.value.field == "organization"
+
+
+def test_suffix_patterns_match_names_below_them_only():
+    pattern = validate_domain_pattern("*.OnMicrosoft.com", "allowed_organizations")
+    assert pattern == "*.onmicrosoft.com"
+    assert domain_matches("contoso.onmicrosoft.com", pattern)
+    assert not domain_matches("onmicrosoft.com", pattern)
+    assert not domain_matches("evilonmicrosoft.com", pattern)
+    assert domain_matches("contoso.com", "contoso.com")
+    assert not domain_matches("sub.contoso.com", "contoso.com")

@@ -1,0 +1,270 @@
+"""Policy: the default is safe, refusals name their rule and the fix, loading fails loudly."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from shared.errors import ConfigurationError, PolicyRefusal
+from shared.models import ModuleName, ProvisionRequest, RevokeRequest, Role, Runtime
+from shared.policy import default_policy_document, load_policy
+
+ROOT = Path(__file__).resolve().parents[2]
+SUB = "6a2b5c1e-0d3f-4e8a-9b7c-1d2e3f4a5b6c"
+OTHER_SUB = "0f1e2d3c-4b5a-4968-8776-655443322110"
+RG = f"/subscriptions/{SUB}/resourceGroups/rg-exo-prod"
+AA = f"{RG}/providers/Microsoft.Automation/automationAccounts/aa-exo-01"
+VM = f"{RG}/providers/Microsoft.Compute/virtualMachines/vm-01"
+UAI_ELSEWHERE = f"/subscriptions/{OTHER_SUB}/resourceGroups/rg-ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uai-01"
+BASE = {"target": AA, "organization": "contoso.onmicrosoft.com", "requested_by": "alice", "channel": "http"}
+OPEN = {"allowed_organizations": ["*.onmicrosoft.com"], "allowed_scopes": [f"/subscriptions/{SUB}"]}
+
+
+def policy(**fields):
+    return load_policy(json.dumps({**OPEN, **fields}))
+
+
+def request(**changes):
+    return ProvisionRequest.parse({**BASE, **changes})
+
+
+def refused_rule(decision) -> str:
+    assert not decision.allowed
+    refusal = decision.refusal()
+    assert isinstance(refusal, PolicyRefusal)
+    assert refusal.rule == decision.rule
+    assert refusal.fix and refusal.rule in refusal.message
+    with pytest.raises(PolicyRefusal):
+        decision.raise_if_refused()
+    return decision.rule
+
+
+# --- the default policy ------------------------------------------------------------------------------
+
+
+def test_the_default_policy_is_safe():
+    default = load_policy()
+    assert default.allow_global_administrator is False
+    assert Role.GLOBAL_ADMINISTRATOR not in default.allowed_roles
+    assert default.default_role is Role.EXCHANGE_RECIPIENT_ADMINISTRATOR
+    assert set(default.allowed_roles) == {
+        Role.EXCHANGE_RECIPIENT_ADMINISTRATOR,
+        Role.GLOBAL_READER,
+        Role.SECURITY_READER,
+    }
+    assert default.allow_unpinned_module_versions is False
+    assert (
+        default.allowed_organizations == [] and default.allowed_scopes == [] and default.callback_hosts == []
+    )
+    for runtime in Runtime:
+        assert default.pinned_module_versions[runtime] == {
+            ModuleName.EXCHANGE_ONLINE_MANAGEMENT: "3.5.1",
+            ModuleName.PACKAGE_MANAGEMENT: "1.4.8.1",
+            ModuleName.POWERSHELL_GET: "2.2.5",
+        }
+
+
+def test_the_default_policy_refuses_until_the_operator_allows_organizations_and_scopes():
+    default = load_policy()
+    assert refused_rule(default.evaluate(request())) == "allowed_organizations"
+    scoped_only = load_policy(json.dumps({"allowed_organizations": ["contoso.onmicrosoft.com"]}))
+    assert refused_rule(scoped_only.evaluate(request())) == "allowed_scopes"
+
+
+def test_the_documented_default_is_the_packaged_default():
+    text = (ROOT / "docs" / "POLICY.md").read_text("utf-8")
+    block = re.search(r"<!-- default-policy -->\s*```json\n(.*?)```", text, re.S)
+    assert block, "docs/POLICY.md must show the default policy in a json block after <!-- default-policy -->"
+    assert json.loads(block.group(1)) == default_policy_document()
+
+
+# --- refusals ----------------------------------------------------------------------------------------
+
+
+def test_global_administrator_is_refused_by_default_whatever_the_spelling():
+    assert (
+        refused_rule(policy().evaluate(request(role="global administrator"))) == "allow_global_administrator"
+    )
+
+
+def test_global_administrator_needs_both_the_switch_and_the_listing():
+    listed_only = policy(allowed_roles=["Global Administrator", "Exchange Recipient Administrator"])
+    switch_only = policy(allow_global_administrator=True)
+    both = policy(
+        allow_global_administrator=True,
+        allowed_roles=["Global Administrator", "Exchange Recipient Administrator"],
+    )
+    ga = request(role="Global Administrator")
+    assert refused_rule(listed_only.evaluate(ga)) == "allow_global_administrator"
+    assert refused_rule(switch_only.evaluate(ga)) == "allow_global_administrator"
+    assert both.evaluate(ga).role is Role.GLOBAL_ADMINISTRATOR
+
+
+def test_an_unlisted_role_is_refused_and_the_fix_lists_the_allowed_ones():
+    decision = policy().evaluate(request(role="Exchange Administrator"))
+    assert refused_rule(decision) == "allowed_roles"
+    assert "Exchange Recipient Administrator" in decision.fix
+
+
+@pytest.mark.parametrize(
+    "organization", ["contoso.com", "onmicrosoft.com", "contoso.onmicrosoft.com.evil.com"]
+)
+def test_an_unlisted_organization_is_refused(organization):
+    assert refused_rule(policy().evaluate(request(organization=organization))) == "allowed_organizations"
+
+
+def test_exact_and_suffix_organizations():
+    exact = policy(allowed_organizations=["contoso.com"])
+    assert exact.evaluate(request(organization="Contoso.com")).allowed
+    assert not exact.evaluate(request(organization="sub.contoso.com")).allowed
+
+
+def test_a_target_in_another_subscription_is_refused():
+    elsewhere = AA.replace(SUB, OTHER_SUB)
+    decision = policy().evaluate(request(target=elsewhere))
+    assert refused_rule(decision) == "allowed_scopes"
+    assert f"/subscriptions/{OTHER_SUB}" in decision.fix
+
+
+def test_resource_group_scopes_are_exact_unless_they_end_with_a_star():
+    exact = policy(allowed_scopes=[f"/subscriptions/{SUB}/resourceGroups/RG-EXO"])
+    prefix = policy(allowed_scopes=[f"/subscriptions/{SUB}/resourcegroups/rg-exo-*"])
+    assert refused_rule(exact.evaluate(request())) == "allowed_scopes"  # rg-exo-prod is not rg-exo
+    assert exact.evaluate(request(target=AA.replace("rg-exo-prod", "rg-exo"))).allowed
+    assert prefix.evaluate(request()).allowed
+    assert (
+        refused_rule(prefix.evaluate(request(target=AA.replace("rg-exo-prod", "rg-other"))))
+        == "allowed_scopes"
+    )
+
+
+def test_a_user_assigned_identity_outside_the_scopes_is_refused():
+    decision = policy().evaluate(request(target=VM, identity=UAI_ELSEWHERE))
+    assert refused_rule(decision) == "allowed_scopes"
+    assert "identity" in decision.reason
+
+
+def test_a_module_version_other_than_the_pin_is_refused_unless_allowed():
+    pinned = request(module_versions={"ExchangeOnlineManagement": "3.5.1"})
+    newer = request(module_versions={"ExchangeOnlineManagement": "3.9.0"})
+    assert policy().evaluate(pinned).allowed
+    decision = policy().evaluate(newer)
+    assert refused_rule(decision) == "allow_unpinned_module_versions"
+    assert "3.5.1" in decision.reason
+    allowed = policy(allow_unpinned_module_versions=True).evaluate(newer)
+    assert allowed.module_versions[ModuleName.EXCHANGE_ONLINE_MANAGEMENT] == "3.9.0"
+    assert allowed.module_versions[ModuleName.POWERSHELL_GET] == "2.2.5"
+
+
+def test_a_runtime_not_allowed_is_refused():
+    only_51 = policy(allowed_runtimes=["5.1"])
+    assert refused_rule(only_51.evaluate(request(runtime="7.4"))) == "allowed_runtimes"
+
+
+def test_callback_hosts_are_allow_listed():
+    url = "https://prod-12.westeurope.logic.azure.com/workflows/abc/triggers/manual/paths/invoke"
+    assert refused_rule(policy().evaluate(request(callback_url=url))) == "callback_hosts"
+    assert policy(callback_hosts=["*.logic.azure.com"]).evaluate(request(callback_url=url)).allowed
+
+
+def test_channels_are_allow_listed_for_provision_and_revoke():
+    no_tags = policy(allowed_channels=["http"])
+    assert refused_rule(no_tags.evaluate(request(channel="tag"))) == "allowed_channels"
+    revoke = RevokeRequest.parse(
+        {"target": AA.replace(SUB, OTHER_SUB), "requested_by": "x", "channel": "tag"}
+    )
+    assert refused_rule(no_tags.evaluate(revoke)) == "allowed_channels"
+    # Revocation is never refused for scope, organization or role: taking access away must stay possible.
+    assert load_policy().evaluate(revoke.model_copy(update={"channel": "http"})).allowed
+
+
+# --- effective values --------------------------------------------------------------------------------
+
+
+def test_effective_values_for_an_automation_account_on_powershell_7_4():
+    decision = policy().evaluate(request(runtime="7.4"))
+    assert decision.allowed and decision.refusal() is None
+    assert decision.role is Role.EXCHANGE_RECIPIENT_ADMINISTRATOR
+    assert decision.role_template_id == "31392ffb-586c-42d1-9346-e59415a2cc4e"
+    assert decision.runtime is Runtime.PS74
+    assert decision.runtime_environment == "exomi-powershell-7-4"
+    assert decision.runbook_name == "exomi-connect-exchange"
+    assert (
+        policy().evaluate(request(runtime="7.2", runtime_environment="ops-ps72")).runtime_environment
+        == "ops-ps72"
+    )
+
+
+def test_no_runtime_environment_for_5_1_or_for_a_vm():
+    assert policy().evaluate(request()).runtime_environment is None
+    assert policy().evaluate(request(target=VM, runtime="7.4")).runtime_environment is None
+
+
+# --- loading -----------------------------------------------------------------------------------------
+
+
+def test_a_policy_file_is_read_and_the_setting_text_wins_over_it(tmp_path):
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps({**OPEN, "default_role": "Security Reader"}))
+    assert load_policy(path=path).default_role is Role.SECURITY_READER
+    assert load_policy(json.dumps(OPEN), path).default_role is Role.EXCHANGE_RECIPIENT_ADMINISTRATOR
+
+
+def test_fields_left_out_keep_their_default():
+    loaded = load_policy(json.dumps({"allowed_organizations": ["contoso.com"]}))
+    assert loaded.allowed_organizations == ["contoso.com"]
+    assert loaded.default_role is Role.EXCHANGE_RECIPIENT_ADMINISTRATOR
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[]", "must be a JSON object"),
+        ('{"allow_everything": true}', "policy field allow_everything: is not a policy field"),
+        ('{"allowed_roles": ["Owner"]}', "policy field allowed_roles.0"),
+        ('{"allowed_organizations": ["contoso.com\' or 1 eq 1"]}', "policy field allowed_organizations.0"),
+        (
+            '{"allowed_scopes": ["/subscriptions/not-a-guid"]}',
+            "policy field allowed_scopes.0: must be a GUID",
+        ),
+        ('{"allowed_scopes": ["/subscriptions/../x"]}', "policy field allowed_scopes.0"),
+        (
+            '{"default_role": "Exchange Administrator"}',
+            "policy field default_role: 'Exchange Administrator' must also be listed",
+        ),
+        ('{"allow_global_administrator": "yes"}', "policy field allow_global_administrator"),
+        (
+            '{"pinned_module_versions": {"5.1": {"ExchangeOnlineManagement": "3.5.1"}}}',
+            "policy field pinned_module_versions: has no version of PackageManagement",
+        ),
+        (
+            '{"pinned_module_versions": {"7.4": {"ExchangeOnlineManagement": "latest"}}}',
+            "policy field pinned_module_versions.7.4.ExchangeOnlineManagement",
+        ),
+        ('{"allowed_channels": ["email"]}', "policy field allowed_channels.0"),
+    ],
+)
+def test_a_bad_policy_fails_loudly_naming_the_field(text, expected):
+    with pytest.raises(ConfigurationError) as caught:
+        load_policy(text)
+    assert caught.value.setting == "EXOMI_POLICY"
+    assert expected in caught.value.message
+
+
+def test_an_unreadable_policy_file_names_the_setting(tmp_path):
+    with pytest.raises(ConfigurationError) as caught:
+        load_policy(path=tmp_path / "missing.json")
+    assert caught.value.setting == "EXOMI_POLICY_FILE"
+
+
+def test_the_documented_example_is_a_valid_policy():
+    text = (ROOT / "docs" / "POLICY.md").read_text("utf-8")
+    example = text.split("## An example", 1)[1]
+    block = re.search(r"```json\n(.*?)```", example, re.S)
+    loaded = load_policy(block.group(1))
+    assert Role.EXCHANGE_ADMINISTRATOR in loaded.allowed_roles
+    assert loaded.evaluate(request(role="Exchange Administrator")).allowed
