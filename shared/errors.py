@@ -207,3 +207,36 @@ class IdempotencyConflict(Conflict):
 
     def details(self) -> dict[str, Any]:
         return {"original_request_id": self.original_request_id}
+
+
+class PrerequisiteMissing(ExomiError):
+    """Something exomi cannot (or must not) create itself is missing or wrong in the tenant: the
+    identity is not enabled or not attached, a runbook of that name belongs to someone else, ...
+    ``what`` names it; the message says how to fix it."""
+
+    code = "PrerequisiteMissing"
+    http_status = 409
+
+    def __init__(self, what: str, message: str, fix: str) -> None:
+        super().__init__(f"{message} To fix: {fix}")
+        self.what = what
+        self.fix = fix
+
+    def details(self) -> dict[str, Any]:
+        return {"what": self.what, "fix": self.fix}
+
+
+class OperationFailed(ExomiError):
+    """Azure ran what exomi asked for and it failed (a module import, a verification job); the
+    message carries Azure's own error text."""
+
+    code = "OperationFailed"
+    http_status = 502
+
+    def __init__(self, operation: str, message: str, fix: str | None = None) -> None:
+        super().__init__(message + (f" To fix: {fix}" if fix else ""))
+        self.operation = operation
+        self.fix = fix
+
+    def details(self) -> dict[str, Any]:
+        return {"operation": self.operation, **({"fix": self.fix} if self.fix else {})}

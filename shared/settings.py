@@ -80,6 +80,19 @@ class StorageSettings(BaseModel):
     client_id: str | None = None  # the user-assigned identity for identity-based access, if any
 
 
+class EngineTimings(BaseModel):
+    """How the engine paces its waiting (seconds). Azure's own delays are minutes; a local emulator's
+    are fractions of a second, so these are settings rather than constants."""
+
+    model_config = ConfigDict(frozen=True)
+
+    poll: float = 15.0  # first "check again" delay for imports, jobs and replication (doubles each time)
+    max_poll: float = 300.0  # the longest "check again" delay
+    replication_window: float = 1800.0  # how long a fresh principal may stay invisible before failing
+    propagation_window: float = 7200.0  # how long verification may fail for authorization after a grant
+    advance_budget: float = 60.0  # how long one engine pass may work before it yields
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -95,6 +108,7 @@ class Settings(BaseModel):
     client_id: str | None  # AZURE_CLIENT_ID: exomi's own user-assigned identity, if it uses one
     policy_json: str | None  # EXOMI_POLICY
     policy_file: Path | None  # EXOMI_POLICY_FILE
+    engine: EngineTimings = EngineTimings()  # EXOMI_POLL_SECONDS, EXOMI_MAX_POLL_SECONDS, ...
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, local_settings: Path | None = None) -> Settings:
@@ -160,7 +174,33 @@ def _build(values: Mapping[str, str]) -> Settings:
         client_id=_guid(get("AZURE_CLIENT_ID"), "AZURE_CLIENT_ID"),
         policy_json=get("EXOMI_POLICY"),
         policy_file=Path(policy_file) if policy_file else None,
+        engine=_engine_timings(get),
     )
+
+
+_ENGINE_SETTINGS = {
+    "poll": "EXOMI_POLL_SECONDS",
+    "max_poll": "EXOMI_MAX_POLL_SECONDS",
+    "replication_window": "EXOMI_REPLICATION_WINDOW_SECONDS",
+    "propagation_window": "EXOMI_PROPAGATION_WINDOW_SECONDS",
+    "advance_budget": "EXOMI_ADVANCE_BUDGET_SECONDS",
+}
+
+
+def _engine_timings(get: Callable[[str], str | None]) -> EngineTimings:
+    values: dict[str, float] = {}
+    for field, name in _ENGINE_SETTINGS.items():
+        raw = get(name)
+        if raw is None:
+            continue
+        try:
+            number = float(raw)
+        except ValueError:
+            raise ConfigurationError(name, f"must be a number of seconds, got {raw!r}") from None
+        if number <= 0:
+            raise ConfigurationError(name, f"must be greater than 0, got {raw!r}")
+        values[field] = number
+    return EngineTimings(**values)
 
 
 def _endpoint(value: str | None, name: str, *, path: str = "") -> str | None:

@@ -13,6 +13,7 @@ from shared.azure.clients import AzureClients
 from shared.azure.failures import from_arm
 
 GALLERY_PACKAGE_URL = "https://www.powershellgallery.com/api/v2/package/{name}/{version}"
+MANAGED_BY_TAG = "managed-by"
 TERMINAL_IMPORT_STATES = {"succeeded", "failed", "canceled"}
 TERMINAL_JOB_STATES = {"completed", "failed", "stopped", "suspended"}
 
@@ -67,6 +68,11 @@ class RunbookState:
     state: str  # New | Edit | Published
     runtime_environment: str | None
     published_content: str | None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def managed_by_exomi(self) -> bool:
+        return self.tags.get(MANAGED_BY_TAG) == "exomi"
 
 
 @dataclass(frozen=True)
@@ -295,7 +301,7 @@ class ArmGateway:
         }
         if runtime_environment:
             properties["runtimeEnvironment"] = runtime_environment
-        body = {"location": location, "properties": properties, "tags": {"managed-by": "exomi"}}
+        body = {"location": location, "properties": properties, "tags": {MANAGED_BY_TAG: "exomi"}}
         await self._call(
             f"create runbook {name}",
             client.runbook.create_or_update(account.resource_group, account.name, name, body),

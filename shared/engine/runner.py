@@ -1,0 +1,365 @@
+"""The engine: advance one request through its steps, as far as it can go right now.
+
+One pass loads the request, its steps and its audit records, runs every step whose prerequisites are
+done (independent steps concurrently), and writes each step's outcome as soon as it has it. A step
+that waits on Azure records when to look again and the pass ends; the caller (the queue worker, or
+the CLI) calls ``advance`` again at that time. A crash anywhere loses nothing: the next pass observes
+the tenant again, and the steps act only on a difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.azure.arm import ArmGateway
+from shared.azure.graph import GraphGateway
+from shared.engine.context import AuditTrail, StepContext, StepResult
+from shared.engine.plan import dependencies, steps_for
+from shared.engine.step import Step, backoff
+from shared.errors import ErrorCategory, ExomiError, OperationFailed
+from shared.ids import parse_resource_id
+from shared.models import Operation, RequestStatus, StepStatus, TargetStatus
+from shared.settings import EngineTimings
+from shared.state.records import Grants, ModuleGrant, RequestRecord, StepRecord, TargetRecord, utcnow
+from shared.state.store import StateStore
+
+log = logging.getLogger("exomi.engine")
+FINISHED = {StepStatus.DONE, StepStatus.SKIPPED}
+
+
+class InternalError(ExomiError):
+    code = "InternalError"
+    http_status = 500
+
+
+@dataclass
+class _Outcome:
+    step: Step
+    record: StepRecord
+    error: ExomiError | None = None
+
+
+def _memo(record: StepRecord | None) -> dict[str, Any]:
+    observed = record.observed if record is not None and isinstance(record.observed, dict) else {}
+    return dict(observed.get("memo") or {})
+
+
+def _facts(record: StepRecord | None) -> dict[str, Any]:
+    observed = record.observed if record is not None and isinstance(record.observed, dict) else {}
+    return dict(observed.get("facts") or {})
+
+
+class Engine:
+    def __init__(
+        self, state: StateStore, arm: ArmGateway, graph: GraphGateway, timings: EngineTimings
+    ) -> None:
+        self.state = state
+        self.arm = arm
+        self.graph = graph
+        self.timings = timings
+
+    async def advance(self, request_id: str) -> RequestRecord:
+        """Runs what can run now; returns the request as stored afterwards."""
+        record = await self.state.requests.get(request_id)
+        if not record.status.active:
+            return record
+        target = parse_resource_id(record.target)
+        steps = steps_for(record.operation, target.kind)
+        needs = dependencies(steps)
+        stored = {s.name: s for s in await self.state.steps.list(request_id)}
+        audit = await self.state.audit.list_for_request(request_id)
+        target_record = await self.state.targets.get(target.key)
+        if record.status is RequestStatus.QUEUED or record.check_again_at is not None:
+            record = await self._update(
+                record, status=RequestStatus.RUNNING, check_again_at=None, message="working"
+            )
+        facts: dict[str, Any] = {}
+        for step in steps:
+            if stored.get(step.name) and stored[step.name].status in FINISHED:
+                facts.update(_facts(stored[step.name]))
+        facts["changed"] = any(s.action == "changed" for s in stored.values())
+        deadline = time.monotonic() + self.timings.advance_budget
+
+        while True:
+            now = utcnow()
+            ready = [
+                step
+                for step in steps
+                if self._status(stored, step) not in FINISHED
+                and self._status(stored, step) is not StepStatus.FAILED
+                and all(self._status(stored, StepByName(d)) in FINISHED for d in needs[step.name])
+                and (
+                    stored.get(step.name) is None
+                    or stored[step.name].check_again_at is None
+                    or stored[step.name].check_again_at <= now
+                )
+            ]
+            if not ready:
+                break
+            outcomes = await asyncio.gather(
+                *(
+                    self._run(step, index, record, target, stored.get(step.name), facts, target_record, audit)
+                    for index, step in enumerate(steps)
+                    if step in ready
+                )
+            )
+            failure = None
+            for outcome in outcomes:
+                stored[outcome.step.name] = outcome.record
+                if outcome.record.status in FINISHED:
+                    facts.update(_facts(outcome.record))
+                if outcome.record.action == "changed":
+                    facts["changed"] = True
+                failure = failure or outcome.error
+            target_record = await self._save_target(record, target, facts, target_record, succeeded=False)
+            if failure is not None:
+                return await self._fail(record, failure, target_record)
+            if time.monotonic() > deadline:
+                break
+
+        if all(self._status(stored, step) in FINISHED for step in steps):
+            target_record = await self._save_target(record, target, facts, target_record, succeeded=True)
+            summary = "; ".join(stored[s.name].message or s.title for s in steps)
+            status = (
+                RequestStatus.REVOKED if record.operation is Operation.REVOKE else RequestStatus.SUCCEEDED
+            )
+            return await self.state.finish(record, status, message=summary)
+        waiting = [
+            stored[s.name] for s in steps if s.name in stored and stored[s.name].status is StepStatus.WAITING
+        ]
+        check_again_at = min((w.check_again_at for w in waiting if w.check_again_at), default=utcnow())
+        message = "; ".join(w.message for w in waiting if w.message) or "working"
+        return await self._update(
+            record, status=RequestStatus.WAITING, check_again_at=check_again_at, message=message
+        )
+
+    @staticmethod
+    def _status(stored: dict[str, StepRecord], step: Step | StepByName) -> StepStatus:
+        record = stored.get(step.name)
+        return record.status if record is not None else StepStatus.PENDING
+
+    async def _run(
+        self,
+        step: Step,
+        index: int,
+        request: RequestRecord,
+        target,
+        previous: StepRecord | None,
+        facts: dict[str, Any],
+        target_record: TargetRecord | None,
+        audit_records,
+    ) -> _Outcome:
+        attempts = previous.attempts if previous is not None else 0
+        memo = _memo(previous)
+        ctx = StepContext(
+            request=request,
+            decision=request.decision,
+            target=target,
+            arm=self.arm,
+            graph=self.graph,
+            state=self.state,
+            timings=self.timings,
+            facts=dict(facts),
+            target_record=target_record,
+            memo=memo,
+        )
+        ctx.audit = AuditTrail(self.state, request, step.name, attempts, audit_records)
+        base = StepRecord(
+            request_id=request.id,
+            name=step.name,
+            index=index,
+            attempts=attempts + 1,
+            etag=previous.etag if previous else None,
+        )
+        try:
+            result: StepResult = await step.apply(ctx)
+        except ExomiError as error:
+            return await self._failed_or_waiting(step, base, memo, error, ctx)
+        except Exception as error:  # noqa: BLE001 - a bug must end the request, not loop forever
+            log.exception("step %s of request %s crashed", step.name, request.id)
+            return await self._failed_or_waiting(
+                step, base, memo, InternalError(f"{step.title}: {type(error).__name__}: {error}"), ctx
+            )
+        status = StepStatus.DONE if result.done else StepStatus.WAITING
+        changed = result.changed or (previous is not None and previous.action == "changed")
+        check_again_at = (
+            None if result.done else utcnow() + timedelta(seconds=result.check_again_in or self.timings.poll)
+        )
+        record = base.model_copy(
+            update={
+                "status": status,
+                "action": "changed" if changed else "none",
+                "message": result.message,
+                "observed": {"facts": result.facts, "memo": result.memo},
+                "check_again_at": check_again_at,
+                "error": None,
+            }
+        )
+        log.info("request %s step %s: %s (%s)", request.id, step.name, status.value, result.message)
+        return _Outcome(step, await self._save_step(record))
+
+    async def _failed_or_waiting(
+        self, step: Step, base: StepRecord, memo: dict[str, Any], error: ExomiError, ctx: StepContext
+    ) -> _Outcome:
+        """Transient and replication errors wait (with backoff, replication within a window); final ones fail."""
+        if error.category in (ErrorCategory.TRANSIENT, ErrorCategory.REPLICATION, ErrorCategory.PROPAGATION):
+            window = {
+                ErrorCategory.REPLICATION: self.timings.replication_window,
+                ErrorCategory.PROPAGATION: self.timings.propagation_window,
+            }.get(error.category)
+            since = datetime.fromisoformat(
+                memo.setdefault(f"{error.category.value}_since", utcnow().isoformat())
+            )
+            if window is None or utcnow() - since < timedelta(seconds=window):
+                retries = int(memo.get("retries", 0))
+                memo["retries"] = retries + 1
+                delay = getattr(error, "retry_after", None) or backoff(ctx, retries)
+                record = base.model_copy(
+                    update={
+                        "status": StepStatus.WAITING,
+                        "message": f"retrying: {error.message}",
+                        "observed": {"facts": {}, "memo": memo},
+                        "check_again_at": utcnow() + timedelta(seconds=delay),
+                        "error": error.to_dict(),
+                    }
+                )
+                log.info("request %s step %s waits: %s", base.request_id, step.name, error.message)
+                return _Outcome(step, await self._save_step(record))
+            minutes = int((utcnow() - since).total_seconds() // 60)
+            error = OperationFailed(
+                step.title, f"{error.message} (still after {minutes} minutes of retrying)"
+            )
+        record = base.model_copy(
+            update={
+                "status": StepStatus.FAILED,
+                "message": error.message,
+                "observed": {"facts": {}, "memo": memo},
+                "error": error.to_dict(),
+            }
+        )
+        log.warning("request %s step %s failed: %s", base.request_id, step.name, error.message)
+        return _Outcome(step, await self._save_step(record), error)
+
+    async def _save_step(self, record: StepRecord) -> StepRecord:
+        return await self.state.steps.save(record)
+
+    async def _update(self, record: RequestRecord, **changes: Any) -> RequestRecord:
+        return await self.state.requests.update(record.model_copy(update=changes))
+
+    async def _fail(
+        self, record: RequestRecord, error: ExomiError, target_record: TargetRecord | None
+    ) -> RequestRecord:
+        if target_record is not None and record.operation is Operation.PROVISION:
+            await self.state.targets.save(target_record.model_copy(update={"status": TargetStatus.FAILED}))
+        return await self.state.finish(record, RequestStatus.FAILED, message=error.message, error=error)
+
+    async def _save_target(
+        self,
+        request: RequestRecord,
+        target,
+        facts: dict[str, Any],
+        previous: TargetRecord | None,
+        *,
+        succeeded: bool,
+    ) -> TargetRecord | None:
+        """The target's record: who the identity is and exactly what exomi granted (what revoke removes)."""
+        if request.operation is Operation.REVOKE:
+            if previous is None or not succeeded:
+                return previous
+            kept = bool(facts.get("shared_with"))
+            return await self.state.targets.save(
+                previous.model_copy(
+                    update={
+                        "status": TargetStatus.REVOKED,
+                        "granted": Grants(),
+                        "last_request_id": request.id,
+                        "shared_kept": None,
+                    }
+                    if not kept
+                    else {"status": TargetStatus.REVOKED, "granted": Grants(), "last_request_id": request.id}
+                )
+            )
+        principal_id = facts.get("principal_id")
+        if principal_id is None:
+            return previous
+        before = previous.granted if previous is not None else Grants()
+        co_owned = await self._co_owned(target.key, principal_id)
+        granted = Grants(
+            app_role_assignment_id=_owned(
+                facts.get("app_role_assignment_id"),
+                facts.get("app_role_granted_by_exomi"),
+                before.app_role_assignment_id,
+                co_owned,
+            ),
+            role_assignment_id=_owned(
+                facts.get("role_assignment_id"),
+                facts.get("role_granted_by_exomi"),
+                before.role_assignment_id,
+                co_owned,
+            ),
+            modules=_merge_modules(before.modules, facts.get("modules_imported") or []),
+            runtime_environment=facts.get("runtime_environment_created") or before.runtime_environment,
+            runbook_name=facts.get("runbook_name")
+            if (facts.get("runbook_by_exomi") or before.runbook_name == facts.get("runbook_name"))
+            else before.runbook_name,
+        )
+        provision = request.request
+        decision = request.decision
+        update: dict[str, Any] = {
+            "identity": facts.get("identity") or provision.identity,
+            "principal_id": principal_id,
+            "client_id": facts.get("client_id"),
+            "organization": provision.organization,
+            "role": decision.role if decision else None,
+            "runtime": decision.runtime if decision else None,
+            "granted": granted,
+            "status": TargetStatus.PROVISIONED if succeeded else TargetStatus.PROVISIONING,
+            "last_request_id": request.id,
+        }
+        if facts.get("verified_at"):
+            update["last_verified_at"] = datetime.fromisoformat(facts["verified_at"])
+        if previous is None:
+            record = TargetRecord(target=target.canonical, target_key=target.key, kind=target.kind, **update)
+        else:
+            record = previous.model_copy(update=update)
+        return await self.state.targets.save(record)
+
+    async def _co_owned(self, target_key: str, principal_id: str) -> set[str]:
+        """Assignment ids another target's record says exomi made for the same identity."""
+        ids: set[str] = set()
+        for other in await self.state.targets.list_by_principal(principal_id):
+            if other.target_key != target_key and other.status is not TargetStatus.REVOKED:
+                ids.update(
+                    i for i in (other.granted.app_role_assignment_id, other.granted.role_assignment_id) if i
+                )
+        return ids
+
+
+class StepByName:
+    """A stand-in to look up a dependency's status by name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _owned(found: str | None, made_now: bool | None, before: str | None, co_owned: set[str]) -> str | None:
+    """The assignment exomi is responsible for: made in this request, made earlier, or made by exomi
+    for another target that shares the identity."""
+    if found is None:
+        return before
+    if made_now or found == before or found in co_owned:
+        return found
+    return before
+
+
+def _merge_modules(before: list[ModuleGrant], imported: list[dict[str, Any]]) -> list[ModuleGrant]:
+    merged = {(m.name, m.runtime_environment): m for m in before}
+    for item in imported:
+        grant = ModuleGrant(**item)
+        merged[(grant.name, grant.runtime_environment)] = grant
+    return list(merged.values())

@@ -1,0 +1,248 @@
+"""Steps in the directory (Microsoft Graph): the identity's service principal, the "Office 365
+Exchange Online" principal, the Exchange.ManageAsApp grant and the Entra role."""
+
+from __future__ import annotations
+
+from shared import constants
+from shared.azure.failures import UpstreamRejected
+from shared.engine.context import Observation, StepContext, StepResult, Verdict
+from shared.engine.step import Step
+from shared.errors import PrerequisiteMissing, ReplicationPending
+
+
+def _replication_or(error: UpstreamRejected, principal_id: str) -> Exception:
+    """Graph answers 404 for a principal that has not replicated yet, even right after a GET found it."""
+    if error.status == 404:
+        return ReplicationPending(principal_id)
+    return error
+
+
+class PrincipalVisible(Step):
+    name = "principal"
+    title = "Service principal visible in the directory"
+    after = ("identity",)
+
+    async def observe(self, ctx: StepContext) -> Observation:
+        principal_id = ctx.fact("principal_id")
+        principal = await ctx.graph.get_principal(principal_id)
+        if principal is None:
+            return Observation(
+                Verdict.PENDING,
+                f"service principal {principal_id} is not visible in Microsoft Graph yet (replication after the identity was created)",
+                fix="wait a few minutes; exomi retries by itself",
+            )
+        client_id = ctx.facts.get("client_id")
+        if client_id and principal.app_id.lower() != client_id.lower():
+            return Observation(
+                Verdict.WRONG,
+                f"service principal {principal_id} has appId {principal.app_id}, not the identity's client id {client_id}",
+            )
+        return Observation(
+            Verdict.OK, f"service principal {principal_id} ({principal.display_name}) is visible"
+        )
+
+    async def apply(self, ctx: StepContext) -> StepResult:
+        observation = await self.observe(ctx)
+        if observation.verdict is Verdict.PENDING:
+            raise ReplicationPending(ctx.fact("principal_id"))
+        if observation.verdict is Verdict.WRONG:
+            raise PrerequisiteMissing(
+                "service principal", observation.detail + ".", "check which identity the target uses."
+            )
+        return StepResult(done=True, message=observation.detail)
+
+
+class ExchangePrincipal(Step):
+    name = "exchange-sp"
+    title = "Office 365 Exchange Online service principal and its Exchange.ManageAsApp role"
+
+    async def observe(self, ctx: StepContext) -> Observation:
+        principal = await ctx.graph.find_principal_by_app_id(constants.EXO_APP_ID)
+        if principal is None:
+            return Observation(
+                Verdict.MISSING,
+                'the tenant has no "Office 365 Exchange Online" service principal',
+                fix="exomi creates it (POST /servicePrincipals with its appId)",
+                action="create the service principal",
+            )
+        right = [r for r in principal.app_roles if r.value == constants.EXCHANGE_MANAGE_AS_APP_VALUE]
+        if not any(r.id.lower() == constants.EXCHANGE_MANAGE_AS_APP_ROLE_ID for r in right):
+            look_alikes = sorted(
+                r.value or "?" for r in principal.app_roles if r.value and "ManageAsApp" in r.value
+            )
+            return Observation(
+                Verdict.WRONG,
+                f"service principal {principal.id} has no app role {constants.EXCHANGE_MANAGE_AS_APP_VALUE} with id "
+                f"{constants.EXCHANGE_MANAGE_AS_APP_ROLE_ID} (found: {', '.join(look_alikes) or 'none'})",
+                fix="this is not the real Office 365 Exchange Online principal; contact Microsoft support",
+            )
+        return Observation(
+            Verdict.OK,
+            f'"Office 365 Exchange Online" is {principal.id} with {constants.EXCHANGE_MANAGE_AS_APP_VALUE} '
+            f"({constants.EXCHANGE_MANAGE_AS_APP_ROLE_ID})",
+            facts={"exchange_sp_id": principal.id},
+        )
+
+    async def apply(self, ctx: StepContext) -> StepResult:
+        observation = await self.observe(ctx)
+        if observation.verdict is Verdict.OK:
+            await ctx.audit.settle(
+                0, "create Office 365 Exchange Online service principal", observation.facts
+            )
+            return StepResult(done=True, message=observation.detail, facts=observation.facts)
+        if observation.verdict is Verdict.WRONG:
+            raise PrerequisiteMissing(
+                "Office 365 Exchange Online", observation.detail + ".", observation.fix or ""
+            )
+        action = "create Office 365 Exchange Online service principal"
+        await ctx.audit.intend(0, action, None)
+        created = await ctx.graph.create_principal(constants.EXO_APP_ID)
+        await ctx.audit.done(0, action, None, {"id": created.id, "appId": created.app_id})
+        observation = await self.observe(ctx)
+        if observation.verdict is not Verdict.OK:
+            raise PrerequisiteMissing(
+                "Office 365 Exchange Online", observation.detail + ".", observation.fix or ""
+            )
+        return StepResult(
+            done=True, changed=True, message=f"created {observation.detail}", facts=observation.facts
+        )
+
+
+class AppRoleGrant(Step):
+    name = "app-role"
+    title = "Exchange.ManageAsApp granted to the identity"
+    after = ("principal", "exchange-sp")
+
+    async def _existing(self, ctx: StepContext):
+        grants = await ctx.graph.app_role_grants(ctx.fact("principal_id"))
+        exchange = ctx.fact("exchange_sp_id").lower()
+        return next(
+            (
+                g
+                for g in grants
+                if g.resource_id.lower() == exchange
+                and g.app_role_id.lower() == constants.EXCHANGE_MANAGE_AS_APP_ROLE_ID
+            ),
+            None,
+        )
+
+    async def observe(self, ctx: StepContext) -> Observation:
+        grant = await self._existing(ctx)
+        if grant is None:
+            return Observation(
+                Verdict.MISSING,
+                f"identity {ctx.fact('principal_id')} does not hold {constants.EXCHANGE_MANAGE_AS_APP_VALUE}",
+                fix="exomi grants it (app role assignment on Office 365 Exchange Online)",
+                action=f"grant {constants.EXCHANGE_MANAGE_AS_APP_VALUE}",
+            )
+        return Observation(
+            Verdict.OK,
+            f"identity holds {constants.EXCHANGE_MANAGE_AS_APP_VALUE} (assignment {grant.id})",
+            facts={"app_role_assignment_id": grant.id},
+        )
+
+    async def apply(self, ctx: StepContext) -> StepResult:
+        action = f"grant {constants.EXCHANGE_MANAGE_AS_APP_VALUE}"
+        observation = await self.observe(ctx)
+        if observation.verdict is Verdict.OK:
+            await ctx.audit.settle(0, action, observation.facts)
+            return StepResult(done=True, message=observation.detail, facts=observation.facts)
+        principal_id = ctx.fact("principal_id")
+        before = {"principal_id": principal_id, "granted": False}
+        await ctx.audit.intend(0, action, before)
+        try:
+            grant, request_id = await ctx.graph.grant_app_role(
+                principal_id, ctx.fact("exchange_sp_id"), constants.EXCHANGE_MANAGE_AS_APP_ROLE_ID
+            )
+        except UpstreamRejected as error:
+            if "already exists" in error.message:  # granted meanwhile (a concurrent run): that is done too
+                return await self.apply(ctx)
+            raise _replication_or(error, principal_id) from error
+        await ctx.audit.done(0, action, before, {"assignment_id": grant.id, "granted": True}, request_id)
+        return StepResult(
+            done=True,
+            changed=True,
+            message=f"granted {constants.EXCHANGE_MANAGE_AS_APP_VALUE} (assignment {grant.id})",
+            facts={"app_role_assignment_id": grant.id, "app_role_granted_by_exomi": True},
+        )
+
+
+class EntraRole(Step):
+    name = "entra-role"
+    title = "Entra role assigned to the identity"
+    after = ("principal",)
+
+    def _wanted(self, ctx: StepContext) -> tuple[str, str]:
+        decision = ctx.decision
+        return str(decision.role.value), decision.role_template_id.lower()
+
+    async def observe(self, ctx: StepContext) -> Observation:
+        role_name, role_id = self._wanted(ctx)
+        grants = await ctx.graph.role_grants(ctx.fact("principal_id"))
+        held = next(
+            (g for g in grants if g.role_definition_id.lower() == role_id and g.directory_scope_id == "/"),
+            None,
+        )
+        previous = ctx.target_record.granted.role_assignment_id if ctx.target_record else None
+        stale = next(
+            (g for g in grants if previous and g.id == previous and g.role_definition_id.lower() != role_id),
+            None,
+        )
+        facts = {"role_assignment_id": held.id} if held else {}
+        if held and not stale:
+            return Observation(
+                Verdict.OK, f"identity holds the Entra role {role_name} (assignment {held.id})", facts=facts
+            )
+        if held and stale:
+            return Observation(
+                Verdict.WRONG,
+                f"identity holds {role_name} and also a role exomi granted earlier ({stale.role_definition_id})",
+                action=f"remove the earlier role assignment {stale.id}",
+                facts=facts,
+            )
+        return Observation(
+            Verdict.MISSING,
+            f"identity does not hold the Entra role {role_name}",
+            fix="exomi assigns it (directory scope /)",
+            action=f"assign {role_name}"
+            + (f" and remove the earlier assignment {stale.id}" if stale else ""),
+        )
+
+    async def apply(self, ctx: StepContext) -> StepResult:
+        role_name, role_id = self._wanted(ctx)
+        principal_id = ctx.fact("principal_id")
+        action = f"assign Entra role {role_name}"
+        observation = await self.observe(ctx)
+        facts = dict(observation.facts)
+        changed = False
+        if "role_assignment_id" not in facts:
+            before = {"principal_id": principal_id, "role": None}
+            await ctx.audit.intend(0, action, before)
+            try:
+                grant, request_id = await ctx.graph.assign_role(principal_id, role_id)
+            except UpstreamRejected as error:
+                if "conflicting object" in error.message:
+                    return await self.apply(ctx)
+                raise _replication_or(error, principal_id) from error
+            await ctx.audit.done(
+                0, action, before, {"assignment_id": grant.id, "role": role_name}, request_id
+            )
+            facts = {"role_assignment_id": grant.id, "role_granted_by_exomi": True}
+            changed = True
+        else:
+            await ctx.audit.settle(0, action, facts)
+        previous = ctx.target_record.granted.role_assignment_id if ctx.target_record else None
+        if previous and previous != facts["role_assignment_id"]:
+            grants = await ctx.graph.role_grants(principal_id)
+            if any(g.id == previous for g in grants):
+                removal = f"remove earlier Entra role assignment {previous}"
+                await ctx.audit.intend(1, removal, {"assignment_id": previous})
+                await ctx.graph.remove_role(previous)
+                await ctx.audit.done(1, removal, {"assignment_id": previous}, {"removed": True})
+                changed = True
+            else:
+                await ctx.audit.settle(
+                    1, f"remove earlier Entra role assignment {previous}", {"removed": True}
+                )
+        message = f"assigned {role_name}" if changed else observation.detail
+        return StepResult(done=True, changed=changed, message=message, facts=facts)

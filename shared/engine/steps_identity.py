@@ -1,0 +1,73 @@
+"""Resolve the identity: for a system-assigned identity the service principal is the resource's
+``identity.principalId``; for a user-assigned one, two different ids matter: ``principalId`` (every
+Graph assignment) and ``clientId`` (only ``-ManagedIdentityAccountId``). Mixing them up is the bug in
+Microsoft's procedure; exomi keeps them apart by name."""
+
+from __future__ import annotations
+
+from shared.engine.context import Observation, StepContext, Verdict, resource_ref
+from shared.engine.step import Step
+from shared.errors import NotFound, PrerequisiteMissing
+from shared.ids import TargetKind
+from shared.models import SYSTEM_IDENTITY
+
+
+class ResolveIdentity(Step):
+    name = "identity"
+    title = "Target and its managed identity"
+
+    async def _target(self, ctx: StepContext):
+        if ctx.kind is TargetKind.AUTOMATION_ACCOUNT:
+            return await ctx.arm.get_automation_account(ctx.ref)
+        if ctx.kind is TargetKind.VIRTUAL_MACHINE:
+            return await ctx.arm.get_virtual_machine(ctx.ref)
+        return await ctx.arm.get_user_assigned_identity(ctx.ref)
+
+    async def observe(self, ctx: StepContext) -> Observation:
+        target = await self._target(ctx)
+        label = ctx.kind.label
+        if target is None:
+            raise NotFound(label, ctx.target.canonical)
+        identity = ctx.request.request.identity
+        facts = {"location": target.location, "target_name": target.name}
+        if ctx.kind is TargetKind.USER_ASSIGNED_IDENTITY:
+            info = next(iter(target.user_assigned.values()))
+            facts.update(principal_id=info.principal_id, client_id=info.client_id, identity=target.id)
+            return Observation(
+                Verdict.OK,
+                f"user-assigned identity {target.name}: object id {info.principal_id}, client id {info.client_id}",
+                facts=facts,
+            )
+        if identity == SYSTEM_IDENTITY or identity is None:
+            if target.system_identity is None:
+                raise PrerequisiteMissing(
+                    "system-assigned identity",
+                    f"The {label} {target.name} has no system-assigned managed identity.",
+                    f"enable it (portal: {label} > Identity > System assigned > On), or name a user-assigned identity "
+                    "attached to it in the request.",
+                )
+            facts.update(
+                principal_id=target.system_identity.principal_id, client_id=None, identity=SYSTEM_IDENTITY
+            )
+            return Observation(
+                Verdict.OK,
+                f"{label} {target.name}: system-assigned identity, object id {target.system_identity.principal_id}",
+                facts=facts,
+            )
+        uai_id = ctx.request.request.identity_id
+        uai = await ctx.arm.get_user_assigned_identity(resource_ref(uai_id))
+        if uai is None:
+            raise NotFound("user-assigned identity", uai_id.canonical)
+        info = next(iter(uai.user_assigned.values()))
+        if uai_id.canonical.lower() not in target.user_assigned:
+            raise PrerequisiteMissing(
+                "user-assigned identity attachment",
+                f"The user-assigned identity {uai.name} is not attached to the {label} {target.name}.",
+                f"attach it (portal: {label} > Identity > User assigned > Add), then send the request again.",
+            )
+        facts.update(principal_id=info.principal_id, client_id=info.client_id, identity=uai.id)
+        return Observation(
+            Verdict.OK,
+            f"{label} {target.name}: user-assigned identity {uai.name}, object id {info.principal_id}, client id {info.client_id}",
+            facts=facts,
+        )

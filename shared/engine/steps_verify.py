@@ -1,0 +1,146 @@
+"""Verification: run the connect script where the identity lives (an Automation job, or Run Command
+on a VM) and read its output. Grants reach the identity's tokens late, so an authorization failure
+soon after granting means "waiting for propagation", not "failed"."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.engine.context import Observation, StepContext, StepResult, Verdict
+from shared.engine.step import Step, backoff
+from shared.engine.steps_vm import RUN_COMMAND_WAIT_SECONDS
+from shared.errors import OperationFailed
+from shared.ids import TargetKind
+from shared.runbooks import connect_script
+
+AUTHORIZATION_FAILURES = ("UnAuthorized", "isn't supported in this scenario")
+HINTS = [
+    (
+        "is not recognized",
+        "the ExchangeOnlineManagement module is not available to the runtime the script ran in.",
+    ),
+    (
+        "PowerShellGet and PackageManagement",
+        "import current PackageManagement and PowerShellGet for the runtime.",
+    ),
+    ("No managed System identity", "enable the system-assigned identity of the resource."),
+    ("No User Assigned", "attach the user-assigned identity to the resource and use its client id."),
+    ("AADSTS90002", "use a domain of your tenant as the organization (e.g. contoso.onmicrosoft.com)."),
+]
+JOB_NAMESPACE = uuid.UUID("6f0f3c1e-8b0a-4c5e-9a53-0e5f1d2a7c11")
+
+
+def _hint(text: str) -> str | None:
+    return next((fix for needle, fix in HINTS if needle in text), None)
+
+
+class Verify(Step):
+    name = "verify"
+    title = "Verified: Connect-ExchangeOnline and Get-AcceptedDomain succeed"
+    after = ("identity", "principal", "app-role", "entra-role")
+
+    async def observe(self, ctx: StepContext) -> Observation:
+        record = ctx.target_record
+        if (
+            not ctx.facts.get("changed")
+            and record is not None
+            and record.last_verified_at is not None
+            and record.status == "provisioned"
+        ):
+            return Observation(
+                Verdict.OK,
+                f"verified at {record.last_verified_at.isoformat(timespec='seconds')} and unchanged since",
+            )
+        where = "an Automation job" if ctx.kind is TargetKind.AUTOMATION_ACCOUNT else "Run Command on the VM"
+        return Observation(
+            Verdict.MISSING, "not verified since the last change", action=f"run the connect test with {where}"
+        )
+
+    async def apply(self, ctx: StepContext) -> StepResult:
+        if not ctx.request.request.verify:
+            return StepResult(done=True, message="verification skipped (verify: false)")
+        memo: dict[str, Any] = dict(ctx.memo)
+        if "attempt" not in memo:
+            observation = await self.observe(ctx)
+            if observation.verdict is Verdict.OK:
+                return StepResult(done=True, message=observation.detail)
+            memo["attempt"] = 0
+        if ctx.kind is TargetKind.AUTOMATION_ACCOUNT:
+            return await self._job(ctx, memo)
+        return await self._run_command(ctx, memo)
+
+    def _waiting(self, ctx: StepContext, memo: dict[str, Any], message: str) -> StepResult:
+        polls = int(memo.get("polls", 0))
+        memo["polls"] = polls + 1
+        return StepResult(done=False, message=message, check_again_in=backoff(ctx, polls), memo=memo)
+
+    async def _job(self, ctx: StepContext, memo: dict[str, Any]) -> StepResult:
+        runbook = ctx.fact("runbook_name")
+        if "job" not in memo:
+            # The job name follows from the request and attempt: a crash after starting it finds it again.
+            job = str(uuid.uuid5(JOB_NAMESPACE, f"{ctx.request.id}/{memo['attempt']}"))
+            if await ctx.arm.get_job(ctx.ref, job) is None:
+                await ctx.arm.start_job(ctx.ref, job, runbook)
+            memo.update(job=job, polls=0)
+            return self._waiting(ctx, memo, f"verification job {job} started (runbook {runbook})")
+        state = await ctx.arm.get_job(ctx.ref, memo["job"])
+        if state is None or not state.done:
+            return self._waiting(
+                ctx, memo, f"verification job {memo['job']} is {state.status if state else 'starting'}"
+            )
+        if state.status.lower() == "completed":
+            return self._judge_success(ctx, state.output or "", f"job {memo['job']}")
+        return self._judge_failure(ctx, memo, state.exception or f"job {state.status}")
+
+    async def _run_command(self, ctx: StepContext, memo: dict[str, Any]) -> StepResult:
+        if "token" not in memo:
+            client_id = ctx.facts.get("client_id") if ctx.facts.get("identity") != "system" else None
+            script = connect_script(ctx.request.request.organization, client_id)
+            memo.update(token=await ctx.arm.start_run_command(ctx.ref, script.splitlines()), polls=0)
+        outcome = await ctx.arm.poll_run_command(
+            ctx.ref, memo["token"], budget_seconds=min(RUN_COMMAND_WAIT_SECONDS, ctx.timings.advance_budget)
+        )
+        if outcome is None:
+            return self._waiting(ctx, memo, "verification Run Command is running")
+        if outcome.stderr.strip():
+            return self._judge_failure(ctx, memo, outcome.stderr.strip())
+        return self._judge_success(ctx, outcome.stdout, "Run Command")
+
+    def _judge_success(self, ctx: StepContext, output: str, where: str) -> StepResult:
+        organization = ctx.request.request.organization.lower()
+        if organization not in output.lower():
+            raise OperationFailed(
+                "verification",
+                f"The verification {where} completed, but its output does not list {organization}: {output[:500]!r}",
+            )
+        domains = [line.strip() for line in output.splitlines() if "." in line and " " not in line.strip()]
+        return StepResult(
+            done=True,
+            changed=True,
+            message=f"verified: Get-AcceptedDomain lists {', '.join(domains) or organization}",
+            facts={"verified_at": ctx.now.isoformat(), "accepted_domains": domains},
+        )
+
+    def _judge_failure(self, ctx: StepContext, memo: dict[str, Any], text: str) -> StepResult:
+        if any(needle in text for needle in AUTHORIZATION_FAILURES):
+            first = datetime.fromisoformat(
+                memo.setdefault("first_authorization_failure", ctx.now.isoformat())
+            )
+            waited = ctx.now - first
+            if waited < timedelta(seconds=ctx.timings.propagation_window):
+                attempt = int(memo["attempt"]) + 1
+                memo = {k: v for k, v in memo.items() if k not in ("job", "token")} | {"attempt": attempt}
+                return self._waiting(
+                    ctx,
+                    memo,
+                    f"waiting for the grants to propagate (Exchange answered: {text.splitlines()[0][:200]})",
+                )
+            raise OperationFailed(
+                "verification",
+                f"Exchange Online still refuses the identity {int(waited.total_seconds() // 60)} minutes after the grants: {text[:500]}",
+                "check the Exchange.ManageAsApp grant and the Entra role in the target's diagnosis; some tenants also "
+                "need the identity registered in Exchange (New-ServicePrincipal).",
+            )
+        raise OperationFailed("verification", f"The verification failed: {text[:1000]}", _hint(text))
