@@ -52,8 +52,11 @@ class Webhook:
         return self
 
     def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+        """Stops the server (the URL then refuses connections); calling it again does nothing."""
+        if self._runner is None:
+            return
+        runner, self._runner = self._runner, None
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
 
