@@ -243,6 +243,19 @@ def _normalized_properties(vm_name: str, properties: Any) -> dict[str, Any]:
     return result
 
 
+def _merge_patch(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """JSON merge patch (RFC 7396), as PATCH on a VM applies its body."""
+    result = dict(current)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _merge_patch(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
 def _location(body: dict[str, Any]) -> str:
     location = body.get("location")
     if not location:
@@ -316,13 +329,15 @@ async def instance_view(ctx: ArmContext) -> web.Response:
 async def update_vm(ctx: ArmContext) -> web.Response:
     vm = _get_vm(ctx)
     body = await ctx.json_object()
-    if "tags" in body:
-        vm.tags = validate_tags(body["tags"])
-    if "properties" in body:
-        merged = {**vm.properties, **(body["properties"] or {})}
-        vm_id = vm.properties["vmId"]
-        vm.properties = {**_normalized_properties(vm.name, merged), "vmId": vm_id}
+    tags = validate_tags(body["tags"]) if "tags" in body else vm.tags
+    properties = vm.properties
+    if body.get("properties") is not None:
+        if not isinstance(body["properties"], dict):
+            raise _invalid("The parameter 'properties' must be an object.", "properties")
+        merged = _merge_patch(vm.properties, body["properties"])
+        properties = {**_normalized_properties(vm.name, merged), "vmId": vm.properties["vmId"]}
     apply_identity(ctx, vm, body.get("identity"), patch=True)
+    vm.tags, vm.properties = tags, properties
     vm.modified_at = time.time()
     vm.modified_by = ctx.caller.principal.app_id
     vm.state["version"] += 1

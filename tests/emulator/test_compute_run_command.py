@@ -54,17 +54,6 @@ def _run(compute, script, vm="vm1", parameters=None) -> tuple[str, str]:
     return stdout.message, stderr.message
 
 
-def _grant(
-    emulator, principal_id, *, app_role="Exchange.ManageAsApp", role="Exchange Administrator", backdate=True
-):
-    body = {"principal_id": principal_id, "backdate": backdate}
-    if app_role:
-        body["app_role"] = app_role
-    if role:
-        body["directory_role"] = role
-    emulator.ctl("POST", "/grants", body)
-
-
 def test_wire_shape_and_parameters(emulator, compute):
     _vm(compute)
     position = emulator.log_position()
@@ -91,7 +80,7 @@ def test_wire_shape_and_parameters(emulator, compute):
 
 def test_installs_modules_then_connects_with_the_system_identity(emulator, compute):
     vm = _vm(compute, identity={"type": "SystemAssigned"})
-    _grant(emulator, vm.identity.principal_id)
+    emulator.grant_exchange_access(vm.identity.principal_id)
 
     stdout, stderr = _run(compute, ["Get-InstalledModule PackageManagement"])
     assert stdout == "1.0.0.1 PackageManagement" and stderr == ""  # Windows PowerShell 5.1's inbox module
@@ -116,7 +105,7 @@ def test_installs_modules_then_connects_with_the_system_identity(emulator, compu
 )
 def test_missing_modules_show_up_in_stderr(emulator, compute, script, message):
     vm = _vm(compute, identity={"type": "SystemAssigned"})
-    _grant(emulator, vm.identity.principal_id)
+    emulator.grant_exchange_access(vm.identity.principal_id)
     stdout, stderr = _run(compute, [*script, *CONNECT])
     assert message in stderr and stdout == ""
 
@@ -126,7 +115,7 @@ def test_grant_problems_show_up_in_stderr(emulator, compute):
     _run(compute, INSTALL)
     _, stderr = _run(compute, CONNECT)
     assert stderr == "UnAuthorized"  # no Exchange.ManageAsApp
-    _grant(emulator, vm.identity.principal_id, role=None)
+    emulator.grant_exchange_access(vm.identity.principal_id, directory_role=None)
     _, stderr = _run(compute, CONNECT)
     # The app role but no Entra role; Exchange names the identity by its application (client) id.
     client_id = next(p["appId"] for p in emulator.principals() if p["id"] == vm.identity.principal_id)
@@ -135,7 +124,7 @@ def test_grant_problems_show_up_in_stderr(emulator, compute):
     )
     # A grant made just now has not reached the identity's token yet.
     emulator.set_timings(propagation_delay=600)
-    _grant(emulator, vm.identity.principal_id, app_role=None, backdate=False)
+    emulator.grant_exchange_access(vm.identity.principal_id, app_role=None, backdate=False)
     _, stderr = _run(compute, CONNECT)
     assert "isn't supported in this scenario" in stderr
 
@@ -143,7 +132,7 @@ def test_grant_problems_show_up_in_stderr(emulator, compute):
 def test_user_assigned_identity_works_by_client_id_not_by_object_id(emulator, compute):
     uai = emulator.msi().user_assigned_identities.create_or_update(RG, "uai1", {"location": "westeurope"})
     _vm(compute, identity={"type": "UserAssigned", "userAssignedIdentities": {uai.id: {}}})
-    _grant(emulator, uai.principal_id)
+    emulator.grant_exchange_access(uai.principal_id)
     _run(compute, INSTALL)
     connect = f"Connect-ExchangeOnline -ManagedIdentity -ManagedIdentityAccountId {{}} -Organization {ORG}"
     stdout, stderr = _run(

@@ -67,6 +67,12 @@ def test_get_with_instance_view_update_and_list(emulator, compute):
     ).result()
     assert updated.tags == {"exo-organization": "contoso.com"}
     assert updated.vm_id == created.vm_id
+    resized = compute.virtual_machines.begin_update(
+        RG, "vm1", {"properties": {"hardwareProfile": {"vmSize": "Standard_D4s_v3"}}}
+    ).result()
+    assert resized.hardware_profile.vm_size == "Standard_D4s_v3"
+    assert resized.os_profile.computer_name == "exo-vm"  # a PATCH merges into what is there
+    assert resized.tags == {"exo-organization": "contoso.com"}
 
     compute.virtual_machines.begin_create_or_update(RG, "vm2", VM_BODY).result()
     assert sorted(v.name for v in compute.virtual_machines.list(RG)) == ["vm1", "vm2"]

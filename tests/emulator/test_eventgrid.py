@@ -28,24 +28,17 @@ def webhook():
 
 
 def _subscribe(emulator, webhook, name="exomi-events", **options):
-    return emulator.ctl(
-        "POST", "/eventgrid/subscriptions", {"name": name, "endpoint": webhook.url, **options}
-    )
-
-
-def _deliveries(emulator, subscription=None):
-    query = f"?subscription={subscription}" if subscription else ""
-    return emulator.ctl("GET", f"/eventgrid/deliveries{query}")["deliveries"]
+    return emulator.subscribe_events(name, webhook.url, **options)
 
 
 def _wait_deliveries(emulator, condition, subscription=None, timeout=15.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        deliveries = _deliveries(emulator, subscription)
+        deliveries = emulator.event_deliveries(subscription)
         if condition(deliveries):
             return deliveries
         time.sleep(0.05)
-    raise AssertionError(f"delivery condition not met; deliveries: {_deliveries(emulator, subscription)}")
+    raise AssertionError(f"delivery condition not met; deliveries: {emulator.event_deliveries(subscription)}")
 
 
 def _is(operation_name, subject_end=None):
@@ -242,7 +235,7 @@ def test_bad_request_is_not_retried_and_attempts_are_capped(emulator, webhook):
     webhook.wait_for_event(lambda e: e["subject"].endswith("/resourcegroups/second"))
     first, second = webhook.deliveries
     assert first.status == 400 and first.body[0]["subject"].endswith(f"/resourcegroups/{RG}")
-    deliveries = _deliveries(emulator)
+    deliveries = emulator.event_deliveries()
     assert [(d["status"], d["outcome"]) for d in deliveries] == [(400, "dead_lettered"), (200, "delivered")]
 
     always_failing = Webhook().start()
