@@ -368,12 +368,9 @@ def test_subscription_management_and_reset(emulator, webhook):
 
     # A reset starts a tenant without subscriptions, and the new tenant's operations are published.
     _subscribe(emulator, webhook)
-    info = emulator.ctl("POST", "/reset", {})
+    info = emulator.reset()
     assert emulator.ctl("GET", "/eventgrid/subscriptions")["subscriptions"] == []
     _subscribe(emulator, webhook)
-    emulator.info.update(info)
-    emulator.resources(subscription_id=info["subscription_id"]).resource_groups.create_or_update(
-        RG, {"location": "westeurope"}
-    )
+    emulator.resources().resource_groups.create_or_update(RG, {"location": "westeurope"})
     event = webhook.wait_for_event(_is("Microsoft.Resources/subscriptions/resourceGroups/write"))
     assert event["data"]["tenantId"] == info["tenant_id"] and uuid.UUID(event["id"])
