@@ -33,7 +33,7 @@ def _component_modules():
     for package in (emulator.arm, emulator.graph):
         for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
             yield importlib.import_module(f"{package.__name__}.{info.name}")
-    for name in ("eventgrid",):
+    for name in ("eventgrid", "grants_control"):
         try:
             yield importlib.import_module(f"emulator.{name}")
         except ModuleNotFoundError as exc:

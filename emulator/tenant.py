@@ -135,6 +135,7 @@ class RbacAssignment:
 class Subscription:
     id: str
     display_name: str
+    tags: dict[str, str] = field(default_factory=dict)  # set through the Tags API
 
 
 @dataclass
@@ -186,6 +187,8 @@ class Tenant:
         self.resources: dict[str, ArmResource] = {}
         self.rbac: dict[str, RbacAssignment] = {}
         self.arm_listeners: list[Callable[[ArmOperation], None]] = []
+        # Long-running operations that outlive their resource (e.g. a VM deletion), by operation id.
+        self.operations: dict[str, Any] = {}
 
         # First-party service principals.
         self.graph_sp = self._add_first_party(dd.GRAPH_APP_ID, "Microsoft Graph", dd.GRAPH_APP_ROLES)

@@ -82,6 +82,30 @@ class Emulator:
             body["visible"] = visible
         return self.ctl("POST", "/principals", body)
 
+    def grant_exchange_access(
+        self,
+        principal_id: str,
+        *,
+        app_role: str | None = "Exchange.ManageAsApp",
+        directory_role: str | None = "Exchange Administrator",
+        backdate: bool = True,
+    ) -> dict[str, Any]:
+        """The app role and Entra role Connect-ExchangeOnline -ManagedIdentity needs, without Graph calls."""
+        body: dict[str, Any] = {"principal_id": principal_id, "backdate": backdate}
+        if app_role:
+            body["app_role"] = app_role
+        if directory_role:
+            body["directory_role"] = directory_role
+        return self.ctl("POST", "/grants", body)
+
+    def subscribe_events(self, name: str, endpoint: str, **options: Any) -> dict[str, Any]:
+        """An Event Grid subscription on the tenant's subscription topics (the handshake must succeed)."""
+        return self.ctl("POST", "/eventgrid/subscriptions", {"name": name, "endpoint": endpoint, **options})
+
+    def event_deliveries(self, subscription: str | None = None) -> list[dict[str, Any]]:
+        query = f"?subscription={subscription}" if subscription else ""
+        return self.ctl("GET", f"/eventgrid/deliveries{query}")["deliveries"]
+
     # ------------------------------------------------------------------ credentials and clients
 
     def admin_credential(self) -> ManagedIdentityCredential:

@@ -1,0 +1,558 @@
+"""Microsoft.Compute virtual machines: create/read/update/delete, power state, and Run Command.
+
+Every VM is a Windows machine with Windows PowerShell 5.1 and its inbox PackageManagement/PowerShellGet
+1.0.0.1 (too old for ExchangeOnlineManagement's REST connections). A Run Command script runs through
+``emulator.powershell.run_script`` on a host built from the VM: its system-assigned identity, the
+user-assigned identities linked to it, and the modules installed on it. ``Install-Module`` in a script
+installs onto the VM, so later Run Commands see the module.
+
+Long-running operations answer as the compute RP does: the initial response carries
+``Azure-AsyncOperation`` (``…/locations/{loc}/operations/{id}`` → ``{"status": "InProgress|Succeeded"}``),
+and actions also carry ``Location`` (the same URL with ``monitor=true`` → 202 until done, then the
+result). Progress is lazy: an operation is done once its timing has elapsed, and a Run Command's script
+is evaluated (at its completion time) the first time anyone looks at it afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from emulator.arm import api_versions
+from emulator.arm.identity import apply_identity, identity_json, linked_identities
+from emulator.arm.router import (
+    ArmContext,
+    ArmRouter,
+    arm_json,
+    not_found,
+    paged,
+    require_resource_group,
+    validate_tags,
+)
+from emulator.http import ArmError
+from emulator.powershell import ScriptHost, ScriptOutcome, run_script
+from emulator.tenant import ArmResource, Tenant, iso
+
+VM_TYPE = "Microsoft.Compute/virtualMachines"
+# What a fresh Windows Server image has: Windows PowerShell 5.1's inbox modules.
+INBOX_MODULES = {"packagemanagement": "1.0.0.1", "powershellget": "1.0.0.1"}
+# Run Command returns only the last 4096 bytes of each output stream.
+OUTPUT_LIMIT = 4096
+NAME_RE = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?$")
+# Properties the service computes; a request's values for them are ignored.
+READ_ONLY_PROPERTIES = {"vmId", "provisioningState", "instanceView", "timeCreated"}
+POWER_TEXT = {
+    "running": "VM running",
+    "starting": "VM starting",
+    "stopping": "VM stopping",
+    "stopped": "VM stopped",
+    "deallocating": "VM deallocating",
+    "deallocated": "VM deallocated",
+}
+# Power action -> (state while it runs, final state).
+POWER_ACTIONS = {
+    "start": ("starting", "running"),
+    "powerOff": ("stopping", "stopped"),
+    "deallocate": ("deallocating", "deallocated"),
+}
+
+
+@dataclass
+class VmOperation:
+    """A compute long-running operation; it outlives the VM (a deletion is polled after the VM is gone)."""
+
+    id: str
+    kind: str  # "create" | "update" | "delete" | "start" | "powerOff" | "deallocate" | "runCommand"
+    vm_id: str
+    started_at: float
+    done_at: float
+    script: str | None = None  # Run Command only
+    result: dict[str, Any] | None = None  # RunCommandResult, once the script has run
+    error: dict[str, str] | None = None
+
+    def done(self, now: float) -> bool:
+        return now >= self.done_at
+
+
+# --------------------------------------------------------------------------------------------------
+# Lookups and state
+
+
+def _vm_id(ctx: ArmContext, rg_id: str) -> str:
+    return f"{rg_id}/providers/{VM_TYPE}/{ctx.params['vmName']}"
+
+
+def _get_vm(ctx: ArmContext) -> ArmResource:
+    rg_id = require_resource_group(ctx)
+    vm = ctx.tenant.get_resource(_vm_id(ctx, rg_id))
+    if vm is None:
+        raise not_found(VM_TYPE, ctx.params["vmName"], ctx.params["resourceGroupName"])
+    _settle_run(ctx.tenant, vm)
+    return vm
+
+
+def _start_operation(
+    ctx: ArmContext, vm: ArmResource, kind: str, duration: float, **extra: Any
+) -> VmOperation:
+    now = time.time()
+    operation = VmOperation(str(uuid.uuid4()), kind, vm.id, now, now + duration, **extra)
+    ctx.tenant.operations[operation.id] = operation
+    return operation
+
+
+def _operation_headers(ctx: ArmContext, vm: ArmResource, operation: VmOperation, *, location: bool) -> dict:
+    path = (
+        f"/subscriptions/{ctx.subscription_id}/providers/Microsoft.Compute/locations/{vm.location}"
+        f"/operations/{operation.id}?api-version={ctx.api_version}"
+    )
+    headers = {"Azure-AsyncOperation": ctx.absolute(path)}
+    if location:
+        headers["Location"] = ctx.absolute(path + "&monitor=true")
+    return headers
+
+
+def _provisioning_state(vm: ArmResource, now: float) -> str:
+    if now < vm.state.get("busy_until", 0):
+        return vm.state["busy_state"]
+    return "Succeeded"
+
+
+def _power_state(vm: ArmResource, now: float) -> str:
+    if now < vm.state.get("power_until", 0):
+        return vm.state["power_transition"]
+    return vm.state["power"]
+
+
+# --------------------------------------------------------------------------------------------------
+# JSON
+
+
+def _instance_view(vm: ArmResource, now: float) -> dict[str, Any]:
+    provisioning = _provisioning_state(vm, now)
+    power = _power_state(vm, now)
+    return {
+        "computerName": vm.properties["osProfile"]["computerName"],
+        "osName": "Windows Server 2022 Datacenter",
+        "osVersion": "Microsoft Windows NT 10.0.20348.0",
+        "vmAgent": {
+            "vmAgentVersion": "2.7.41491.1102",
+            "statuses": [
+                {
+                    "code": "ProvisioningState/succeeded",
+                    "level": "Info",
+                    "displayStatus": "Ready",
+                    "message": "GuestAgent is running and processing the extensions.",
+                    "time": iso(now),
+                }
+            ],
+        },
+        "hyperVGeneration": "V2",
+        "statuses": [
+            {
+                "code": f"ProvisioningState/{provisioning.lower()}",
+                "level": "Info",
+                "displayStatus": "Provisioning succeeded"
+                if provisioning == "Succeeded"
+                else f"Provisioning {provisioning.lower()}",
+                "time": iso(vm.modified_at),
+            },
+            {"code": f"PowerState/{power}", "level": "Info", "displayStatus": POWER_TEXT[power]},
+        ],
+    }
+
+
+def vm_json(tenant: Tenant, vm: ArmResource, *, with_instance_view: bool = False) -> dict[str, Any]:
+    now = time.time()
+    body: dict[str, Any] = {
+        "id": vm.id,
+        "name": vm.name,
+        "type": VM_TYPE,
+        "location": vm.location,
+    }
+    if vm.tags:
+        body["tags"] = vm.tags
+    if vm.identity is not None:
+        body["identity"] = identity_json(tenant, vm)
+    body["etag"] = f'"{vm.state["version"]}"'
+    properties = {
+        **vm.properties,
+        "provisioningState": _provisioning_state(vm, now),
+        "timeCreated": iso(vm.created_at),
+    }
+    if with_instance_view:
+        properties["instanceView"] = _instance_view(vm, now)
+    body["properties"] = properties
+    return body
+
+
+# --------------------------------------------------------------------------------------------------
+# Request validation
+
+
+def _invalid(message: str, target: str) -> ArmError:
+    return ArmError(400, "InvalidParameter", message, target=target)
+
+
+def _normalized_properties(vm_name: str, properties: Any) -> dict[str, Any]:
+    """The request's properties as the service stores and returns them: defaults filled in, secrets
+    (adminPassword, customData) dropped."""
+    if not isinstance(properties, dict):
+        raise _invalid("Required parameter 'properties' is missing (null).", "properties")
+    result = {k: v for k, v in properties.items() if k not in READ_ONLY_PROPERTIES}
+    hardware = result.get("hardwareProfile")
+    if not isinstance(hardware, dict) or not hardware.get("vmSize"):
+        raise _invalid(
+            "Required parameter 'hardwareProfile.vmSize' is missing (null).", "hardwareProfile.vmSize"
+        )
+
+    storage = dict(result.get("storageProfile") or {})
+    os_disk = dict(storage.get("osDisk") or {})
+    os_profile = dict(result.get("osProfile") or {})
+    if str(os_disk.get("osType", "Windows")).lower() != "windows" or "linuxConfiguration" in os_profile:
+        raise _invalid(
+            "This emulator models Windows virtual machines only; osType 'Linux' and linuxConfiguration are not supported.",
+            "osProfile",
+        )
+    os_disk.setdefault("osType", "Windows")
+    os_disk.setdefault("name", f"{vm_name}_OsDisk_1_{uuid.uuid4().hex}")
+    os_disk.setdefault("createOption", "FromImage")
+    os_disk.setdefault("caching", "ReadWrite")
+    os_disk.setdefault("managedDisk", {"storageAccountType": "Premium_LRS"})
+    storage["osDisk"] = os_disk
+    storage.setdefault("dataDisks", [])
+    result["storageProfile"] = storage
+
+    for secret in ("adminPassword", "customData"):
+        os_profile.pop(secret, None)
+    os_profile.setdefault("computerName", vm_name[:15])
+    windows = {
+        "provisionVMAgent": True,
+        "enableAutomaticUpdates": True,
+        **(os_profile.get("windowsConfiguration") or {}),
+    }
+    os_profile["windowsConfiguration"] = windows
+    os_profile.setdefault("secrets", [])
+    os_profile.setdefault("allowExtensionOperations", True)
+    os_profile.setdefault("requireGuestProvisionSignal", True)
+    result["osProfile"] = os_profile
+    return result
+
+
+def _merge_patch(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """JSON merge patch (RFC 7396), as PATCH on a VM applies its body."""
+    result = dict(current)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _merge_patch(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def _location(body: dict[str, Any]) -> str:
+    location = body.get("location")
+    if not location:
+        raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
+    return str(location).replace(" ", "").lower()
+
+
+# --------------------------------------------------------------------------------------------------
+# Virtual machines
+
+
+async def create_or_update(ctx: ArmContext) -> web.Response:
+    rg_id = require_resource_group(ctx)
+    body = await ctx.json_object()
+    name = ctx.params["vmName"]
+    if not NAME_RE.match(name):
+        raise _invalid(
+            f"Virtual machine name '{name}' is invalid. It can contain letters, numbers, underscores, periods and "
+            "hyphens, must start with a letter, number or underscore, end with a letter, number or underscore, "
+            "and be at most 64 characters long.",
+            "vmName",
+        )
+    location = _location(body)
+    tags = validate_tags(body.get("tags"))
+    existing = ctx.tenant.get_resource(_vm_id(ctx, rg_id))
+    if existing is not None and existing.location != location:
+        raise ArmError(
+            409,
+            "InvalidResourceLocation",
+            f"The resource '{name}' already exists in location '{existing.location}' in resource group "
+            f"'{ctx.params['resourceGroupName']}'. A resource with the same name cannot be created in location "
+            f"'{location}'. Please select a new resource name.",
+        )
+    vm = existing or ArmResource(
+        id=_vm_id(ctx, rg_id),
+        type=VM_TYPE,
+        name=name,
+        location=location,
+        created_by=ctx.caller.principal.app_id,
+        state={"version": 0, "power": "running", "modules": dict(INBOX_MODULES)},
+    )
+    properties = _normalized_properties(name, body.get("properties"))
+    apply_identity(ctx, vm, body.get("identity"), patch=False)
+    properties["vmId"] = existing.properties["vmId"] if existing else str(uuid.uuid4())
+    vm.properties = properties
+    vm.tags = tags
+    vm.modified_at = time.time()
+    vm.modified_by = ctx.caller.principal.app_id
+    vm.state["version"] += 1
+    kind = "update" if existing else "create"
+    operation = _start_operation(ctx, vm, kind, ctx.runtime.timings.lro)
+    vm.state.update(busy_state="Updating" if existing else "Creating", busy_until=operation.done_at)
+    ctx.tenant.put_resource(vm)
+    return arm_json(
+        vm_json(ctx.tenant, vm),
+        200 if existing else 201,
+        headers=_operation_headers(ctx, vm, operation, location=False),
+    )
+
+
+async def get_vm(ctx: ArmContext) -> web.Response:
+    vm = _get_vm(ctx)
+    expand = ctx.request.query.get("$expand", "")
+    return arm_json(vm_json(ctx.tenant, vm, with_instance_view=expand.lower() == "instanceview"))
+
+
+async def instance_view(ctx: ArmContext) -> web.Response:
+    return arm_json(_instance_view(_get_vm(ctx), time.time()))
+
+
+async def update_vm(ctx: ArmContext) -> web.Response:
+    vm = _get_vm(ctx)
+    body = await ctx.json_object()
+    tags = validate_tags(body["tags"]) if "tags" in body else vm.tags
+    properties = vm.properties
+    if body.get("properties") is not None:
+        if not isinstance(body["properties"], dict):
+            raise _invalid("The parameter 'properties' must be an object.", "properties")
+        merged = _merge_patch(vm.properties, body["properties"])
+        properties = {**_normalized_properties(vm.name, merged), "vmId": vm.properties["vmId"]}
+    apply_identity(ctx, vm, body.get("identity"), patch=True)
+    vm.tags, vm.properties = tags, properties
+    vm.modified_at = time.time()
+    vm.modified_by = ctx.caller.principal.app_id
+    vm.state["version"] += 1
+    operation = _start_operation(ctx, vm, "update", ctx.runtime.timings.lro)
+    vm.state.update(busy_state="Updating", busy_until=operation.done_at)
+    return arm_json(vm_json(ctx.tenant, vm), headers=_operation_headers(ctx, vm, operation, location=False))
+
+
+async def delete_vm(ctx: ArmContext) -> web.Response:
+    rg_id = require_resource_group(ctx)
+    vm = ctx.tenant.get_resource(_vm_id(ctx, rg_id))
+    if vm is None:
+        ctx.emit_event = False
+        return web.Response(status=204)
+    operation = _start_operation(ctx, vm, "delete", ctx.runtime.timings.lro)
+    # The VM (and its system-assigned identity) is gone at once; the operation reports progress.
+    ctx.tenant.delete_resource_tree(vm.id)
+    return web.Response(status=202, headers=_operation_headers(ctx, vm, operation, location=True))
+
+
+async def list_by_resource_group(ctx: ArmContext) -> web.Response:
+    rg_id = require_resource_group(ctx)
+    vms = ctx.tenant.children(f"{rg_id}/providers/{VM_TYPE}")
+    return paged(ctx, [vm_json(ctx.tenant, vm) for vm in vms])
+
+
+async def list_by_subscription(ctx: ArmContext) -> web.Response:
+    prefix = f"/subscriptions/{ctx.subscription_id}/".lower()
+    vms = [r for k, r in sorted(ctx.tenant.resources.items()) if k.startswith(prefix) and r.type == VM_TYPE]
+    return paged(ctx, [vm_json(ctx.tenant, vm) for vm in vms])
+
+
+def _power_action(kind: str):
+    transition, final = POWER_ACTIONS[kind]
+
+    async def handler(ctx: ArmContext) -> web.Response:
+        vm = _get_vm(ctx)
+        operation = _start_operation(ctx, vm, kind, ctx.runtime.timings.lro)
+        vm.state.update(power=final, power_transition=transition, power_until=operation.done_at)
+        return web.Response(status=202, headers=_operation_headers(ctx, vm, operation, location=True))
+
+    return handler
+
+
+# --------------------------------------------------------------------------------------------------
+# Run Command
+
+
+def _script_host(tenant: Tenant, vm: ArmResource) -> ScriptHost:
+    modules = vm.state["modules"]
+    identity = vm.identity
+    return ScriptHost(
+        description=f"virtual machine '{vm.name}'",
+        automation_account_guid=None,
+        system_principal_id=identity.system_principal_id if identity else None,
+        system_client_id=identity.system_client_id if identity else None,
+        user_assigned=linked_identities(tenant, vm),
+        modules=dict(modules),
+        # The VM keeps what a script installs, for every later Run Command.
+        install_module=lambda name, version: modules.__setitem__(name.lower(), version),
+    )
+
+
+def _tail(text: str) -> str:
+    data = text.encode()
+    return data[-OUTPUT_LIMIT:].decode(errors="ignore") if len(data) > OUTPUT_LIMIT else text
+
+
+def _run_command_result(outcome: ScriptOutcome) -> dict[str, Any]:
+    """Script errors land in StdErr; the Run Command itself still succeeds, as in Azure."""
+    stdout = [*outcome.output, *(f"WARNING: {w}" for w in outcome.warnings)]
+    streams = (("StdOut", "\n".join(stdout)), ("StdErr", "\n".join(outcome.errors)))
+    return {
+        "value": [
+            {
+                "code": f"ComponentStatus/{stream}/succeeded",
+                "level": "Info",
+                "displayStatus": "Provisioning succeeded",
+                "message": _tail(message),
+            }
+            for stream, message in streams
+        ]
+    }
+
+
+def _settle(tenant: Tenant, operation: VmOperation, now: float) -> None:
+    """Runs a finished Run Command's script once, against the tenant as it is at completion time."""
+    if (
+        operation.kind != "runCommand"
+        or operation.result is not None
+        or operation.error
+        or not operation.done(now)
+    ):
+        return
+    vm = tenant.get_resource(operation.vm_id)
+    if vm is None:
+        operation.error = {
+            "code": "ResourceNotFound",
+            "message": f"The virtual machine '{operation.vm_id.rsplit('/', 1)[-1]}' was deleted while the command ran.",
+        }
+        return
+    outcome = run_script(tenant, operation.script or "", _script_host(tenant, vm), now=operation.done_at)
+    operation.result = _run_command_result(outcome)
+
+
+def _settle_run(tenant: Tenant, vm: ArmResource) -> None:
+    operation = tenant.operations.get(vm.state.get("run_operation", ""))
+    if operation is not None:
+        _settle(tenant, operation, time.time())
+
+
+def _script_of(body: dict[str, Any]) -> str:
+    lines = body.get("script") or []
+    if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
+        raise _invalid("The parameter 'script' must be an array of strings.", "script")
+    parameters = body.get("parameters") or []
+    if not isinstance(parameters, list) or not all(isinstance(p, dict) and p.get("name") for p in parameters):
+        raise _invalid("Each run command parameter needs a 'name' and a 'value'.", "parameters")
+    # Parameters reach the script as variables of the same name.
+    prelude = [f"${p['name']} = '{str(p.get('value', ''))}'" for p in parameters]
+    return "\n".join([*prelude, *lines])
+
+
+async def run_command(ctx: ArmContext) -> web.Response:
+    vm = _get_vm(ctx)
+    body = await ctx.json_object()
+    command_id = body.get("commandId")
+    if not command_id:
+        raise _invalid("Required parameter 'commandId' is missing (null).", "commandId")
+    if command_id != "RunPowerShellScript":
+        # What Azure answers for a command id it does not know (azure-powershell#7331).
+        raise ArmError(404, "NotFound", "The entity was not found in this Azure location.")
+    script = _script_of(body)
+    if vm.state["power"] != "running":
+        raise ArmError(
+            409, "OperationNotAllowed", "The operation requires the VM to be running (or set to run)."
+        )
+    previous = ctx.tenant.operations.get(vm.state.get("run_operation", ""))
+    if previous is not None and not previous.done(time.time()):
+        raise ArmError(
+            409,
+            "Conflict",
+            "Run command extension execution is in progress. Please wait for completion before invoking a run command.",
+        )
+    operation = _start_operation(ctx, vm, "runCommand", ctx.runtime.timings.run_command, script=script)
+    vm.state["run_operation"] = operation.id
+    return web.Response(status=202, headers=_operation_headers(ctx, vm, operation, location=True))
+
+
+# --------------------------------------------------------------------------------------------------
+# Operation status
+
+
+async def get_operation(ctx: ArmContext) -> web.Response:
+    operation = ctx.tenant.operations.get(ctx.params["operationId"])
+    if not isinstance(operation, VmOperation):
+        raise ArmError(404, "NotFound", "The entity was not found in this Azure location.")
+    now = time.time()
+    _settle(ctx.tenant, operation, now)
+    # No Retry-After: clients poll at their own polling_interval.
+    if ctx.request.query.get("monitor", "").lower() == "true":
+        # The Location URL: 202 while running, then the operation's result.
+        if not operation.done(now):
+            return web.Response(status=202, headers={"Location": str(ctx.request.url)})
+        if operation.error:
+            raise ArmError(404, operation.error["code"], operation.error["message"])
+        if operation.result is not None:
+            return arm_json(operation.result)
+        return web.Response(status=200)
+    body: dict[str, Any] = {
+        "startTime": iso(operation.started_at),
+        "status": "InProgress",
+        "name": operation.id,
+    }
+    if not operation.done(now):
+        return arm_json(body)
+    body["endTime"] = iso(operation.done_at)
+    if operation.error:
+        body.update(status="Failed", error=operation.error)
+    else:
+        body["status"] = "Succeeded"
+        if operation.result is not None:
+            body["properties"] = {"output": operation.result}
+    return arm_json(body)
+
+
+def register(router: ArmRouter) -> None:
+    base = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Compute"
+    item = base + "/virtualMachines/{vmName}"
+    common = {
+        "api_versions": api_versions.COMPUTE,
+        "provider": "Microsoft.Compute",
+        "resource_type": "virtualMachines",
+    }
+    action = VM_TYPE
+    router.add("PUT", item, create_or_update, action=f"{action}/write", **common)
+    router.add("GET", item, get_vm, action=f"{action}/read", **common)
+    router.add("PATCH", item, update_vm, action=f"{action}/write", **common)
+    router.add("DELETE", item, delete_vm, action=f"{action}/delete", **common)
+    router.add("GET", item + "/instanceView", instance_view, action=f"{action}/instanceView/read", **common)
+    router.add("POST", item + "/runCommand", run_command, action=f"{action}/runCommand/action", **common)
+    for kind in POWER_ACTIONS:
+        router.add("POST", f"{item}/{kind}", _power_action(kind), action=f"{action}/{kind}/action", **common)
+    router.add("GET", base + "/virtualMachines", list_by_resource_group, action=f"{action}/read", **common)
+    router.add(
+        "GET",
+        "/subscriptions/{subscriptionId}/providers/Microsoft.Compute/virtualMachines",
+        list_by_subscription,
+        action=f"{action}/read",
+        **common,
+    )
+    router.add(
+        "GET",
+        "/subscriptions/{subscriptionId}/providers/Microsoft.Compute/locations/{location}/operations/{operationId}",
+        get_operation,
+        action="Microsoft.Compute/locations/operations/read",
+        **{**common, "resource_type": "locations/operations"},
+    )
