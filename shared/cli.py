@@ -1,0 +1,316 @@
+"""``exomi``: run provisioning directly, without the Functions host (one-off jobs from an admin's
+workstation, scripts, and the tests). Settings come from the environment and ``local.settings.json``.
+
+    exomi provision --target <ARM id> --organization contoso.onmicrosoft.com [--role ...] [--identity ...]
+    exomi plan      (same arguments; changes nothing)
+    exomi diagnose  --target <ARM id> [--organization ...]   (read-only, every prerequisite with its fix)
+    exomi revoke    --target <ARM id>
+    exomi status    <request id>
+    exomi resume    <request id>      (continue a request, e.g. after a crash)
+    exomi list      [--status ...] [--target ...]
+
+Exit codes: 0 done, 1 the request failed, 2 refused or invalid input, 3 still running when --wait ended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import socket
+import sys
+from typing import Any
+
+from shared.errors import ExomiError, InputError
+from shared.models import Channel, RequestStatus
+from shared.service import ExomiApp, ExomiService, PlanReport
+from shared.state.records import RequestRecord, StepRecord
+
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_RUNNING = 0, 1, 2, 3
+SYMBOLS = {"done": "✓", "waiting": "…", "failed": "✗", "pending": "·", "skipped": "-"}
+VERDICTS = {
+    "ok": "OK     ",
+    "missing": "MISSING",
+    "wrong": "WRONG  ",
+    "pending": "PENDING",
+    "n/a": "n/a    ",
+    "unknown": "?      ",
+    "error": "ERROR  ",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="exomi", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log what the engine does")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def request_arguments(sub: argparse.ArgumentParser, *, organization_required: bool) -> None:
+        sub.add_argument(
+            "--target", required=True, help="ARM id of the Automation account, VM or user-assigned identity"
+        )
+        sub.add_argument(
+            "--identity",
+            help="'system' (default) or the ARM id of a user-assigned identity attached to the target",
+        )
+        sub.add_argument(
+            "--organization",
+            required=organization_required,
+            help="the tenant's domain, e.g. contoso.onmicrosoft.com",
+        )
+        sub.add_argument("--role", help="Entra role (default: the policy's default role)")
+        sub.add_argument(
+            "--runtime",
+            choices=["5.1", "7.2", "7.4"],
+            help="runbook runtime for Automation accounts (default 5.1)",
+        )
+        sub.add_argument("--runtime-environment", help="runtime environment name for 7.x")
+        sub.add_argument(
+            "--module-version",
+            action="append",
+            default=[],
+            metavar="NAME=VERSION",
+            help="module version (policy permitting)",
+        )
+        sub.add_argument("--runbook-name", help="runbook name (default exomi-connect-exchange)")
+
+    for name, help_text in (
+        ("provision", "give the target's identity Exchange Online access"),
+        ("plan", "show what provision would change"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        request_arguments(sub, organization_required=True)
+        if name == "provision":
+            sub.add_argument("--no-verify", action="store_true", help="skip the verification run")
+            sub.add_argument("--external-reference", help="e.g. a ticket id; stored and echoed back")
+            sub.add_argument("--idempotency-key", help="makes retries of this command safe")
+            sub.add_argument("--no-wait", action="store_true", help="record the request and return")
+            sub.add_argument(
+                "--wait-seconds", type=float, default=None, help="give up waiting after this long (exit 3)"
+            )
+        sub.add_argument("--requested-by", help="who asks (default: user@host)")
+    sub = commands.add_parser("diagnose", help="check every prerequisite of a target (read-only)")
+    request_arguments(sub, organization_required=False)
+    sub.add_argument("--requested-by")
+    sub = commands.add_parser("revoke", help="remove what exomi granted for a target")
+    sub.add_argument("--target", required=True)
+    sub.add_argument("--identity")
+    sub.add_argument("--external-reference")
+    sub.add_argument("--requested-by")
+    sub.add_argument("--no-wait", action="store_true")
+    sub.add_argument("--wait-seconds", type=float, default=None)
+    for name in ("status", "resume"):
+        sub = commands.add_parser(
+            name, help="show a request" if name == "status" else "continue a request until it ends"
+        )
+        sub.add_argument("request_id")
+        if name == "resume":
+            sub.add_argument("--wait-seconds", type=float, default=None)
+    sub = commands.add_parser("list", help="list requests")
+    sub.add_argument("--status", choices=[s.value for s in RequestStatus])
+    sub.add_argument("--target")
+    sub.add_argument("--channel", choices=[c.value for c in Channel])
+    sub.add_argument("--external-reference")
+    return parser
+
+
+def _request_body(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {"target": args.target}
+    for field in (
+        "identity",
+        "organization",
+        "role",
+        "runtime",
+        "runtime_environment",
+        "runbook_name",
+        "external_reference",
+    ):
+        value = getattr(args, field, None)
+        if value is not None:
+            body[field] = value
+    if getattr(args, "module_version", None):
+        versions = {}
+        for item in args.module_version:
+            name, sep, version = item.partition("=")
+            if not sep:
+                raise InputError("module_versions", f"{item!r} is not NAME=VERSION")
+            versions[name] = version
+        body["module_versions"] = versions
+    if getattr(args, "no_verify", False):
+        body["verify"] = False
+    return body
+
+
+class Printer:
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.seen: dict[str, tuple[str, str | None]] = {}
+
+    def out(self, text: str) -> None:
+        if not self.as_json:
+            print(text, flush=True)
+
+    def progress(self, record: RequestRecord, steps: list[StepRecord]) -> None:
+        for step in steps:
+            key = (step.status.value, step.message)
+            if self.seen.get(step.name) != key:
+                self.seen[step.name] = key
+                self.out(f"  {SYMBOLS.get(step.status.value, '?')} {step.name:<12} {step.message or ''}")
+
+    def request(self, record: RequestRecord, steps: list[StepRecord] | None = None) -> dict[str, Any]:
+        data = record.model_dump(mode="json", exclude={"etag"})
+        data["request"].pop("callback_url", None)
+        if steps is not None:
+            data["steps"] = [s.model_dump(mode="json", exclude={"etag", "observed"}) for s in steps]
+        return data
+
+    def plan(self, report: PlanReport) -> None:
+        if self.as_json:
+            print(
+                json.dumps(
+                    {
+                        "target": report.target,
+                        "refused": report.refused,
+                        "steps": [s.__dict__ for s in report.steps],
+                    },
+                    indent=2,
+                )
+            )
+            return
+        self.out(f"target: {report.target}")
+        if report.refused:
+            self.out(f"refused by policy rule '{report.refused.get('rule')}': {report.refused['message']}")
+        for step in report.steps:
+            self.out(f"  [{VERDICTS.get(step.verdict, step.verdict)}] {step.name:<12} {step.detail}")
+            if step.action and step.verdict in ("missing", "wrong"):
+                self.out(f"{'':>25}would: {step.action}")
+            if step.fix and step.verdict not in ("ok", "n/a"):
+                self.out(f"{'':>25}fix: {step.fix}")
+
+
+def _default_requester() -> str:
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except Exception:  # noqa: BLE001 - no user name is not worth failing for
+        return "cli"
+
+
+async def _finish(
+    service: ExomiService, printer: Printer, record: RequestRecord, args: argparse.Namespace
+) -> int:
+    if not getattr(args, "no_wait", False):
+        record = await service.run_to_end(
+            record.id, on_progress=printer.progress, give_up_after=getattr(args, "wait_seconds", None)
+        )
+    report = await service.status(record.id)
+    if printer.as_json:
+        print(json.dumps(printer.request(report.request, report.steps), indent=2))
+    else:
+        state = report.request.status.value
+        printer.out(f"request {record.id}: {state}")
+        if report.request.message:
+            printer.out(f"  {report.request.message}")
+        if report.request.error and report.request.error.get("fix"):
+            printer.out(f"  fix: {report.request.error['fix']}")
+    status = report.request.status
+    if status in (RequestStatus.SUCCEEDED, RequestStatus.REVOKED):
+        return EXIT_OK
+    if status.active:
+        return EXIT_RUNNING if not getattr(args, "no_wait", False) else EXIT_OK
+    return EXIT_FAILED
+
+
+async def _run(args: argparse.Namespace, printer: Printer) -> int:
+    requested_by = getattr(args, "requested_by", None) or _default_requester()
+    async with await ExomiApp.open() as app:
+        service = ExomiService(app)
+        if args.command in ("provision", "revoke"):
+            body = _request_body(args)
+            submit = service.submit_provision if args.command == "provision" else service.submit_revoke
+            submission = await submit(
+                body,
+                requested_by=requested_by,
+                channel=Channel.CLI,
+                idempotency_key=getattr(args, "idempotency_key", None),
+            )
+            printer.out(
+                f"request {submission.request.id} {'accepted' if submission.created else 'already recorded'}: {args.command} {submission.request.target}"
+            )
+            return await _finish(service, printer, submission.request, args)
+        if args.command == "plan":
+            printer.plan(
+                await service.plan(_request_body(args), requested_by=requested_by, channel=Channel.CLI)
+            )
+            return EXIT_OK
+        if args.command == "diagnose":
+            report = await service.diagnose(
+                _request_body(args), requested_by=requested_by, channel=Channel.CLI
+            )
+            printer.plan(report)
+            problems = [s for s in report.steps if s.verdict in ("missing", "wrong", "error")]
+            return EXIT_OK if not problems else EXIT_FAILED
+        if args.command == "status":
+            report = await service.status(args.request_id)
+            if printer.as_json:
+                data = printer.request(report.request, report.steps)
+                data["audit"] = [a.model_dump(mode="json", exclude={"etag"}) for a in report.audit]
+                print(json.dumps(data, indent=2))
+            else:
+                printer.out(
+                    f"request {report.request.id}: {report.request.status.value} ({report.request.operation.value} {report.request.target})"
+                )
+                printer.progress(report.request, report.steps)
+                if report.request.message:
+                    printer.out(f"  {report.request.message}")
+            return EXIT_OK
+        if args.command == "resume":
+            record = (await service.status(args.request_id)).request
+            return await _finish(service, printer, record, args)
+        if args.command == "list":
+            filters = {
+                k: v
+                for k, v in (
+                    ("status", args.status),
+                    ("target", args.target),
+                    ("channel", args.channel),
+                    ("external_reference", args.external_reference),
+                )
+                if v
+            }
+            page = await service.list_requests(**filters, page_size=200)
+            if printer.as_json:
+                print(json.dumps([printer.request(r) for r in page.items], indent=2))
+            for record in page.items:
+                printer.out(
+                    f"{record.id}  {record.status.value:<9} {record.operation.value:<9} {record.channel.value:<9} {record.target}"
+                )
+            return EXIT_OK
+    return EXIT_REFUSED
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("azure", "msal", "httpx", "kiota"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    printer = Printer(args.json)
+    try:
+        return asyncio.run(_run(args, printer))
+    except ExomiError as error:
+        if args.json:
+            print(json.dumps({"error": error.to_dict()}, indent=2))
+        else:
+            print(f"error: {error.message}", file=sys.stderr)
+        return EXIT_REFUSED if error.http_status < 500 else EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
