@@ -186,6 +186,8 @@ class Tenant:
         self.resources: dict[str, ArmResource] = {}
         self.rbac: dict[str, RbacAssignment] = {}
         self.arm_listeners: list[Callable[[ArmOperation], None]] = []
+        # Automation module imports that tests make fail: module name (lower) -> error message.
+        self.module_import_failures: dict[str, str] = {}
 
         # First-party service principals.
         self.graph_sp = self._add_first_party(dd.GRAPH_APP_ID, "Microsoft Graph", dd.GRAPH_APP_ROLES)
