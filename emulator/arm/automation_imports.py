@@ -99,7 +99,7 @@ def content_link_of(properties: dict[str, Any]) -> dict[str, Any]:
     parsed = urlparse(uri)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise bad_request(f"The content link URI '{uri}' is not a valid absolute http or https URI.")
-    return {k: link[k] for k in ("uri", "version", "contentHash") if k in link}
+    return {"uri": uri, "version": link.get("version")}
 
 
 def _gallery_package(uri: str) -> tuple[str, str | None] | None:

@@ -14,6 +14,7 @@ def _principal(emulator, principal_id):
 
 
 def test_create_matches_the_spec_example_and_gives_the_account_a_system_identity(emulator):
+    emulator.set_timings(replication_delay=30)  # the new principal stays invisible to Graph meanwhile
     emulator.resources().resource_groups.create_or_update(RG, {"location": "westus"})
     client = emulator.automation()
     raw = client.automation_account.create_or_update(
@@ -87,6 +88,12 @@ def test_update_tags_properties_and_identity(emulator):
 
     enabled = client.automation_account.update(RG, ACCOUNT, {"identity": {"type": "SystemAssigned"}})
     assert enabled.identity.principal_id and _principal(emulator, enabled.identity.principal_id)
+    with pytest.raises(HttpResponseError) as info:
+        client.automation_account.update(
+            RG, ACCOUNT, {"properties": {"sku": {"name": "Premium"}}, "tags": {}}
+        )
+    assert info.value.status_code == 400
+    assert client.automation_account.get(RG, ACCOUNT).tags == {"exo-organization": "contoso.onmicrosoft.com"}
     disabled = client.automation_account.update(RG, ACCOUNT, {"identity": {"type": "None"}})
     assert disabled.identity.type == "None"
     assert _principal(emulator, enabled.identity.principal_id) is None  # the principal goes with it

@@ -160,8 +160,9 @@ CASES = {
 def test_a_missing_prerequisite_fails_the_job_with_the_real_message(emulator, case, message):
     modules, grants, organization = CASES[case]
     client, account = _prepared(emulator, modules=modules, grant=False)
-    grant_exchange(emulator, account.identity.principal_id, **grants)
     publish_runbook(client, "Verify", STRICT_RUNBOOK.replace(ORG, organization))
+    # Granted just before the job starts, so "fresh" grants are younger than the propagation delay.
+    grant_exchange(emulator, account.identity.principal_id, **grants)
     job = run_runbook(client, "Verify")
     assert job.status == "Failed" and job.provisioning_state == "Failed"
     assert message in job.exception
@@ -254,7 +255,7 @@ def test_without_stop_on_error_the_seed_runbook_completes_with_errors(emulator):
 def test_a_module_still_importing_when_the_job_starts_is_not_there(emulator):
     client, account = _prepared(emulator, modules={"PackageManagement": "1.4.8.1", "PowerShellGet": "2.2.5"})
     publish_runbook(client, "Verify", STRICT_RUNBOOK)
-    emulator.set_timings(module_import=0.8)
+    emulator.set_timings(module_import=1.2)
     client.module.create_or_update(
         RG, ACCOUNT, "ExchangeOnlineManagement", gallery_link("ExchangeOnlineManagement", "3.5.1")
     )
@@ -340,4 +341,18 @@ def test_exomi_identity_runs_jobs_and_a_reader_cannot_start_them(emulator):
     assert (
         info.value.status_code == 403
         and "Microsoft.Automation/automationAccounts/jobs/write" in info.value.error.message
+    )
+
+
+def test_the_grants_control_endpoint_refuses_what_the_tenant_lacks(emulator):
+    account = create_account(emulator)
+    principal_id = account.identity.principal_id
+    emulator.ctl("POST", "/grants", {"principal_id": "00000000-0000-0000-0000-000000000000"}, expect=404)
+    emulator.ctl(
+        "POST", "/grants", {"principal_id": principal_id, "app_role": "Exchange.Everything"}, expect=400
+    )
+    emulator.ctl("POST", "/grants", {"principal_id": principal_id, "directory_role": "Emperor"}, expect=400)
+    emulator.ctl("DELETE", "/exchange-service-principal")
+    emulator.ctl(
+        "POST", "/grants", {"principal_id": principal_id, "app_role": "Exchange.ManageAsApp"}, expect=409
     )

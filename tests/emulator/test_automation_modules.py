@@ -29,6 +29,7 @@ def client(emulator):
 
 
 def test_import_starts_creating_and_succeeds_with_the_requested_version(emulator, client):
+    emulator.set_timings(module_import=1.0)  # long enough to watch the intermediate states
     raw = client.module.create_or_update(
         RG,
         ACCOUNT,
@@ -47,7 +48,8 @@ def test_import_starts_creating_and_succeeds_with_the_requested_version(emulator
     )
     assert module.provisioning_state == "Succeeded" and module.version == "3.5.1"
     assert module.size_in_bytes > 0 and not module.error.message
-    assert seen[0] != "Succeeded" and len(set(seen)) >= 2  # it went through import states first
+    # It went through Azure's intermediate import states first.
+    assert seen[-1] == "Succeeded" and "Succeeded" not in seen[:-1] and len(set(seen)) >= 3
     assert_shape(
         load_example("automation_getModule.json")["body"],
         body_of(client.module.get(RG, ACCOUNT, "ExchangeOnlineManagement", cls=raw_response)),
@@ -63,7 +65,10 @@ def test_the_account_lists_the_51_global_modules(client):
 
     with pytest.raises(HttpResponseError) as info:
         client.module.delete(RG, ACCOUNT, "PowerShellGet")
-    assert info.value.status_code == 400
+    assert info.value.status_code == 400 and "global module" in info.value.error.message
+    with pytest.raises(HttpResponseError) as info:
+        client.module.update(RG, ACCOUNT, "PowerShellGet", {"tags": {"a": "b"}})
+    assert info.value.status_code == 400 and "global module" in info.value.error.message
 
 
 def test_importing_a_newer_version_overrides_the_global_module_until_deleted(client):

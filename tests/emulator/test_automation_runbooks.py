@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
@@ -73,6 +75,7 @@ def test_draft_content_and_publish_through_the_sdk_pollers(client, quick_polls):
 
 
 def test_the_long_running_operations_on_the_wire(emulator, client):
+    emulator.set_timings(lro=0.5)  # long enough to see the operation still running
     client.runbook.create_or_update(RG, ACCOUNT, "Verify", POWERSHELL)
     token = emulator.token(client_id=emulator.admin_client_id)
     headers = {"Authorization": f"Bearer {token}"}
@@ -99,6 +102,11 @@ def test_the_long_running_operations_on_the_wire(emulator, client):
             == example.split("/runbooks/")[1].split("/")[1:3]
         )
         until(lambda: http.get(publish.headers["Location"], headers=headers), lambda r: r.status_code == 200)
+        unknown = http.get(
+            f"{_runbook_url(emulator)}/publish/operationResults/{uuid.uuid4()}?api-version=2024-10-23",
+            headers=headers,
+        )
+        assert unknown.status_code == 404
 
     # The SDK's poller honours Retry-After: one 202 answer, then the 200.
     position = emulator.log_position()
@@ -114,6 +122,9 @@ def test_publishing_without_draft_content_is_refused(client):
     assert info.value.status_code == 400 and "no draft content to publish" in info.value.error.message
     with pytest.raises(ResourceNotFoundError):
         client.runbook_draft.get_content(RG, ACCOUNT, "Verify")
+    with pytest.raises(HttpResponseError) as info:
+        client.runbook_draft.undo_edit(RG, ACCOUNT, "Verify")
+    assert info.value.status_code == 400 and "never been published" in info.value.error.message
 
 
 def test_powershell_7_runbooks_need_their_runtime_environment(client):

@@ -63,6 +63,16 @@ def test_create_update_list_and_delete_a_74_environment(client):
         e.name for e in client.runtime_environments.list_by_automation_account(RG, ACCOUNT)
     }
 
+    python = {"location": "westus", "properties": {"runtime": {"language": "Python", "version": "3.10"}}}
+    with pytest.raises(HttpResponseError) as info:
+        client.runtime_environments.create(RG, ACCOUNT, "PowerShell-7.4", python)
+    assert info.value.status_code == 400 and "cannot be changed" in info.value.error.message
+    with pytest.raises(HttpResponseError) as info:
+        client.runtime_environments.update(
+            RG, ACCOUNT, "PowerShell-7.2", {"properties": {"defaultPackages": {}}}
+        )
+    assert info.value.status_code == 400 and "system-generated" in info.value.error.message
+
     client.runtime_environments.delete(RG, ACCOUNT, "PowerShell-7.4")
     with pytest.raises(ResourceNotFoundError):
         client.runtime_environments.get(RG, ACCOUNT, "PowerShell-7.4")
@@ -172,3 +182,36 @@ def test_missing_environments_and_packages(client):
             RG, ACCOUNT, "PowerShell-7.2", "ExchangeOnlineManagement", {"properties": {}}
         )
     assert info.value.status_code == 400
+
+
+def test_package_update_reimports_and_default_packages_are_read_only(client):
+    client.runtime_environments.create(RG, ACCOUNT, "PowerShell-7.4", PS74)
+    client.package.create_or_update(
+        RG,
+        ACCOUNT,
+        "PowerShell-7.4",
+        "ExchangeOnlineManagement",
+        gallery_link("ExchangeOnlineManagement", "3.4.0"),
+    )
+    updated = client.package.update(
+        RG,
+        ACCOUNT,
+        "PowerShell-7.4",
+        "ExchangeOnlineManagement",
+        {
+            "properties": {
+                "contentLink": {
+                    "uri": "https://www.powershellgallery.com/api/v2/package/ExchangeOnlineManagement/3.5.1"
+                }
+            }
+        },
+    )
+    assert updated.provisioning_state == "Creating"
+    package = until(
+        lambda: client.package.get(RG, ACCOUNT, "PowerShell-7.4", "ExchangeOnlineManagement"),
+        lambda p: p.provisioning_state in TERMINAL_IMPORT,
+    )
+    assert package.version == "3.5.1"
+    with pytest.raises(HttpResponseError) as info:
+        client.package.delete(RG, ACCOUNT, "PowerShell-5.1", "PackageManagement")
+    assert info.value.status_code == 400 and "default package" in info.value.error.message
