@@ -326,22 +326,23 @@ def test_stopping_a_running_job(emulator):
     assert info.value.status_code == 400
 
 
-def test_exomi_identity_runs_jobs_and_a_reader_cannot_start_them(emulator):
-    client, _ = _prepared(emulator)
-    publish_runbook(client, "Verify", SEED_RUNBOOK)
+def test_exomi_identity_does_the_whole_procedure_and_a_reader_cannot_start_jobs(emulator):
     app_client = emulator.automation(credential=emulator.app_credential())
+    account = create_account(emulator, app_client)
+    assert all(m.provisioning_state == "Succeeded" for m in import_modules(app_client, MODULES_51).values())
+    grant_exchange(emulator, account.identity.principal_id)
+    publish_runbook(app_client, "Verify", SEED_RUNBOOK)
     job = run_runbook(app_client, "Verify")
     assert job.status == "Completed" and job.started_by == "exomi-function-app"
+
     emulator.ctl(
         "DELETE", "/rbac", {"principal_id": emulator.app_principal_id, "role": "Automation Contributor"}
     )
     assert app_client.job.get_output(RG, ACCOUNT, job.name).endswith("contoso.com")  # Reader reads output
     with pytest.raises(HttpResponseError) as info:
         start_job(app_client, "Verify")
-    assert (
-        info.value.status_code == 403
-        and "Microsoft.Automation/automationAccounts/jobs/write" in info.value.error.message
-    )
+    assert info.value.status_code == 403
+    assert "Microsoft.Automation/automationAccounts/jobs/write" in info.value.error.message
 
 
 def test_the_grants_control_endpoint_refuses_what_the_tenant_lacks(emulator):
