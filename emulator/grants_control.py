@@ -67,7 +67,7 @@ def register_control(app: web.Application, runtime: EmulatorRuntime) -> None:
             result["directory_role_assignment_id"] = assignment.id
         if not result:
             raise ControlError(400, "give app_role and/or directory_role")
-        return json_response(result, 201)
+        return json_response({"principal_id": principal_id, **result}, 201)
 
     @routes.delete("/_control/grants")
     async def revoke(request: web.Request) -> web.Response:
@@ -75,6 +75,19 @@ def register_control(app: web.Application, runtime: EmulatorRuntime) -> None:
         (principal_id,) = require(body, "principal_id")
         tenant = runtime.tenant
         removed = 0
+        if not body.get("app_role") and not body.get("directory_role"):
+            # Neither named: remove every Exchange app role and every Entra role of the principal.
+            exchange_id = tenant.exchange_sp.id if tenant.exchange_sp else None
+            before = len(tenant.app_role_assignments) + len(tenant.directory_role_assignments)
+            tenant.app_role_assignments = {
+                k: a
+                for k, a in tenant.app_role_assignments.items()
+                if not (a.principal_id == principal_id and a.resource_id == exchange_id)
+            }
+            tenant.directory_role_assignments = {
+                k: a for k, a in tenant.directory_role_assignments.items() if a.principal_id != principal_id
+            }
+            removed = before - len(tenant.app_role_assignments) - len(tenant.directory_role_assignments)
         if body.get("app_role"):
             resource_id, role_id = _app_role_id(tenant, str(body["app_role"]))
             keys = [

@@ -189,6 +189,8 @@ class Tenant:
         self.arm_listeners: list[Callable[[ArmOperation], None]] = []
         # Long-running operations that outlive their resource (e.g. a VM deletion), by operation id.
         self.operations: dict[str, Any] = {}
+        # Automation module imports that tests make fail: module name (lower) -> error message.
+        self.module_import_failures: dict[str, str] = {}
 
         # First-party service principals.
         self.graph_sp = self._add_first_party(dd.GRAPH_APP_ID, "Microsoft Graph", dd.GRAPH_APP_ROLES)

@@ -6,5 +6,7 @@ RESOURCES = frozenset(
 )
 SUBSCRIPTIONS = frozenset({"2016-06-01", "2020-01-01", "2021-01-01", "2022-12-01", "2024-11-01"})
 AUTOMATION = frozenset({"2023-11-01", "2024-10-23"})
+# Runtime environments and their packages are new in 2024-10-23.
+AUTOMATION_RUNTIME_ENVIRONMENTS = frozenset({"2024-10-23"})
 MANAGED_IDENTITY = frozenset({"2023-01-31", "2023-07-31-preview", "2024-11-30"})
 COMPUTE = frozenset({"2024-07-01", "2024-11-01", "2025-04-01", "2025-11-01", "2026-04-01"})
