@@ -29,11 +29,7 @@ def connect_script(organization: str, user_assigned_client_id: str | None) -> st
     argument = ""
     if user_assigned_client_id is not None:
         argument = f" -ManagedIdentityAccountId {uuid.UUID(user_assigned_client_id)}"
-    return (
-        _template("connect-exchange-online.ps1")
-        .replace("{{ORGANIZATION}}", organization)
-        .replace("{{ACCOUNT_ID_ARGUMENT}}", argument)
-    )
+    return _template("connect-exchange-online.ps1").replace("{{ORGANIZATION}}", organization).replace("{{ACCOUNT_ID_ARGUMENT}}", argument)
 
 
 def install_modules_script(modules: dict[str, str]) -> str:
@@ -42,14 +38,8 @@ def install_modules_script(modules: dict[str, str]) -> str:
     for name, version in modules.items():
         if not MODULE_RE.match(name) or not VERSION_RE.match(version):
             raise InputError("module_versions", f"{name} {version} is not a module name and version")
-        lines.append(
-            f"Install-Module -Name {name} -RequiredVersion {version} -Force -AllowClobber -Scope AllUsers"
-        )
-    return (
-        _template("install-modules.ps1")
-        .replace("{{INSTALL_LINES}}", "\n".join(lines))
-        .replace("{{MODULE_NAMES}}", ",".join(modules))
-    )
+        lines.append(f"Install-Module -Name {name} -RequiredVersion {version} -Force -AllowClobber -Scope AllUsers")
+    return _template("install-modules.ps1").replace("{{INSTALL_LINES}}", "\n".join(lines)).replace("{{MODULE_NAMES}}", ",".join(modules))
 
 
 def content_hash(script: str) -> str:
