@@ -78,7 +78,6 @@ class DevHost:
     async def start(self) -> dict[str, Any]:
         apply_local_settings(self.app_dir, os.environ)
         self.config = load_host_config(self.app_dir)
-        os.environ.setdefault("PYTHON_SCRIPT_FILE_NAME", f"{self.module}.py")
         functions = [fn for fn in load_functions(self.app_dir, self.module) if self._usable(fn)]
         self.functions = {fn.name: fn for fn in functions}
         self.storage = QueueStorage()

@@ -143,7 +143,6 @@ class QueueListener:
         self.setting = fn.trigger.get("connection") or "AzureWebJobsStorage"
         self.storage = storage
         self.queue = storage.queue(self.setting, queue_name)
-        self.poison = storage.queue(self.setting, f"{queue_name}-poison")
         self.wake = storage.wake_events.setdefault((self.setting, queue_name), asyncio.Event())
         self.processing: set[asyncio.Task] = set()
         self._delay = MIN_POLLING_INTERVAL
@@ -153,6 +152,7 @@ class QueueListener:
             if len(self.processing) > self.options.new_batch_threshold:
                 await asyncio.wait(set(self.processing), return_when=asyncio.FIRST_COMPLETED)
                 continue
+            self.wake.clear()  # before polling, so an enqueue during the poll is not missed
             messages = await self._receive()
             for message in messages:
                 task = asyncio.create_task(self._process(message))
@@ -163,7 +163,6 @@ class QueueListener:
                 continue
             # Empty: randomized exponential backoff, cut short when this host enqueues to the queue.
             self._delay = min(self.options.max_polling_interval, self._delay * random.uniform(1.6, 2.4))
-            self.wake.clear()
             try:
                 await asyncio.wait_for(self.wake.wait(), self._delay)
                 self._delay = MIN_POLLING_INTERVAL

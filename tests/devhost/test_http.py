@@ -14,7 +14,7 @@ def test_ready_line_lists_functions_with_their_urls_and_the_configured_keys(samp
     assert info["master_key"] == MASTER_KEY and info["function_key"] == FUNCTION_KEY
     functions = {f["name"]: f for f in info["functions"]}
     assert set(functions) == {
-        "echo", "get_item", "delete_order", "greeting", "boom", "enqueue", "work", "on_event", "tick", "nightly"
+        "echo", "get_item", "delete_order", "greeting", "boom", "enqueue", "submit", "work", "on_event", "tick", "nightly"
     }  # fmt: skip
     assert functions["echo"]["url"] == f"{sample_host.url}/api/echo/{{name}}"
     assert functions["echo"]["methods"] == ["GET", "POST"]

@@ -13,8 +13,8 @@ import azure.functions as func
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 
-def record(kind: str, **fields) -> None:
-    folder = Path(os.environ["SAMPLE_RECORD_DIR"]) / kind
+def record(function: str, **fields) -> None:
+    folder = Path(os.environ["SAMPLE_RECORD_DIR"]) / function
     folder.mkdir(parents=True, exist_ok=True)
     temporary = folder / f".{uuid.uuid4().hex}"
     temporary.write_text(json.dumps(fields, default=str))
@@ -61,11 +61,20 @@ def boom(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @app.route(route="enqueue", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-@app.queue_output(arg_name="outq", queue_name="%WORK_QUEUE%", connection="AzureWebJobsStorage")
+@app.queue_output(arg_name="outq", queue_name="%OUTBOX_QUEUE%", connection="AzureWebJobsStorage")
 async def enqueue(req: func.HttpRequest, outq: func.Out[str]) -> func.HttpResponse:
+    """Writes to a queue nobody listens on, so the tests can read the raw messages."""
     payload = req.get_json()
     outq.set(payload["messages"] if "messages" in payload else payload["message"])
     return func.HttpResponse("queued", status_code=202)
+
+
+@app.route(route="submit", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@app.queue_output(arg_name="work_item", queue_name="%WORK_QUEUE%", connection="AzureWebJobsStorage")
+def submit(req: func.HttpRequest, work_item: func.Out[str]) -> func.HttpResponse:
+    """Feeds the queue-triggered ``work`` function."""
+    work_item.set(req.get_body().decode())
+    return func.HttpResponse("accepted", status_code=202)
 
 
 @app.queue_trigger(arg_name="msg", queue_name="%WORK_QUEUE%", connection="AzureWebJobsStorage")
@@ -90,7 +99,7 @@ def work(msg: func.QueueMessage, context: func.Context) -> None:
 
 @app.event_grid_trigger(arg_name="event")
 def on_event(event: func.EventGridEvent) -> None:
-    data = event.get_json() if isinstance(event, func.EventGridEvent) else event.data
+    data = event.get_json()  # a func.CloudEvent when the payload has "specversion"
     record("on_event", id=event.id, kind=type(event).__name__, data=data)
     if data.get("fail"):
         raise ValueError(f"event {event.id} is marked to fail")
