@@ -168,7 +168,7 @@ class HostServer:
 
     def invoke_url(self, base: str, fn: IndexedFunction) -> str | None:
         if fn.trigger_type == "httpTrigger":
-            route = http_route(fn).template.template
+            route = http_route(fn).template.template.strip("/")
             return f"{base}/{self.route_prefix}/{route}" if self.route_prefix else f"{base}/{route}"
         if fn.trigger_type == "eventGridTrigger":
             return f"{base}/runtime/webhooks/eventgrid?functionName={fn.name}"

@@ -145,3 +145,27 @@ async def test_in_process_devhost_applies_local_settings_and_generates_keys(tmp_
         assert response.text == "file,environment"
     finally:
         os.environ.pop("DEVHOST_T_FROM_FILE", None)
+
+
+ASGI_APP = """
+async def asgi(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    text = f"{scope['method']} {scope['path']} {scope['query_string'].decode()}"
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": text.encode()})
+
+app = func.AsgiFunctionApp(app=asgi, http_auth_level=func.AuthLevel.ANONYMOUS)
+"""
+
+
+def test_an_asgi_function_app_is_served_through_its_catch_all_route(tmp_path):
+    # AsgiFunctionApp registers one function taking (req, context): the context parameter must be passed.
+    app = write_app(tmp_path / "app", ASGI_APP)
+    with DevHostProcess(app, log_file=tmp_path / "devhost.log") as host:
+        assert host.info["functions"][0]["url"] == f"{host.url}/api/{{*route}}"
+        assert httpx.get(host.url + "/api/users/7", params={"x": "1"}).text == "GET /api/users/7 x=1"
+        assert httpx.delete(host.url + "/api").text == "DELETE /api "
