@@ -56,11 +56,9 @@ class DevHost:
     ) -> None:
         self.app_dir = Path(app_dir).resolve()
         self.module, self.port, self.bind = module, port, bind
-        self.keys = Keys(
-            master=master_key or os.environ.get("DEVHOST_MASTER_KEY") or _new_key(),
-            function=function_key or os.environ.get("DEVHOST_FUNCTION_KEY") or _new_key(),
-            eventgrid=eventgrid_key or os.environ.get("DEVHOST_EVENTGRID_KEY") or None,
-        )
+        self._key_args = (master_key, function_key, eventgrid_key)
+        self.invoker: Invoker | None = None
+        self.storage: QueueStorage | None = None
         self.errors: dict[str, str] = {}
         self.disabled: list[str] = []
         self.info: dict[str, Any] = {}
@@ -77,6 +75,12 @@ class DevHost:
 
     async def start(self) -> dict[str, Any]:
         apply_local_settings(self.app_dir, os.environ)
+        master_key, function_key, eventgrid_key = self._key_args
+        self.keys = Keys(
+            master=master_key or os.environ.get("DEVHOST_MASTER_KEY") or _new_key(),
+            function=function_key or os.environ.get("DEVHOST_FUNCTION_KEY") or _new_key(),
+            eventgrid=eventgrid_key or os.environ.get("DEVHOST_EVENTGRID_KEY") or None,
+        )
         self.config = load_host_config(self.app_dir)
         functions = [fn for fn in load_functions(self.app_dir, self.module) if self._usable(fn)]
         self.functions = {fn.name: fn for fn in functions}
@@ -129,11 +133,11 @@ class DevHost:
         pending = set(self._direct).union(*(listener.processing for listener in self._listeners))
         if pending:
             await asyncio.wait(pending, timeout=SHUTDOWN_GRACE)
-        if hasattr(self, "invoker"):
+        if self.invoker is not None:
             await self.invoker.drain(SHUTDOWN_GRACE)
         if self._runner is not None:
             await self._runner.cleanup()
-        if hasattr(self, "storage"):
+        if self.storage is not None:
             await self.storage.close()
 
     # -- indexing checks ----------------------------------------------------------------------------------
@@ -161,8 +165,8 @@ class DevHost:
             )
         if fn.trigger_type not in TRIGGERS:
             raise ConfigError(f"devhost does not emulate '{fn.trigger_type}' triggers")
-        for binding in fn.extra_inputs:
-            raise ConfigError(f"devhost does not emulate '{binding['type']}' input bindings")
+        if fn.extra_inputs:
+            raise ConfigError(f"devhost does not emulate '{fn.extra_inputs[0]['type']}' input bindings")
         for binding in fn.outputs + ([fn.return_binding] if fn.return_binding else []):
             if binding["type"] == "queue":
                 self._queue_name(binding)

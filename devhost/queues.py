@@ -24,7 +24,7 @@ import random
 import re
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.functions import meta
 from azure.functions.queue import QueueMessageInConverter
 from azure.storage.queue import QueueMessage as StorageMessage
@@ -179,7 +179,7 @@ class QueueListener:
             return [message async for message in pages]
         except ResourceNotFoundError:
             return []  # the queue does not exist yet: the real listener just keeps polling
-        except (HttpResponseError, OSError) as error:
+        except (AzureError, OSError) as error:  # storage unreachable or failing: keep polling
             log.warning(
                 "Polling queue '%s' for function '%s' failed: %s", self.queue_name, self.fn.name, error
             )
