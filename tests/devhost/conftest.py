@@ -10,10 +10,7 @@ import pytest
 from azure.storage.queue import QueueClient
 
 from devhost.process import DevHostProcess
-from tests.devhost.support import SAMPLE_APP, Records
-
-MASTER_KEY = "test-master-key"
-FUNCTION_KEY = "test-function-key"
+from tests.devhost.support import FUNCTION_KEY, MASTER_KEY, SAMPLE_APP, Records
 
 
 @pytest.fixture(scope="session")

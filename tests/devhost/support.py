@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 SAMPLE_APP = Path(__file__).parent / "sample_app"
+MASTER_KEY = "test-master-key"  # the sample host's keys (DEVHOST_MASTER_KEY / DEVHOST_FUNCTION_KEY)
+FUNCTION_KEY = "test-function-key"
 
 
 def eventually(probe: Callable[[], T], *, timeout: float = 20.0, what: str = "condition") -> T:

@@ -6,7 +6,7 @@ import uuid
 
 import httpx
 
-from tests.devhost.conftest import FUNCTION_KEY, MASTER_KEY
+from tests.devhost.support import FUNCTION_KEY, MASTER_KEY
 
 
 def test_ready_line_lists_functions_with_their_urls_and_the_configured_keys(sample_host):

@@ -14,8 +14,7 @@ import pytest
 
 from devhost.host import DevHost
 from devhost.process import DevHostError, DevHostProcess
-from tests.devhost.conftest import MASTER_KEY
-from tests.devhost.support import SAMPLE_APP
+from tests.devhost.support import MASTER_KEY, SAMPLE_APP
 
 HOST_JSON = {
     "version": "2.0",
