@@ -122,11 +122,12 @@ class InvocationResult:
         return self.error is None
 
 
-def encode(binding_type: str, value: Any) -> meta.Datum:
-    """The worker's ``get_datum``: the SDK converter for the binding type, or a TypeError."""
+def encode(binding_type: str, value: Any) -> meta.Datum | None:
+    """The worker's ``get_datum``: the SDK converter for the binding type, or a TypeError. None for a
+    binding type the SDK has no converter for (the worker's generic binding; devhost drops those)."""
     converter = meta.get_binding_registry().get(binding_type)
     if converter is None:
-        raise TypeError(f'unable to encode outgoing TypedData: no converter for binding "{binding_type}"')
+        return None
     try:
         return converter.encode(value, expected_type=None)
     except NotImplementedError:
@@ -215,11 +216,12 @@ class Invoker:
             raise RuntimeError(f"function {fn.name!r} without a $return binding returned a non-None value")
         for binding in fn.outputs:
             output = outs[binding["name"]].get()
-            if output is not None:
-                result.outputs.append((binding, encode(binding["type"], output)))
+            datum = encode(binding["type"], output) if output is not None else None
+            if datum is not None:
+                result.outputs.append((binding, datum))
         if fn.return_binding is not None:
             result.return_value = encode(fn.return_binding["type"], value)
-            if fn.return_binding["type"] != "http":
+            if fn.return_binding["type"] != "http" and result.return_value is not None:
                 result.outputs.append((fn.return_binding, result.return_value))
         for binding, datum in result.outputs:
             await self.output_sink(fn, binding, datum)

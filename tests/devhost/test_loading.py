@@ -168,3 +168,24 @@ def test_an_asgi_function_app_is_served_through_its_catch_all_route(tmp_path):
         assert host.info["functions"][0]["url"] == f"{host.url}/api/{{*route}}"
         assert httpx.get(host.url + "/api/users/7", params={"x": "1"}).text == "GET /api/users/7 x=1"
         assert httpx.delete(host.url + "/api").text == "DELETE /api "
+
+
+def test_unemulated_output_bindings_are_dropped_with_a_warning(tmp_path, azurite):
+    source = """
+    app = func.FunctionApp()
+
+    @app.route(route="save", auth_level=func.AuthLevel.ANONYMOUS)
+    @app.table_output(arg_name="row", table_name="rows", connection="AzureWebJobsStorage")
+    def save(req: func.HttpRequest, row: func.Out[str]) -> func.HttpResponse:
+        row.set('{"PartitionKey": "p", "RowKey": "r"}')
+        return func.HttpResponse("saved")
+    """
+    log = tmp_path / "devhost.log"
+    with DevHostProcess(
+        write_app(tmp_path / "app", source), env={"AzureWebJobsStorage": azurite}, log_file=log
+    ) as host:
+        assert httpx.get(host.url + "/api/save").text == "saved"
+    assert (
+        "devhost does not emulate 'table' output bindings: values set on 'row' of 'save' are dropped"
+        in log.read_text()
+    )
