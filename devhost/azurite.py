@@ -21,8 +21,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_for_port(port: int, deadline: float) -> None:
+def _wait_for_port(port: int, deadline: float, process: subprocess.Popen) -> None:
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"Azurite exited with code {process.returncode} before opening port {port}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
@@ -71,15 +73,16 @@ class AzuriteProcess:
                 "127.0.0.1",
                 "--tablePort",
                 str(table),
-                "--location",
-                self.workdir,
             ],
+            # --location cannot be combined with --inMemoryPersistence (Azurite 3.35 exits); run in a
+            # scratch folder instead so nothing lands in the caller's working directory.
+            cwd=self.workdir,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + self.startup_timeout
         for port in (blob, queue, table):
-            _wait_for_port(port, deadline)
+            _wait_for_port(port, deadline, self.process)
         self.connection_string = connection_string(blob, queue, table)
         return self.connection_string
 
