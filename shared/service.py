@@ -238,7 +238,7 @@ class ExomiService:
         target = parse_resource_id(request.target)
         if target_record is None:
             target_record = await self.app.state.targets.get(target.key)
-        facts: dict[str, Any] = {"changed": True}
+        facts: dict[str, Any] = {"changed": False}  # becomes True once a step would change something
         fake = RequestRecord(
             id="00000000-0000-0000-0000-000000000000",
             operation=operation,
@@ -298,4 +298,5 @@ class ExomiService:
             )
             if observation.verdict in (Verdict.MISSING, Verdict.WRONG, Verdict.PENDING):
                 unsettled.add(step.name)
+                facts["changed"] = True
         return reports

@@ -14,7 +14,9 @@ from shared.azure.failures import from_arm
 
 GALLERY_PACKAGE_URL = "https://www.powershellgallery.com/api/v2/package/{name}/{version}"
 MANAGED_BY_TAG = "managed-by"
-TERMINAL_IMPORT_STATES = {"succeeded", "failed", "canceled"}
+# "Created" is what the built-in (global) modules report.
+SUCCEEDED_IMPORT_STATES = {"succeeded", "created"}
+TERMINAL_IMPORT_STATES = SUCCEEDED_IMPORT_STATES | {"failed", "canceled"}
 TERMINAL_JOB_STATES = {"completed", "failed", "stopped", "suspended"}
 
 
@@ -59,7 +61,7 @@ class ImportState:
 
     @property
     def succeeded(self) -> bool:
-        return self.provisioning_state.lower() == "succeeded"
+        return self.provisioning_state.lower() in SUCCEEDED_IMPORT_STATES
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,11 @@ class JobState:
 class RunCommandOutcome:
     stdout: str
     stderr: str
+
+
+def _text(value: Any) -> str | None:
+    """An SDK enum member or plain string as its wire value."""
+    return None if value is None else str(getattr(value, "value", value))
 
 
 def _identity(identity: Any) -> tuple[IdentityInfo | None, dict[str, IdentityInfo]]:
@@ -171,7 +178,7 @@ class ArmGateway:
         error = getattr(props, "error", None)
         message = getattr(error, "message", None) if error is not None else None
         return ImportState(
-            item.name, getattr(props, "version", None), str(props.provisioning_state or "Unknown"), message
+            item.name, getattr(props, "version", None), _text(props.provisioning_state) or "Unknown", message
         )
 
     async def get_module(self, account: ResourceRef, name: str) -> ImportState | None:
@@ -272,7 +279,7 @@ class ArmGateway:
         if runbook is None:
             return None
         content = None
-        state = str(runbook.properties.state or "New")
+        state = _text(runbook.properties.state) or "New"
         if state.lower() == "published":
             content = await self._call(
                 f"read runbook {name} content",
@@ -280,7 +287,11 @@ class ArmGateway:
                 none_if_missing=True,
             )
         return RunbookState(
-            runbook.name, state, getattr(runbook.properties, "runtime_environment", None), content
+            runbook.name,
+            state,
+            getattr(runbook.properties, "runtime_environment", None),
+            content,
+            dict(runbook.tags or {}),
         )
 
     async def put_runbook(
@@ -351,7 +362,7 @@ class ArmGateway:
         )
         if job is None:
             return None
-        status = str(job.properties.status or "New")
+        status = _text(job.properties.status) or "New"
         output = None
         if status.lower() == "completed":
             output = await self._call(

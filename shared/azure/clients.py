@@ -28,7 +28,7 @@ LRO_POLLING_INTERVAL_SECONDS = 2
 class AzureEndpoints:
     arm_endpoint: str  # e.g. https://management.azure.com
     arm_scope: str  # e.g. https://management.azure.com/.default
-    graph_endpoint: str  # e.g. https://graph.microsoft.com (without /v1.0)
+    graph_endpoint: str  # e.g. https://graph.microsoft.com/v1.0
     graph_scope: str  # e.g. https://graph.microsoft.com/.default
     ca_bundle: str | None = None  # extra CA to trust (only for a local emulator)
     managed_identity_client_id: str | None = None  # exomi's own user-assigned identity, if any
@@ -84,7 +84,7 @@ class AzureClients:
             adapter = GraphRequestAdapter(
                 auth, client=GraphClientFactory.create_with_default_middleware(client=self._graph_http)
             )
-            adapter.base_url = self.endpoints.graph_endpoint.rstrip("/") + "/v1.0"
+            adapter.base_url = self.endpoints.graph_endpoint.rstrip("/")
             self._graph = GraphServiceClient(request_adapter=adapter)
         return self._graph
 

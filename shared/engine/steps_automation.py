@@ -172,7 +172,13 @@ class Runbook(Step):
         wanted = content_hash(self._script(ctx))
         have = content_hash(runbook.published_content) if runbook.published_content else None
         environment = self._environment(ctx)
-        if have == wanted and (runbook.runtime_environment or None) == environment:
+        # A 5.1 runbook reports the system environment "PowerShell-5.1" (or none, from older API versions).
+        have_environment = (
+            None
+            if (runbook.runtime_environment or "PowerShell-5.1") == "PowerShell-5.1"
+            else runbook.runtime_environment
+        )
+        if have == wanted and have_environment == environment:
             return Observation(
                 Verdict.OK, f"runbook {name} is published with the right connect line", facts=facts
             )
