@@ -23,10 +23,13 @@ from shared.azure.clients import AzureClients
 from shared.azure.failures import from_graph, graph_error_code
 from shared.errors import InputError
 
+# The application permission a refused call needs, as docs/PERMISSIONS.md lists exomi's needs: a
+# 403 names it. (Reading role assignments alone would need only RoleManagement.Read.Directory, but
+# exomi needs ReadWrite for the step anyway; naming that saves a second round trip to the admin.)
 READ_PRINCIPALS = "Application.Read.All"
 CREATE_PRINCIPALS = "Application.ReadWrite.All"
 GRANT_APP_ROLES = "AppRoleAssignment.ReadWrite.All"
-READ_ROLES = "RoleManagement.Read.Directory"
+READ_ROLES = "RoleManagement.ReadWrite.Directory"
 ASSIGN_ROLES = "RoleManagement.ReadWrite.Directory"
 READ_ORGANIZATION = "Organization.Read.All"
 

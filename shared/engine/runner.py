@@ -318,7 +318,7 @@ class Engine:
             "role": decision.role if decision else None,
             "runtime": decision.runtime if decision else None,
             "granted": granted,
-            "status": TargetStatus.PROVISIONED if succeeded else TargetStatus.PROVISIONING,
+            "status": _target_status(previous, succeeded, bool(facts.get("changed"))),
             "last_request_id": request.id,
         }
         if facts.get("verified_at"):
@@ -345,6 +345,13 @@ class StepByName:
 
     def __init__(self, name: str) -> None:
         self.name = name
+
+
+def _target_status(previous: TargetRecord | None, succeeded: bool, changed: bool) -> TargetStatus:
+    """Provisioned once a request succeeds; a later request that has changed nothing yet keeps it so."""
+    if succeeded or (previous is not None and previous.status is TargetStatus.PROVISIONED and not changed):
+        return TargetStatus.PROVISIONED
+    return TargetStatus.PROVISIONING
 
 
 def _owned(found: str | None, made_now: bool | None, before: str | None, co_owned: set[str]) -> str | None:

@@ -14,6 +14,7 @@ from shared.runbooks import connect_script, content_hash
 class Modules(Step):
     name = "modules"
     title = "ExchangeOnlineManagement, PackageManagement and PowerShellGet for the runtime"
+    after = ("identity",)  # the account must exist (and its location is needed for a runtime environment)
 
     def _environment(self, ctx: StepContext) -> str | None:
         return ctx.decision.runtime_environment if ctx.decision.runtime.uses_runtime_environment else None

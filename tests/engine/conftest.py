@@ -1,0 +1,73 @@
+"""Fixtures for the engine's end-to-end tests: targets created by the admin, and the exomi command."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.emulator import Emulator
+from tests.support.exomi import ExomiRunner
+
+RG = "ContosoRG"
+LOCATION = "westeurope"
+
+
+@pytest.fixture
+def exomi(emulator, azurite) -> ExomiRunner:
+    return ExomiRunner(emulator, azurite)
+
+
+class Targets:
+    """Resources as an admin sets them up before asking exomi (through the real SDKs)."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        emulator.resources().resource_groups.create_or_update(RG, {"location": LOCATION})
+
+    def user_assigned_identity(self, name: str = "ContosoMI1"):
+        return self.emulator.msi().user_assigned_identities.create_or_update(RG, name, {"location": LOCATION})
+
+    def automation_account(
+        self, name: str = "ContosoAzAuto1", *, system: bool = True, user_assigned: list[str] = ()
+    ):
+        identity: dict = {"type": "None"}
+        if system or user_assigned:
+            kinds = (["SystemAssigned"] if system else []) + (["UserAssigned"] if user_assigned else [])
+            identity = {"type": ", ".join(kinds)}
+            if user_assigned:
+                identity["userAssignedIdentities"] = {uai: {} for uai in user_assigned}
+        body = {"location": LOCATION, "identity": identity, "properties": {"sku": {"name": "Basic"}}}
+        return self.emulator.automation().automation_account.create_or_update(RG, name, body)
+
+    def virtual_machine(
+        self, name: str = "contoso-vm1", *, system: bool = True, user_assigned: list[str] = ()
+    ):
+        kinds = (["SystemAssigned"] if system else []) + (["UserAssigned"] if user_assigned else [])
+        identity: dict = {"type": ", ".join(kinds) or "None"}
+        if user_assigned:
+            identity["userAssignedIdentities"] = {uai: {} for uai in user_assigned}
+        body = {
+            "location": LOCATION,
+            "identity": identity,
+            "properties": {
+                "hardwareProfile": {"vmSize": "Standard_B2s"},
+                "osProfile": {
+                    "computerName": name[:15],
+                    "adminUsername": "azureuser",
+                    "adminPassword": "Pa55w.rd-not-used",
+                },
+                "storageProfile": {
+                    "imageReference": {
+                        "publisher": "MicrosoftWindowsServer",
+                        "offer": "WindowsServer",
+                        "sku": "2022-datacenter",
+                        "version": "latest",
+                    }
+                },
+            },
+        }
+        return self.emulator.compute().virtual_machines.begin_create_or_update(RG, name, body).result()
+
+
+@pytest.fixture
+def targets(emulator) -> Targets:
+    return Targets(emulator)
