@@ -163,6 +163,20 @@ def test_without_stop_preference_errors_are_recorded_and_the_script_continues(te
     assert "is not recognized" in outcome.errors[0]
 
 
+def test_connect_failures_end_the_script_whatever_the_error_preference(tenant):
+    # The module rethrows with `throw`; only a command that is not found is non-terminating.
+    host, principal_id = _host(tenant)
+    tenant.assign_directory_role(principal_id, dd.EXCHANGE_SUPPORTED_ROLES["Exchange Administrator"])
+    outcome = run_script(
+        tenant,
+        "Connect-ExchangeOnline -ManagedIdentity -Organization contoso.onmicrosoft.com\nWrite-Output done",
+        host,
+        now=LATER,
+    )
+    assert not outcome.succeeded and outcome.exception == "UnAuthorized"
+    assert outcome.output == [] and outcome.errors == ["UnAuthorized"]
+
+
 def test_install_module_on_a_vm_makes_the_module_available(tenant):
     installed = {}
     host, principal_id = _host(tenant, modules={"packagemanagement": "1.4.8.1", "powershellget": "2.2.5"})
