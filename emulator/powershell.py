@@ -47,6 +47,8 @@ NOT_RECOGNIZED = (
     "Check the spelling of the name, or if a path was included, verify that the path is correct and try again."
 )
 UNAUTHORIZED = "UnAuthorized"
+# What IMDS answers a VM that asks for an identity it does not have (system- or user-assigned).
+IMDS_IDENTITY_NOT_FOUND = 'Failed to acquire managed identity token: {"error":"invalid_request","error_description":"Identity not found"}'
 ROLE_NOT_SUPPORTED = (
     "The role assigned to application {app_id} isn't supported in this scenario. Please check online documentation "
     "for assigning correct Directory Roles to Azure AD Application for EXO App-Only Authentication."
@@ -62,7 +64,9 @@ class ScriptHost:
     """Where the script runs: an Automation job's sandbox or a VM."""
 
     description: str  # e.g. "Automation account 'aa' (PowerShell 5.1)"
-    automation_account_guid: str | None  # for the Automation identity endpoint's messages
+    # The Automation account's GUID (named in its identity endpoint's messages); None on a VM, whose
+    # tokens come from IMDS.
+    automation_account_guid: str | None
     system_principal_id: str | None
     system_client_id: str | None
     user_assigned: dict[str, str]  # client id (lower) -> principal id
@@ -322,10 +326,9 @@ class ScriptRun:
         if isinstance(account_id, str) and account_id:
             principal_id = host.user_assigned.get(account_id.lower())
             if principal_id is None:  # e.g. the identity's object id instead of its client id
-                self._throw(
-                    "Failed to acquire managed identity token: ManagedIdentityCredential authentication failed: "
-                    "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId. "
-                    "Status: 400 (Bad Request)"
+                self._token_failure(
+                    "ManagedIdentityCredential authentication failed: No User Assigned or Delegated Managed "
+                    "Identity found for specified ClientId/ResourceId/PrincipalId. Status: 400 (Bad Request)"
                 )
             return principal_id
         if account_id is True:
@@ -335,15 +338,17 @@ class ScriptRun:
             )
             return None
         if host.system_principal_id is None:
-            where = (
-                f"Automation account {host.automation_account_guid}"
-                if host.automation_account_guid
-                else host.description
-            )
-            self._throw(
-                f'Failed to acquire managed identity token: {{"Message":"No managed System identity was found for {where}."}}'
+            self._token_failure(
+                f'{{"Message":"No managed System identity was found for Automation account {host.automation_account_guid}."}}'
             )
         return host.system_principal_id
+
+    def _token_failure(self, automation_reason: str) -> NoReturn:
+        """The identity's token request failed: the Automation sandbox's endpoint says what it could
+        not find; IMDS on a VM answers "Identity not found" to any identity the VM does not have."""
+        if self.host.automation_account_guid is None:
+            self._throw(IMDS_IDENTITY_NOT_FOUND)
+        self._throw(f"Failed to acquire managed identity token: {automation_reason}")
 
 
 def run_script(tenant: Tenant, script: str, host: ScriptHost, *, now: float | None = None) -> ScriptOutcome:
