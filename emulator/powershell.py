@@ -4,7 +4,9 @@ This is not a PowerShell interpreter. It understands the handful of statements t
 (variable assignments, ``$ErrorActionPreference``, ``Import-Module``, ``Install-Module``,
 ``Connect-ExchangeOnline``, ``Get-AcceptedDomain``, ``Write-Output``, ``Disconnect-ExchangeOnline``)
 and decides the outcome from the tenant's real state, failing with the message a user of the real
-service sees when a prerequisite is missing:
+service sees when a prerequisite is missing. A cmdlet's own errors are non-terminating (the script goes
+on unless ``$ErrorActionPreference = 'Stop'``), but Connect-ExchangeOnline rethrows every failure with
+``throw``, which stops the script, so the seed runbook's job fails on them as real jobs do:
 
 * the ExchangeOnlineManagement module (and, for REST connections, PackageManagement and
   PowerShellGet) must be available to the job's runtime;
@@ -22,6 +24,7 @@ import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from emulator import directory_data as dd
 from emulator.tenant import Tenant
@@ -44,6 +47,8 @@ NOT_RECOGNIZED = (
     "Check the spelling of the name, or if a path was included, verify that the path is correct and try again."
 )
 UNAUTHORIZED = "UnAuthorized"
+# What IMDS answers a VM that asks for an identity it does not have (system- or user-assigned).
+IMDS_IDENTITY_NOT_FOUND = 'Failed to acquire managed identity token: {"error":"invalid_request","error_description":"Identity not found"}'
 ROLE_NOT_SUPPORTED = (
     "The role assigned to application {app_id} isn't supported in this scenario. Please check online documentation "
     "for assigning correct Directory Roles to Azure AD Application for EXO App-Only Authentication."
@@ -59,7 +64,9 @@ class ScriptHost:
     """Where the script runs: an Automation job's sandbox or a VM."""
 
     description: str  # e.g. "Automation account 'aa' (PowerShell 5.1)"
-    automation_account_guid: str | None  # for the Automation identity endpoint's messages
+    # The Automation account's GUID (named in its identity endpoint's messages); None on a VM, whose
+    # tokens come from IMDS.
+    automation_account_guid: str | None
     system_principal_id: str | None
     system_client_id: str | None
     user_assigned: dict[str, str]  # client id (lower) -> principal id
@@ -152,6 +159,11 @@ class ScriptRun:
             self.outcome.exception = str(stop)
             self.outcome.errors.append(str(stop))
         return self.outcome
+
+    def _throw(self, message: str) -> NoReturn:
+        """A script-terminating error: ``throw`` in a module function (Connect-ExchangeOnline rethrows
+        every failure this way), which stops the script whatever ``$ErrorActionPreference`` says."""
+        raise _Stop(message)
 
     def _fail(self, message: str, params: dict[str, str | bool]) -> None:
         if self.stop_on_error or str(params.get("erroraction", "")).lower() == "stop":
@@ -259,37 +271,29 @@ class ScriptRun:
             if version_tuple(self.host.modules.get(name, "0")) < minimum
         ]
         if missing:
-            self._fail(
+            self._throw(
                 "Connect-ExchangeOnline: REST based connections require the PowerShellGet and PackageManagement modules "
                 f"(PackageManagement 1.4.7 or later, PowerShellGet 2.2.4 or later). Missing or too old: {', '.join(missing)}. "
-                "See https://aka.ms/exov3-module (PowerShellGet for REST-based connections).",
-                params,
+                "See https://aka.ms/exov3-module (PowerShellGet for REST-based connections)."
             )
-            return
         if not params.get("managedidentity"):
-            self._fail(
+            self._throw(
                 "Connect-ExchangeOnline: an unattended session needs -ManagedIdentity (or app-only certificate "
-                "authentication); interactive sign-in is not possible here. Unable to open a browser window.",
-                params,
+                "authentication); interactive sign-in is not possible here. Unable to open a browser window."
             )
-            return
         organization = params.get("organization")
         if not isinstance(organization, str) or not organization:
-            self._fail(
-                "Connect-ExchangeOnline: the -Organization parameter is required with -ManagedIdentity.",
-                params,
+            self._throw(
+                "Connect-ExchangeOnline: the -Organization parameter is required with -ManagedIdentity."
             )
-            return
         principal_id = self._resolve_identity(params)
         if principal_id is None:
-            return
+            return  # a parameter binding error, already reported
         if organization.lower() not in {d.lower() for d in self.tenant.accepted_domains}:
-            self._fail(
+            self._throw(
                 f"AADSTS90002: Tenant '{organization}' not found. Check to make sure you have the correct tenant ID and "
-                "are signing into the correct cloud.",
-                params,
+                "are signing into the correct cloud."
             )
-            return
         principal = self.tenant.principal(principal_id)
         settled = self.now - self.tenant.timings.propagation_delay
         exchange = self.tenant.exchange_sp
@@ -305,30 +309,26 @@ class ScriptRun:
             )
         )
         if not has_app_role:
-            self._fail(UNAUTHORIZED, params)
-            return
+            self._throw(UNAUTHORIZED)
         supported = {v.lower() for v in dd.EXCHANGE_SUPPORTED_ROLES.values()}
         has_role = any(
             a.role_definition_id.lower() in supported and a.created_at <= settled
             for a in self.tenant.directory_roles_of(principal_id)
         )
         if not has_role:
-            self._fail(ROLE_NOT_SUPPORTED.format(app_id=principal.app_id), params)
-            return
+            self._throw(ROLE_NOT_SUPPORTED.format(app_id=principal.app_id))
         self.session = _Session(principal_id, organization)
 
     def _resolve_identity(self, params) -> str | None:
-        """The principal id the connection would authenticate as, or None after reporting why not."""
+        """The principal id the connection would authenticate as; None after a parameter binding error."""
         account_id = params.get("managedidentityaccountid")
         host = self.host
         if isinstance(account_id, str) and account_id:
             principal_id = host.user_assigned.get(account_id.lower())
-            if principal_id is None:
-                self._fail(
-                    "Failed to acquire managed identity token: ManagedIdentityCredential authentication failed: "
-                    "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId. "
-                    "Status: 400 (Bad Request)",
-                    params,
+            if principal_id is None:  # e.g. the identity's object id instead of its client id
+                self._token_failure(
+                    "ManagedIdentityCredential authentication failed: No User Assigned or Delegated Managed "
+                    "Identity found for specified ClientId/ResourceId/PrincipalId. Status: 400 (Bad Request)"
                 )
             return principal_id
         if account_id is True:
@@ -338,17 +338,17 @@ class ScriptRun:
             )
             return None
         if host.system_principal_id is None:
-            where = (
-                f"Automation account {host.automation_account_guid}"
-                if host.automation_account_guid
-                else host.description
+            self._token_failure(
+                f'{{"Message":"No managed System identity was found for Automation account {host.automation_account_guid}."}}'
             )
-            self._fail(
-                f'Failed to acquire managed identity token: {{"Message":"No managed System identity was found for {where}."}}',
-                params,
-            )
-            return None
         return host.system_principal_id
+
+    def _token_failure(self, automation_reason: str) -> NoReturn:
+        """The identity's token request failed: the Automation sandbox's endpoint says what it could
+        not find; IMDS on a VM answers "Identity not found" to any identity the VM does not have."""
+        if self.host.automation_account_guid is None:
+            self._throw(IMDS_IDENTITY_NOT_FOUND)
+        self._throw(f"Failed to acquire managed identity token: {automation_reason}")
 
 
 def run_script(tenant: Tenant, script: str, host: ScriptHost, *, now: float | None = None) -> ScriptOutcome:

@@ -228,19 +228,33 @@ def test_a_powershell_74_environment_only_needs_the_exo_package(emulator):
     assert "is not recognized" in run_runbook(client, "Verify51").exception
 
 
-def test_without_stop_on_error_the_seed_runbook_completes_with_errors(emulator):
+def test_the_seed_runbook_fails_on_a_connect_error_even_without_stop_on_error(emulator):
+    # Connect-ExchangeOnline rethrows its failures with `throw`, which ends the script: the job fails
+    # with the message as its exception (office-docs-powershell#11008: "Failed / UnAuthorized").
     client, _ = _prepared(emulator, grant=False)
     publish_runbook(client, "Verify", SEED_RUNBOOK)
     job = run_runbook(client, "Verify")
-    assert job.status == "Completed"  # errors are non-terminating, as in PowerShell
+    assert job.status == "Failed" and job.exception == "UnAuthorized"
+    errors = list(
+        client.job_stream.list_by_job(RG, ACCOUNT, job.name, filter="properties/streamType eq 'Error'")
+    )
+    assert [e.summary for e in errors] == ["UnAuthorized"]  # Get-AcceptedDomain never ran
+
+
+def test_without_the_module_the_seed_runbook_completes_with_errors(emulator):
+    # A command that is not found is a non-terminating error: the script goes on, the job completes.
+    client, _ = _prepared(emulator, modules={})
+    publish_runbook(client, "Verify", SEED_RUNBOOK)
+    job = run_runbook(client, "Verify")
+    assert job.status == "Completed" and job.exception is None
     errors = list(
         client.job_stream.list_by_job(RG, ACCOUNT, job.name, filter="properties/streamType eq 'Error'")
     )
     assert [e.summary for e in errors] == [
-        "UnAuthorized",
-        "The term 'Get-AcceptedDomain' is not recognized as the name of a cmdlet, function, script file, or "
-        "operable program. Check the spelling of the name, or if a path was included, verify that the path is "
-        "correct and try again.",
+        f"The term '{name}' is not recognized as the name of a cmdlet, function, script file, or operable "
+        "program. Check the spelling of the name, or if a path was included, verify that the path is correct "
+        "and try again."
+        for name in ("Connect-ExchangeOnline", "Get-AcceptedDomain")
     ]
     assert (
         len(
@@ -250,6 +264,7 @@ def test_without_stop_on_error_the_seed_runbook_completes_with_errors(emulator):
         )
         == 2
     )
+    assert client.job.get_output(RG, ACCOUNT, job.name) == ""
 
 
 def test_a_module_still_importing_when_the_job_starts_is_not_there(emulator):

@@ -11,6 +11,8 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 
 from tests.support.shapes import assert_shape, load_example
 
+IMDS_IDENTITY_NOT_FOUND = 'Failed to acquire managed identity token: {"error":"invalid_request","error_description":"Identity not found"}'
+
 RG = "rg-run"
 ORG = "contoso.onmicrosoft.com"
 VM_BODY = {
@@ -140,14 +142,15 @@ def test_user_assigned_identity_works_by_client_id_not_by_object_id(emulator, co
     )
     assert stderr == "" and ORG in stdout.splitlines()
     _, stderr = _run(compute, ["$ErrorActionPreference = 'Stop'", connect.format(uai.principal_id)])
-    assert "No User Assigned or Delegated Managed Identity found" in stderr
+    # The VM's token comes from IMDS, which knows no identity by that id.
+    assert stderr == IMDS_IDENTITY_NOT_FOUND
 
 
 def test_a_vm_without_identity_cannot_connect(emulator, compute):
     _vm(compute)
     _run(compute, INSTALL)
     _, stderr = _run(compute, CONNECT)
-    assert "No managed System identity was found for virtual machine 'vm1'" in stderr
+    assert stderr == IMDS_IDENTITY_NOT_FOUND
 
 
 def test_output_is_limited_to_the_last_4096_bytes(emulator, compute):

@@ -137,6 +137,26 @@ def test_user_assigned_identity_needs_its_client_id_not_its_object_id(tenant):
     assert "No User Assigned or Delegated Managed Identity found" in outcome.exception
 
 
+@pytest.mark.parametrize("by_object_id", [False, True])
+def test_on_a_vm_imds_knows_no_such_identity(tenant, by_object_id):
+    # No system-assigned identity, or a user-assigned one asked for by its object id: IMDS answers
+    # "Identity not found" where the Automation endpoint names what it could not find.
+    uai = tenant.create_managed_identity(
+        "mi1",
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/mi1",
+    )
+    host, _ = _host(tenant, system=False, user_assigned={uai.app_id: uai.id})
+    host.automation_account_guid = None  # a VM
+    _grant_all(tenant, uai.id)
+    script = CONNECT.replace(
+        "contoso.onmicrosoft.com\n", f"contoso.onmicrosoft.com -ManagedIdentityAccountId {uai.id}\n"
+    )
+    outcome = run_script(tenant, script if by_object_id else CONNECT, host, now=LATER)
+    assert outcome.exception == (
+        'Failed to acquire managed identity token: {"error":"invalid_request","error_description":"Identity not found"}'
+    )
+
+
 def test_variables_are_substituted_as_in_the_seed_procedure(tenant):
     uai = tenant.create_managed_identity(
         "mi1",
@@ -161,6 +181,20 @@ def test_without_stop_preference_errors_are_recorded_and_the_script_continues(te
     )
     assert outcome.succeeded and outcome.output == ["done"]
     assert "is not recognized" in outcome.errors[0]
+
+
+def test_connect_failures_end_the_script_whatever_the_error_preference(tenant):
+    # The module rethrows with `throw`; only a command that is not found is non-terminating.
+    host, principal_id = _host(tenant)
+    tenant.assign_directory_role(principal_id, dd.EXCHANGE_SUPPORTED_ROLES["Exchange Administrator"])
+    outcome = run_script(
+        tenant,
+        "Connect-ExchangeOnline -ManagedIdentity -Organization contoso.onmicrosoft.com\nWrite-Output done",
+        host,
+        now=LATER,
+    )
+    assert not outcome.succeeded and outcome.exception == "UnAuthorized"
+    assert outcome.output == [] and outcome.errors == ["UnAuthorized"]
 
 
 def test_install_module_on_a_vm_makes_the_module_available(tenant):
