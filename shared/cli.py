@@ -202,7 +202,9 @@ def _default_requester() -> str:
 async def _finish(
     service: ExomiService, printer: Printer, record: RequestRecord, args: argparse.Namespace
 ) -> int:
-    if not getattr(args, "no_wait", False):
+    if getattr(args, "no_wait", False):
+        await service.enqueue(record)  # the Function app's queue worker takes it from here
+    else:
         record = await service.run_to_end(
             record.id, on_progress=printer.progress, give_up_after=getattr(args, "wait_seconds", None)
         )

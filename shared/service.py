@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from shared.azure.arm import ArmGateway
@@ -25,6 +26,7 @@ from shared.policy import Decision, Policy, load_policy
 from shared.settings import Settings
 from shared.state.records import AuditRecord, Page, RequestRecord, StepRecord, Submission, utcnow
 from shared.state.store import StateStore
+from shared.work_queue import WorkQueue
 
 
 @dataclass
@@ -36,6 +38,7 @@ class ExomiApp:
     arm: ArmGateway
     graph: GraphGateway
     engine: Engine
+    queue: WorkQueue
 
     @classmethod
     async def open(cls, settings: Settings | None = None) -> ExomiApp:
@@ -51,12 +54,16 @@ class ExomiApp:
                 managed_identity_client_id=settings.client_id,
             )
         )
-        state = await StateStore.open(settings)
+        state = await StateStore.open(settings, clients.credential)
         arm, graph = ArmGateway(clients), GraphGateway(clients)
-        return cls(settings, policy, clients, state, arm, graph, Engine(state, arm, graph, settings.engine))
+        queue = WorkQueue.open(settings, clients.credential)
+        return cls(
+            settings, policy, clients, state, arm, graph, Engine(state, arm, graph, settings.engine), queue
+        )
 
     async def close(self) -> None:
         await self.state.close()
+        await self.queue.close()
         await self.clients.close()
 
     async def __aenter__(self) -> ExomiApp:
@@ -139,6 +146,11 @@ class ExomiService:
         request = self._parse(RevokeRequest, body, requested_by, channel)
         decision = self.app.policy.evaluate(request).raise_if_refused()
         return await self.app.state.submit(request, decision, idempotency_key=idempotency_key)
+
+    async def enqueue(self, record: RequestRecord) -> None:
+        """Hand the request to the queue worker (the Function app's way of running it)."""
+        delay = record.check_again_at - utcnow() if record.check_again_at else timedelta(0)
+        await self.app.queue.enqueue(record.id, delay)
 
     async def status(self, request_id: str) -> StatusReport:
         record = await self.app.state.requests.find(request_id)

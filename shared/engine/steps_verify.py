@@ -27,7 +27,10 @@ HINTS = [
     ),
     ("No managed System identity", "enable the system-assigned identity of the resource."),
     ("No User Assigned", "attach the user-assigned identity to the resource and use its client id."),
-    ("Identity not found", "enable the VM's system-assigned identity, or attach the user-assigned identity and use its client id."),
+    (
+        "Identity not found",
+        "enable the VM's system-assigned identity, or attach the user-assigned identity and use its client id.",
+    ),
     ("AADSTS90002", "use a domain of your tenant as the organization (e.g. contoso.onmicrosoft.com)."),
 ]
 JOB_NAMESPACE = uuid.UUID("6f0f3c1e-8b0a-4c5e-9a53-0e5f1d2a7c11")

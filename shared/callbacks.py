@@ -1,0 +1,83 @@
+"""Tell a caller's callback URL (Logic Apps webhook, a ticketing system) how its request ended.
+
+The URL was checked when the request was accepted (https, a host on the policy's allow-list). It is
+called with a few retries; the outcome is audited, never the URL itself (it may carry a signature).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import httpx
+
+from shared.models import ProvisionRequest
+from shared.settings import Settings
+from shared.state.records import AuditRecord, RequestRecord
+from shared.state.store import StateStore
+
+log = logging.getLogger("exomi.callbacks")
+ATTEMPTS = 4
+FIRST_DELAY_SECONDS = 1.0
+
+
+def result_document(record: RequestRecord, *, status_url: str | None = None) -> dict[str, Any]:
+    """The final result as callers see it (also the API's terminal answer)."""
+    return {
+        "id": record.id,
+        "operation": record.operation.value,
+        "status": record.status.value,
+        "target": record.target,
+        "external_reference": record.external_reference,
+        "requested_by": record.requested_by,
+        "channel": record.channel.value,
+        "message": record.message,
+        "error": record.error,
+        "created_at": record.created_at.isoformat(),
+        "updated_at": record.updated_at.isoformat(),
+        **({"status_url": status_url} if status_url else {}),
+    }
+
+
+async def deliver(record: RequestRecord, state: StateStore, settings: Settings) -> bool | None:
+    """POSTs the result to the request's callback URL; None when it has none."""
+    request = record.request
+    url = request.callback_url if isinstance(request, ProvisionRequest) else None
+    if not url:
+        return None
+    body = result_document(record)
+    delay = FIRST_DELAY_SECONDS
+    outcome = "not delivered"
+    async with httpx.AsyncClient(
+        verify=str(settings.ca_bundle) if settings.ca_bundle else True, timeout=30
+    ) as client:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                response = await client.post(url, json=body, headers={"x-exomi-request-id": record.id})
+                if response.is_success:
+                    outcome = f"delivered (HTTP {response.status_code}, attempt {attempt})"
+                    break
+                outcome = f"answered HTTP {response.status_code}"
+                if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+                    break  # the receiver refuses it; retrying cannot help
+            except httpx.HTTPError as error:
+                outcome = f"failed: {type(error).__name__}"
+            if attempt < ATTEMPTS:
+                await asyncio.sleep(delay)
+                delay *= 2
+    delivered = outcome.startswith("delivered")
+    log.log(logging.INFO if delivered else logging.WARNING, "callback for request %s %s", record.id, outcome)
+    await state.audit.append(
+        AuditRecord(
+            request_id=record.id,
+            step="callback",
+            sequence=0,
+            action=f"callback {outcome}",
+            target=record.target,
+            after={"status": record.status.value},
+            requested_by=record.requested_by,
+            channel=record.channel,
+        )
+    )
+    return delivered
