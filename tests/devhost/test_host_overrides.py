@@ -41,7 +41,9 @@ def test_settings_override_host_json_values_case_insensitively_and_add_missing_o
 def test_an_invalid_override_is_refused_like_an_invalid_host_json(tmp_path):
     app = write_app(tmp_path / "app", "app = func.FunctionApp()\n" + HTTP_FUNCTION.format(app="app"))
     log = tmp_path / "devhost.log"
-    host = DevHostProcess(app, env={"AzureFunctionsJobHost__extensions__queues__batchSize": "64"}, log_file=log)
+    host = DevHostProcess(
+        app, env={"AzureFunctionsJobHost__extensions__queues__batchSize": "64"}, log_file=log
+    )
     with pytest.raises(DevHostError, match="exited with code 1"):
         host.start()
     assert "extensions.queues.batchSize must be between 1 and 32, not 64" in log.read_text()
