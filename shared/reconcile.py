@@ -27,7 +27,7 @@ from typing import Any
 
 from shared import constants, events, tags
 from shared.engine.context import Verdict, resource_ref
-from shared.errors import ConcurrencyError, Conflict, PolicyRefusal
+from shared.errors import ConcurrencyError, Conflict, ExomiError, PolicyRefusal
 from shared.ids import parse_resource_id
 from shared.models import Channel, Operation, RequestStatus, TargetStatus
 from shared.runtime import exomi_service
@@ -80,11 +80,12 @@ async def reconcile(service: ExomiService, now: datetime | None = None) -> Recon
         async with limit:
             try:
                 await _check(service, record, now, report)
-            except Exception:  # noqa: BLE001 - one broken target must not stop the others
+            except ExomiError as error:  # one broken target must not stop the others
                 report.failed += 1
-                log.exception(
-                    "reconciliation could not check %s; it goes on with the other targets", record.target
-                )
+                log.error("reconciliation could not check %s: %s", record.target, error.message)
+            except Exception:  # noqa: BLE001 - not even a bug in one target's check
+                report.failed += 1
+                log.exception("reconciliation could not check %s", record.target)
 
     await asyncio.gather(*(check(record) for record in targets))
     report.checked = len(targets)
@@ -134,13 +135,19 @@ async def _check(service: ExomiService, record: TargetRecord, now: datetime, rep
     if resource is None or tags.opted_in(resource.tags) or record.managed_by_tags:
         # Tags (or the deletion) decide, as the lost event would have: the same code as for events.
         channel = Channel.RECONCILE if resource is None else Channel.TAG
-        outcome = await events.sync_target(service, target, requested_by=RECONCILER, channel=channel)
+        try:
+            outcome = await events.sync_target(service, target, requested_by=RECONCILER, channel=channel)
+        except events.TargetBusy:
+            report.busy += 1  # a request started meanwhile
+            return
         if outcome.request is not None:
             if outcome.request.operation is Operation.REVOKE:
                 report.revoked += 1
             else:
                 report.tag_requests += 1
-            log.warning("%s differs from its tags (an event was lost?): %s", record.target, outcome)
+            log.warning(
+                "%s no longer matches its tags or exists (an event was lost?): %s", record.target, outcome
+            )
             return
     body = await _desired_body(service, record)
     plan = await service.plan(body, requested_by=RECONCILER, channel=Channel.RECONCILE)
@@ -172,14 +179,17 @@ async def _check(service: ExomiService, record: TargetRecord, now: datetime, rep
         report.drifted += 1
         for finding in findings:
             log.warning("drift on %s: %s %s: %s", record.target, finding.kind, finding.what, finding.detail)
-    if missing and plan.refused is None:
-        heal = await _heal(service, body, record)
-        if heal is not None:
-            report.healed += 1
-            findings = [
-                f.model_copy(update={"request_id": heal.id}) if f.kind == "missing" else f for f in findings
-            ]
+    heal = await _heal(service, body, record) if missing and plan.refused is None else None
+    if heal is not None:
+        report.healed += 1
+        findings = [
+            f.model_copy(update={"request_id": heal.id}) if f.kind == "missing" else f for f in findings
+        ]
+    # The findings are stored before the heal request goes to the worker, whose progress also writes
+    # the target's record.
     await _store(service, record, findings, now)
+    if heal is not None:
+        await service.enqueue(heal)
 
 
 async def _desired_body(service: ExomiService, record: TargetRecord) -> dict[str, Any]:
@@ -266,7 +276,6 @@ async def _heal(service: ExomiService, body: dict[str, Any], record: TargetRecor
         return None
     except Conflict:
         return None  # a request started meanwhile: it takes care of the target
-    await service.enqueue(submission.request)
     log.warning("healing %s with request %s", record.target, submission.request.id)
     return submission.request
 
