@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -105,7 +106,37 @@ class HostConfig:
         )
 
 
-def load_host_config(app_dir: Path) -> HostConfig:
+HOST_OVERRIDE_PREFIX = "AzureFunctionsJobHost__"
+
+
+def apply_host_overrides(document: Any, environ: Mapping[str, str]) -> Any:
+    """host.json with app-setting overrides applied, as the host's .NET configuration does it: a setting
+    ``AzureFunctionsJobHost__extensions__queues__visibilityTimeout`` sets ``extensions.queues.visibilityTimeout``
+    (``__`` separates the levels, keys match case-insensitively, missing sections are created, values are
+    strings). The document itself is not changed."""
+    result = copy.deepcopy(document) if isinstance(document, dict) else {}
+    prefix = HOST_OVERRIDE_PREFIX.lower()
+    for name in sorted(environ):
+        if not name.lower().startswith(prefix) or len(name) == len(prefix):
+            continue
+        *sections, leaf = name[len(prefix) :].split("__")
+        node = result
+        for part in sections:
+            key = _matching_key(node, part)
+            if not isinstance(node.get(key), dict):
+                node[key] = {}  # a value where a section is needed: the setting's section wins
+            node = node[key]
+        node[_matching_key(node, leaf)] = environ[name]
+    return result
+
+
+def _matching_key(section: dict, name: str) -> str:
+    """The existing key that ``name`` addresses ignoring case, else ``name`` itself."""
+    return next((key for key in section if str(key).lower() == name.lower()), name)
+
+
+def load_host_config(app_dir: Path, environ: Mapping[str, str] = os.environ) -> HostConfig:
+    """host.json of ``app_dir`` with the ``AzureFunctionsJobHost__*`` settings of ``environ`` applied."""
     path = app_dir / "host.json"
     if not path.is_file():
         raise ConfigError(f"Unable to find project root. Expecting to find host.json in {app_dir}")
@@ -113,7 +144,7 @@ def load_host_config(app_dir: Path) -> HostConfig:
         document = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as error:
         raise ConfigError(f"host.json is not valid JSON: {error}") from None
-    return HostConfig.from_json(document)
+    return HostConfig.from_json(apply_host_overrides(document, environ))
 
 
 def apply_local_settings(app_dir: Path, environ: MutableMapping[str, str]) -> dict[str, str]:

@@ -252,10 +252,11 @@ class EventSubscription:
     created_at: str = ""
     pending: list[_Pending] = field(default_factory=list)
     busy: bool = False
+    in_flight: int = 0  # events taken off ``pending`` whose delivery attempt has not been recorded yet
 
     @classmethod
     def from_body(cls, body: dict[str, Any], tenant: Tenant) -> EventSubscription:
-        allowed = {f.name for f in fields(cls)} - {"pending", "busy", "created_at"}
+        allowed = {f.name for f in fields(cls)} - {"pending", "busy", "in_flight", "created_at"}
         unknown = set(body) - allowed
         if unknown:
             raise ControlError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
@@ -479,13 +480,17 @@ class EventGrid:
 
     async def _deliver_due(self, subscription: EventSubscription) -> None:
         try:
-            for batch in self._due_batches(subscription):
+            batches = self._due_batches(subscription)
+            subscription.in_flight = sum(len(batch.events) for batch in batches)
+            for batch in batches:
                 status, error = await self._post(subscription, batch.events, batch.attempts)
                 if self.subscriptions.get(subscription.name.lower()) is not subscription:
                     return  # deleted (or the tenant was reset) meanwhile
                 self._record(subscription, batch, status, error)
+                subscription.in_flight -= len(batch.events)
         finally:
             subscription.busy = False
+            subscription.in_flight = 0
             self._wake.set()
 
     def _record(

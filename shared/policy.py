@@ -173,6 +173,7 @@ class Policy(BaseModel):
     allow_unpinned_module_versions: StrictBool
     callback_hosts: list[HostPattern]
     allowed_channels: list[Channel]
+    heal_drift: StrictBool  # reconciliation re-provisions what went missing (else it only reports)
 
     @field_validator("default_role")
     @classmethod

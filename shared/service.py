@@ -147,9 +147,11 @@ class ExomiService:
         decision = self.app.policy.evaluate(request).raise_if_refused()
         return await self.app.state.submit(request, decision, idempotency_key=idempotency_key)
 
-    async def enqueue(self, record: RequestRecord) -> None:
-        """Hand the request to the queue worker (the Function app's way of running it)."""
-        delay = record.check_again_at - utcnow() if record.check_again_at else timedelta(0)
+    async def enqueue(self, record: RequestRecord, *, delay: timedelta | None = None) -> None:
+        """Hand the request to the queue worker (the Function app's way of running it), after ``delay``
+        (default: when the request is due to be looked at again, else now)."""
+        if delay is None:
+            delay = record.check_again_at - utcnow() if record.check_again_at else timedelta(0)
         await self.app.queue.enqueue(record.id, delay)
 
     async def status(self, request_id: str) -> StatusReport:

@@ -91,6 +91,13 @@ class EngineTimings(BaseModel):
     replication_window: float = 1800.0  # how long a fresh principal may stay invisible before failing
     propagation_window: float = 7200.0  # how long verification may fail for authorization after a grant
     advance_budget: float = 60.0  # how long one engine pass may work before it yields
+    # A request made from tags waits this long before it starts, so that a burst of tag writes ends in
+    # one request for the final tags (a newer event replaces a request that has not started yet).
+    tag_settle: float = 10.0
+    resume_grace: float = (
+        300.0  # reconciliation re-queues a waiting request this long past its "check again at"
+    )
+    queued_grace: float = 60.0  # ... and a queued request this old (its work item was lost)
 
 
 class Settings(BaseModel):
@@ -106,6 +113,9 @@ class Settings(BaseModel):
     table_prefix: str
     queue_name: str
     client_id: str | None  # AZURE_CLIENT_ID: exomi's own user-assigned identity, if it uses one
+    # EXOMI_PRINCIPAL_ID: the object id of exomi's own identity (events it caused are ignored); when
+    # not set, it is read from the oid claim of exomi's own ARM token.
+    principal_id: str | None = None
     policy_json: str | None  # EXOMI_POLICY
     policy_file: Path | None  # EXOMI_POLICY_FILE
     engine: EngineTimings = EngineTimings()  # EXOMI_POLL_SECONDS, EXOMI_MAX_POLL_SECONDS, ...
@@ -172,6 +182,7 @@ def _build(values: Mapping[str, str]) -> Settings:
         table_prefix=table_prefix,
         queue_name=queue_name,
         client_id=_guid(get("AZURE_CLIENT_ID"), "AZURE_CLIENT_ID"),
+        principal_id=_guid(get("EXOMI_PRINCIPAL_ID"), "EXOMI_PRINCIPAL_ID"),
         policy_json=get("EXOMI_POLICY"),
         policy_file=Path(policy_file) if policy_file else None,
         engine=_engine_timings(get),
@@ -184,6 +195,9 @@ _ENGINE_SETTINGS = {
     "replication_window": "EXOMI_REPLICATION_WINDOW_SECONDS",
     "propagation_window": "EXOMI_PROPAGATION_WINDOW_SECONDS",
     "advance_budget": "EXOMI_ADVANCE_BUDGET_SECONDS",
+    "tag_settle": "EXOMI_TAG_SETTLE_SECONDS",
+    "resume_grace": "EXOMI_RESUME_GRACE_SECONDS",
+    "queued_grace": "EXOMI_QUEUED_GRACE_SECONDS",
 }
 
 

@@ -11,6 +11,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from shared.azure.clients import AzureClients
 from shared.azure.failures import from_arm
+from shared.ids import TargetKind
 
 GALLERY_PACKAGE_URL = "https://www.powershellgallery.com/api/v2/package/{name}/{version}"
 MANAGED_BY_TAG = "managed-by"
@@ -169,6 +170,14 @@ class ArmGateway:
         return TargetResource(
             uai.id, uai.name, uai.location, dict(uai.tags or {}), None, {uai.id.lower(): info}
         )
+
+    async def get_target(self, kind: TargetKind, ref: ResourceRef) -> TargetResource | None:
+        """A target of any supported kind, with its tags and identities; None when it does not exist."""
+        if kind is TargetKind.AUTOMATION_ACCOUNT:
+            return await self.get_automation_account(ref)
+        if kind is TargetKind.VIRTUAL_MACHINE:
+            return await self.get_virtual_machine(ref)
+        return await self.get_user_assigned_identity(ref)
 
     # ------------------------------------------------------------------ modules (PowerShell 5.1)
 

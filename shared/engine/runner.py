@@ -23,7 +23,7 @@ from shared.engine.plan import dependencies, steps_for
 from shared.engine.step import Step, backoff
 from shared.errors import ErrorCategory, ExomiError, OperationFailed
 from shared.ids import parse_resource_id
-from shared.models import Operation, RequestStatus, StepStatus, TargetStatus
+from shared.models import Channel, Operation, RequestStatus, StepStatus, TargetStatus
 from shared.settings import EngineTimings
 from shared.state.records import Grants, ModuleGrant, RequestRecord, StepRecord, TargetRecord, utcnow
 from shared.state.store import StateStore
@@ -320,6 +320,7 @@ class Engine:
             "granted": granted,
             "status": _target_status(previous, succeeded, bool(facts.get("changed"))),
             "last_request_id": request.id,
+            "managed_by_tags": _managed_by_tags(request.channel, previous),
         }
         if facts.get("verified_at"):
             update["last_verified_at"] = datetime.fromisoformat(facts["verified_at"])
@@ -352,6 +353,14 @@ def _target_status(previous: TargetRecord | None, succeeded: bool, changed: bool
     if succeeded or (previous is not None and previous.status is TargetStatus.PROVISIONED and not changed):
         return TargetStatus.PROVISIONED
     return TargetStatus.PROVISIONING
+
+
+def _managed_by_tags(channel: Channel, previous: TargetRecord | None) -> bool:
+    """Tags drive a target from its first tag request on; a request through another channel (HTTP, CLI,
+    ...) takes it over, and reconciliation's requests keep whatever was the case."""
+    if channel is Channel.RECONCILE:
+        return previous.managed_by_tags if previous is not None else False
+    return channel is Channel.TAG
 
 
 def _owned(found: str | None, made_now: bool | None, before: str | None, co_owned: set[str]) -> str | None:

@@ -16,15 +16,8 @@ class ResolveIdentity(Step):
     name = "identity"
     title = "Target and its managed identity"
 
-    async def _target(self, ctx: StepContext):
-        if ctx.kind is TargetKind.AUTOMATION_ACCOUNT:
-            return await ctx.arm.get_automation_account(ctx.ref)
-        if ctx.kind is TargetKind.VIRTUAL_MACHINE:
-            return await ctx.arm.get_virtual_machine(ctx.ref)
-        return await ctx.arm.get_user_assigned_identity(ctx.ref)
-
     async def observe(self, ctx: StepContext) -> Observation:
-        target = await self._target(ctx)
+        target = await ctx.arm.get_target(ctx.kind, ctx.ref)
         label = ctx.kind.label
         if target is None:
             raise NotFound(label, ctx.target.canonical)

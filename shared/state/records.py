@@ -6,7 +6,7 @@ import secrets
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -118,6 +118,18 @@ class Grants(BaseModel):
     runbook_name: str | None = None
 
 
+class DriftFinding(BaseModel):
+    """One way a provisioned target differed from its desired state when reconciliation last looked."""
+
+    kind: Literal[
+        "missing", "extra", "error"
+    ]  # missing: exomi's setup is gone; extra: a grant exomi did not make
+    what: str  # the step ("app-role", "modules", ...) or the extra grant ("entra-role:Global Reader")
+    detail: str
+    found_at: datetime  # when reconciliation first saw it (kept while it persists)
+    request_id: str | None = None  # the request reconciliation sent to heal it, if any
+
+
 class TargetRecord(_Record):
     target: str
     target_key: str
@@ -132,6 +144,10 @@ class TargetRecord(_Record):
     status: TargetStatus = TargetStatus.PROVISIONING
     last_request_id: str | None = None
     last_verified_at: datetime | None = None
+    # The opt-in tag drives this target: removing it revokes (set by tag requests, kept by reconcile ones).
+    managed_by_tags: bool = False
+    drift: list[DriftFinding] = []  # what the last reconciliation found (empty: as desired)
+    drift_checked_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
 
 

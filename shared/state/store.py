@@ -19,6 +19,7 @@ from shared.models import Operation, ProvisionRequest, RequestStatus, RevokeRequ
 from shared.policy import Decision
 from shared.settings import Settings
 from shared.state.audit import AuditLog
+from shared.state.events import EventLog
 from shared.state.idempotency import IdempotencyEntry, IdempotencyStore, check_idempotency_key
 from shared.state.records import AuditRecord, RequestRecord, Submission, TargetLock, new_request_id, utcnow
 from shared.state.requests import RequestStore
@@ -42,6 +43,7 @@ class StateStore:
         self.audit = AuditLog(tables.audit)
         self.targets = TargetStore(tables.targets)
         self.idempotency = IdempotencyStore(tables.idempotency)
+        self.events = EventLog(tables.events)
 
     @classmethod
     async def open(

@@ -1,4 +1,4 @@
-"""The five state tables: naming, creation, and the Table service client built from settings."""
+"""The state tables: naming, creation, and the Table service client built from settings."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 from shared.errors import ConfigurationError
 from shared.settings import StorageSettings
 
-TABLE_NAMES = ("requests", "steps", "audit", "targets", "idempotency")
+TABLE_NAMES = ("requests", "steps", "audit", "targets", "idempotency", "events")
 
 
 def open_table_service(
@@ -32,7 +32,8 @@ def open_table_service(
 
 
 class Tables:
-    """Clients for `<prefix>requests`, `<prefix>steps`, `<prefix>audit`, `<prefix>targets`, `<prefix>idempotency`."""
+    """Clients for `<prefix>requests`, `<prefix>steps`, `<prefix>audit`, `<prefix>targets`, `<prefix>idempotency`,
+    `<prefix>events`."""
 
     def __init__(self, service: TableServiceClient, prefix: str) -> None:
         self.service = service
@@ -42,6 +43,7 @@ class Tables:
         self.audit = self._client("audit")
         self.targets = self._client("targets")
         self.idempotency = self._client("idempotency")
+        self.events = self._client("events")
 
     def _client(self, name: str) -> TableClient:
         return self.service.get_table_client(f"{self.prefix}{name}")
@@ -52,6 +54,6 @@ class Tables:
             await self.service.create_table_if_not_exists(f"{self.prefix}{name}")
 
     async def close(self) -> None:
-        for client in (self.requests, self.steps, self.audit, self.targets, self.idempotency):
+        for client in (self.requests, self.steps, self.audit, self.targets, self.idempotency, self.events):
             await client.close()
         await self.service.close()

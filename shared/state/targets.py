@@ -7,6 +7,7 @@ They are separate rows so that state updates and lock changes never race each ot
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -21,9 +22,10 @@ from azure.data.tables.aio import TableClient
 
 from shared.errors import ConcurrencyError
 from shared.ids import validate_guid
+from shared.models import TargetStatus
 from shared.state.codec import get_json, put_json
 from shared.state.query import Filter, etag_of, fetch_all
-from shared.state.records import Grants, TargetLock, TargetRecord, utcnow
+from shared.state.records import DriftFinding, Grants, TargetLock, TargetRecord, utcnow
 
 STATE = "state"
 LOCK = "lock"
@@ -52,6 +54,12 @@ class TargetStore:
             .equals("PrincipalId", validate_guid(principal_id, "principal_id"))
         )
         return [_state_from_entity(entity) for entity in await fetch_all(self.table, where)]
+
+    async def list_by_status(self, status: TargetStatus) -> AsyncIterator[TargetRecord]:
+        """Every target in this status, read page by page (reconciliation walks all provisioned targets)."""
+        where = Filter().equals("RowKey", STATE).equals("Status", TargetStatus(status).value)
+        async for entity in self.table.query_entities(where.text, parameters=where.parameters):
+            yield _state_from_entity(entity)
 
     async def get_lock(self, target_key: str) -> TargetLock | None:
         entity = await self._read(target_key, LOCK)
@@ -113,9 +121,13 @@ def _state_to_entity(record: TargetRecord) -> dict[str, Any]:
         "Status": record.status.value,
         "LastRequestId": record.last_request_id,
         "LastVerifiedAt": record.last_verified_at,
+        "ManagedByTags": record.managed_by_tags,
+        "DriftCheckedAt": record.drift_checked_at,
         "UpdatedAt": record.updated_at,
     }
     put_json(entity, "Granted", record.granted.model_dump(mode="json"))
+    if record.drift:
+        put_json(entity, "Drift", [finding.model_dump(mode="json") for finding in record.drift])
     return entity
 
 
@@ -134,6 +146,9 @@ def _state_from_entity(entity: TableEntity) -> TargetRecord:
         status=entity["Status"],
         last_request_id=entity.get("LastRequestId"),
         last_verified_at=entity.get("LastVerifiedAt"),
+        managed_by_tags=bool(entity.get("ManagedByTags", False)),
+        drift=[DriftFinding.model_validate(item) for item in get_json(entity, "Drift") or []],
+        drift_checked_at=entity.get("DriftCheckedAt"),
         updated_at=entity["UpdatedAt"],
         etag=etag_of(entity.metadata),
     )

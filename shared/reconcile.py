@@ -1,0 +1,302 @@
+"""Reconciliation (the timer): keep what exomi provisioned as it should be, and lose no request.
+
+One run
+1. resumes requests whose work item is overdue: waiting ones more than ``resume_grace`` past their
+   "check again at", queued ones older than ``queued_grace`` (a crash between recording and enqueueing);
+2. checks every provisioned target (at most a few at a time; one broken target never stops the others):
+   * deleted since -> a revoke request; tags that differ from the record (a lost event), or the opt-in
+     tag removed from a tag-managed target -> a request, exactly as an event would have made it;
+   * otherwise observes it read-only with the steps' ``observe`` (``ExomiService.plan``) against its
+     desired state (its last provision request): what went missing (the Exchange.ManageAsApp grant,
+     the Entra role, modules, the runbook) is healed with a provision request (channel ``reconcile``)
+     when policy ``heal_drift`` allows; grants exomi did not make (other Exchange app roles such as
+     the look-alikes, other Entra roles) are reported and never removed. Findings are logged as
+     warnings and stored on the target record (``drift``);
+3. forgets handled events older than Event Grid's retry period,
+
+and logs what it did as counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared import constants, events, tags
+from shared.engine.context import Verdict, resource_ref
+from shared.errors import ConcurrencyError, Conflict, ExomiError, PolicyRefusal
+from shared.ids import parse_resource_id
+from shared.models import Channel, Operation, RequestStatus, TargetStatus
+from shared.runtime import exomi_service
+from shared.service import ExomiService
+from shared.state.events import KEEP_FOR
+from shared.state.records import DriftFinding, RequestRecord, TargetRecord, utcnow
+
+log = logging.getLogger("exomi.reconcile")
+
+RECONCILER = "exomi-reconcile"  # requested_by of the requests reconciliation makes
+PARALLEL_TARGETS = 4
+# Steps whose verdict is not about the tenant's state (verification follows from the others).
+NOT_DRIFT = {"verify"}
+_NOT_THE_REQUEST = {"requested_by", "channel", "external_reference", "callback_url"}
+
+
+@dataclass
+class ReconcileReport:
+    resumed: int = 0  # overdue requests put back on the work queue
+    checked: int = 0  # provisioned targets looked at
+    busy: int = 0  # skipped: a request is working on them
+    in_order: int = 0  # as desired
+    tag_requests: int = 0  # requests made because tags differed from the record
+    revoked: int = 0  # revoke requests for deleted or opted-out targets
+    drifted: int = 0  # targets with something missing or extra
+    healed: int = 0  # provision requests sent to heal missing setup
+    extra_grants: int = 0  # grants exomi did not make (reported, kept)
+    failed: int = 0  # targets whose check failed (logged; the others went on)
+    events_forgotten: int = 0
+
+    def summary(self) -> str:
+        return "reconciliation: " + ", ".join(
+            f"{f.name.replace('_', ' ')} {getattr(self, f.name)}" for f in fields(self)
+        )
+
+
+async def run_once() -> ReconcileReport:
+    """The timer trigger's entry point."""
+    return await reconcile(await exomi_service())
+
+
+async def reconcile(service: ExomiService, now: datetime | None = None) -> ReconcileReport:
+    now = now or utcnow()
+    report = ReconcileReport()
+    await _resume(service, now, report)
+    targets = [record async for record in service.app.state.targets.list_by_status(TargetStatus.PROVISIONED)]
+    limit = asyncio.Semaphore(PARALLEL_TARGETS)
+
+    async def check(record: TargetRecord) -> None:
+        async with limit:
+            try:
+                await _check(service, record, now, report)
+            except ExomiError as error:  # one broken target must not stop the others
+                report.failed += 1
+                log.error("reconciliation could not check %s: %s", record.target, error.message)
+            except Exception:  # noqa: BLE001 - not even a bug in one target's check
+                report.failed += 1
+                log.exception("reconciliation could not check %s", record.target)
+
+    await asyncio.gather(*(check(record) for record in targets))
+    report.checked = len(targets)
+    report.events_forgotten = await service.app.state.events.forget_before(now - KEEP_FOR)
+    log.info(report.summary())
+    return report
+
+
+# ---------------------------------------------------------------------------------------------- resume
+
+
+async def _resume(service: ExomiService, now: datetime, report: ReconcileReport) -> None:
+    timings = service.app.settings.engine
+    token = None
+    while True:
+        page = await service.list_requests(
+            status=[RequestStatus.QUEUED, RequestStatus.WAITING], page_size=200, continuation_token=token
+        )
+        for record in page.items:
+            if _overdue(record, now, timings.queued_grace, timings.resume_grace):
+                await service.enqueue(record)
+                report.resumed += 1
+                log.warning(
+                    "request %s (%s) had no work item in time; it was queued again", record.id, record.status
+                )
+        token = page.continuation_token
+        if token is None:
+            return
+
+
+def _overdue(record: RequestRecord, now: datetime, queued_grace: float, resume_grace: float) -> bool:
+    if record.status is RequestStatus.QUEUED:
+        return now - record.created_at > timedelta(seconds=queued_grace)
+    return record.check_again_at is not None and now - record.check_again_at > timedelta(seconds=resume_grace)
+
+
+# ---------------------------------------------------------------------------------------------- targets
+
+
+async def _check(service: ExomiService, record: TargetRecord, now: datetime, report: ReconcileReport) -> None:
+    app = service.app
+    target = parse_resource_id(record.target)
+    if await app.state.active_request(target) is not None:
+        report.busy += 1
+        return
+    resource = await app.arm.get_target(target.kind, resource_ref(target))
+    if resource is None or tags.opted_in(resource.tags) or record.managed_by_tags:
+        # Tags (or the deletion) decide, as the lost event would have: the same code as for events.
+        channel = Channel.RECONCILE if resource is None else Channel.TAG
+        try:
+            outcome = await events.sync_target(service, target, requested_by=RECONCILER, channel=channel)
+        except events.TargetBusy:
+            report.busy += 1  # a request started meanwhile
+            return
+        if outcome.request is not None:
+            if outcome.request.operation is Operation.REVOKE:
+                report.revoked += 1
+            else:
+                report.tag_requests += 1
+            log.warning(
+                "%s no longer matches its tags or exists (an event was lost?): %s", record.target, outcome
+            )
+            return
+    body = await _desired_body(service, record)
+    plan = await service.plan(body, requested_by=RECONCILER, channel=Channel.RECONCILE)
+    findings: list[DriftFinding] = []
+    if plan.refused is not None:
+        findings.append(
+            _finding(
+                "error",
+                "policy",
+                f"policy now refuses this target's desired state: {plan.refused['message']}",
+                now,
+            )
+        )
+    missing = [
+        step
+        for step in plan.steps
+        if step.name not in NOT_DRIFT and step.verdict in (Verdict.MISSING.value, Verdict.WRONG.value)
+    ]
+    findings += [_finding("missing", step.name, step.detail, now) for step in missing]
+    findings += [
+        _finding("error", step.name, step.detail, now) for step in plan.steps if step.verdict == "error"
+    ]
+    extra = await _extra_grants(service, record, now)
+    findings += extra
+    report.extra_grants += len(extra)
+    if not findings:
+        report.in_order += 1
+    else:
+        report.drifted += 1
+        for finding in findings:
+            log.warning("drift on %s: %s %s: %s", record.target, finding.kind, finding.what, finding.detail)
+    heal = await _heal(service, body, record) if missing and plan.refused is None else None
+    if heal is not None:
+        report.healed += 1
+        findings = [
+            f.model_copy(update={"request_id": heal.id}) if f.kind == "missing" else f for f in findings
+        ]
+    # The findings are stored before the heal request goes to the worker, whose progress also writes
+    # the target's record.
+    await _store(service, record, findings, now)
+    if heal is not None:
+        await service.enqueue(heal)
+
+
+async def _desired_body(service: ExomiService, record: TargetRecord) -> dict[str, Any]:
+    """The target's desired state: its last provision request (as accepted), else what its record says."""
+    last = await service.app.state.requests.find(record.last_request_id) if record.last_request_id else None
+    if last is not None and last.operation is Operation.PROVISION:
+        return last.request.model_dump(mode="json", exclude=_NOT_THE_REQUEST, exclude_none=True)
+    body = {
+        "target": record.target,
+        "organization": record.organization,
+        "role": record.role.value if record.role else None,
+        "runtime": record.runtime.value if record.runtime else None,
+        "identity": record.identity if record.identity.lower() != record.target.lower() else None,
+    }
+    return {key: value for key, value in body.items() if value is not None}
+
+
+async def _extra_grants(service: ExomiService, record: TargetRecord, now: datetime) -> list[DriftFinding]:
+    """Exchange app roles other than Exchange.ManageAsApp and Entra roles other than the desired one that
+    the identity holds and no record of exomi's accounts for."""
+    if record.principal_id is None:
+        return []
+    graph = service.app.graph
+    exchange = await graph.find_principal_by_app_id(constants.EXO_APP_ID)
+    app_grants = await graph.app_role_grants(record.principal_id)
+    role_grants = await graph.role_grants(record.principal_id)
+    found: list[DriftFinding] = []
+    if exchange is not None:
+        names = {role.id.lower(): role.value or role.id for role in exchange.app_roles}
+        for grant in app_grants:
+            if (
+                grant.resource_id.lower() == exchange.id.lower()
+                and grant.app_role_id.lower() != constants.EXCHANGE_MANAGE_AS_APP_ROLE_ID
+            ):
+                name = names.get(grant.app_role_id.lower(), grant.app_role_id)
+                found.append(
+                    _finding(
+                        "extra",
+                        f"app-role:{name}",
+                        f"the identity holds the Exchange app role {name} (assignment {grant.id}), which exomi "
+                        "did not grant; it is kept (look-alikes of Exchange.ManageAsApp do not work)",
+                        now,
+                    )
+                )
+    wanted = record.role.template_id.lower() if record.role else None
+    ours = {record.granted.role_assignment_id} | await _co_owned_roles(service, record)
+    role_names = {template.lower(): name for name, template in constants.SUPPORTED_ROLES.items()}
+    for grant in role_grants:
+        if grant.role_definition_id.lower() == wanted or grant.id in ours:
+            continue
+        name = role_names.get(grant.role_definition_id.lower(), grant.role_definition_id)
+        found.append(
+            _finding(
+                "extra",
+                f"entra-role:{name}",
+                f"the identity holds the Entra role {name} (assignment {grant.id}, scope {grant.directory_scope_id}), "
+                "which exomi did not grant; it is kept",
+                now,
+            )
+        )
+    return found
+
+
+async def _co_owned_roles(service: ExomiService, record: TargetRecord) -> set[str]:
+    """Role assignments exomi made for other targets that share this identity (a user-assigned one)."""
+    others = await service.app.state.targets.list_by_principal(record.principal_id or "")
+    return {
+        other.granted.role_assignment_id
+        for other in others
+        if other.target_key != record.target_key
+        and other.status is not TargetStatus.REVOKED
+        and other.granted.role_assignment_id
+    }
+
+
+async def _heal(service: ExomiService, body: dict[str, Any], record: TargetRecord) -> RequestRecord | None:
+    if not service.app.policy.heal_drift:
+        log.warning("%s has drifted; policy heal_drift is false, so it is only reported", record.target)
+        return None
+    try:
+        submission = await service.submit_provision(body, requested_by=RECONCILER, channel=Channel.RECONCILE)
+    except PolicyRefusal as refusal:
+        log.warning("policy refuses to heal %s (rule %s): %s", record.target, refusal.rule, refusal.reason)
+        return None
+    except Conflict:
+        return None  # a request started meanwhile: it takes care of the target
+    log.warning("healing %s with request %s", record.target, submission.request.id)
+    return submission.request
+
+
+def _finding(kind: str, what: str, detail: str, now: datetime) -> DriftFinding:
+    return DriftFinding(kind=kind, what=what, detail=detail, found_at=now)
+
+
+async def _store(
+    service: ExomiService, record: TargetRecord, findings: list[DriftFinding], now: datetime
+) -> None:
+    """Keep the findings on the record; one seen before keeps the time it was first seen."""
+    first_seen = {(f.kind, f.what): f.found_at for f in record.drift}
+    findings = [
+        f.model_copy(update={"found_at": first_seen.get((f.kind, f.what), f.found_at)}) for f in findings
+    ]
+    try:
+        await service.app.state.targets.save(
+            record.model_copy(update={"drift": findings, "drift_checked_at": now})
+        )
+    except ConcurrencyError:
+        log.info(
+            "the record of %s changed while it was checked; its drift is stored next time", record.target
+        )
