@@ -6,6 +6,7 @@ import os
 import azure.functions as func
 
 from shared import worker
+from shared.api import functions as http_api
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -21,3 +22,46 @@ async def advance_request(msg: func.QueueMessage) -> None:
 @app.queue_trigger(arg_name="msg", queue_name=f"{WORK_QUEUE}-poison", connection=STORAGE)
 async def fail_poisoned_request(msg: func.QueueMessage) -> None:
     await worker.process_poison(msg.get_body())
+
+
+# --- HTTP API (docs/API.md). One trigger per route of shared/api/routes.py, named by its operation id.
+
+
+@app.route(route="requests", methods=["POST"])
+async def create_request(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_api.serve("create_request", req)
+
+
+@app.route(route="requests", methods=["GET"])
+async def list_requests(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_api.serve("list_requests", req)
+
+
+@app.route(route="requests/{id}", methods=["GET"])
+async def get_request(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_api.serve("get_request", req)
+
+
+@app.route(route="plan", methods=["POST"])
+async def plan_request(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_api.serve("plan_request", req)
+
+
+@app.route(route="diagnose", methods=["POST"])
+async def diagnose_target(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_api.serve("diagnose_target", req)
+
+
+@app.route(route="revocations", methods=["POST"])
+async def create_revocation(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_api.serve("create_revocation", req)
+
+
+@app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def get_health(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_api.serve("get_health", req)
+
+
+@app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def get_openapi(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_api.serve("get_openapi", req)

@@ -22,8 +22,10 @@ ATTEMPTS = 4
 FIRST_DELAY_SECONDS = 1.0
 
 
-def result_document(record: RequestRecord, *, status_url: str | None = None) -> dict[str, Any]:
-    """The final result as callers see it (also the API's terminal answer)."""
+def result_document(record: RequestRecord) -> dict[str, Any]:
+    """The final result as callers see it (also the API's terminal answer). The error has the API's
+    error shape: code, message, field (None unless an input field caused it), details."""
+    error = {**record.error, "field": record.error.get("field")} if record.error else None
     return {
         "id": record.id,
         "operation": record.operation.value,
@@ -33,10 +35,9 @@ def result_document(record: RequestRecord, *, status_url: str | None = None) -> 
         "requested_by": record.requested_by,
         "channel": record.channel.value,
         "message": record.message,
-        "error": record.error,
+        "error": error,
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
-        **({"status_url": status_url} if status_url else {}),
     }
 
 
@@ -75,7 +76,7 @@ async def deliver(record: RequestRecord, state: StateStore, settings: Settings) 
             sequence=0,
             action=f"callback {outcome}",
             target=record.target,
-            after={"status": record.status.value},
+            after={"status": record.status.value, "external_reference": record.external_reference},
             requested_by=record.requested_by,
             channel=record.channel,
         )
