@@ -8,7 +8,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.callbacks import result_document
 from shared.models import SYSTEM_IDENTITY, Channel, Operation, RequestStatus, StepStatus
 from shared.service import PlanReport, StatusReport
 from shared.state.records import AuditRecord, RequestRecord, StepRecord, TargetRecord
@@ -163,7 +162,21 @@ class HealthDocument(_Document):
 
 
 def summary(record: RequestRecord) -> RequestSummary:
-    return RequestSummary.model_validate(result_document(record))
+    """The request as lists and callbacks show it; its error in the API's error shape."""
+    error = {**record.error, "field": record.error.get("field")} if record.error else None
+    return RequestSummary(
+        id=record.id,
+        operation=record.operation,
+        status=record.status,
+        target=record.target,
+        external_reference=record.external_reference,
+        requested_by=record.requested_by,
+        channel=record.channel,
+        message=record.message,
+        error=ErrorDetail.model_validate(error) if error else None,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
 
 
 def request_document(
