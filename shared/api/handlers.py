@@ -33,7 +33,7 @@ from shared.errors import (
 )
 from shared.models import Channel, RequestStatus
 from shared.runtime import exomi_app, exomi_service
-from shared.service import ExomiApp, ExomiService
+from shared.service import ExomiApp, ExomiService, StatusReport
 from shared.state.idempotency import MAX_KEY_LENGTH
 from shared.state.query import MAX_PAGE_SIZE
 from shared.state.records import RequestRecord, utcnow
@@ -95,7 +95,8 @@ async def _submit(request: ApiRequest, *, revoke: bool) -> ApiResponse:
     if submission.created:
         await service.enqueue(submission.request)
     # A replay answers like the original: 202 and the status URL, whatever the request's state now.
-    response = await _request_answer(request, service, submission.request, accepted=True)
+    report = await service.status(submission.request.id)
+    response = await _request_answer(request, service, report, accepted=True)
     if not submission.created:
         response.headers["Idempotent-Replayed"] = "true"
     return response
@@ -130,14 +131,13 @@ async def get_request(request: ApiRequest) -> ApiResponse:
     """GET /requests/{id}: 202 while active, 200 succeeded/revoked, 422 failed/cancelled."""
     service, _ = await _open(request, records=False)
     request_id = request.route_params.get("id", "")
-    include = _include_audit(request)
     try:
-        record = await service.app.state.requests.find(request_id)
-    except InputError:
-        record = None  # not even a request id
-    if record is None:
-        raise NotFound("request", request_id[:80])
-    return await _request_answer(request, service, record, accepted=False, include_audit=include)
+        report = await service.status(request_id)
+    except InputError:  # not even a request id
+        raise NotFound("request", request_id[:80]) from None
+    return await _request_answer(
+        request, service, report, accepted=False, include_audit=_include_audit(request)
+    )
 
 
 def _include_audit(request: ApiRequest) -> bool:
@@ -148,12 +148,11 @@ def _include_audit(request: ApiRequest) -> bool:
 async def _request_answer(
     request: ApiRequest,
     service: ExomiService,
-    record: RequestRecord,
+    report: StatusReport,
     *,
     accepted: bool,
     include_audit: bool = False,
 ) -> ApiResponse:
-    report = await service.status(record.id)
     record = report.request
     target = None
     if record.status is RequestStatus.SUCCEEDED:
