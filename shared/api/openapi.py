@@ -16,14 +16,14 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from shared.api.handlers import API_CHANNELS
 from shared.api.http import API_PREFIX, JSON
-from shared.models import ProvisionRequest, RevokeRequest
+from shared.models import Channel, ProvisionRequest, RevokeRequest
 
 if TYPE_CHECKING:
     from shared.api.routes import Parameter, Route
 
 API_VERSION = "1.0"
-API_CHANNELS = ("http", "logicapps", "ticket")
 REF = "#/definitions/{model}"
 
 HEADERS: dict[str, dict[str, str]] = {
@@ -61,7 +61,11 @@ def _body(schema: dict[str, Any], title: str, required: list[str] | None = None)
     body["title"] = title
     properties = body["properties"]
     properties.pop("requested_by")
-    properties["channel"] = {"type": "string", "enum": list(API_CHANNELS), "default": "http"}
+    properties["channel"] = {
+        "type": "string",
+        "enum": [channel.value for channel in API_CHANNELS],
+        "default": Channel.HTTP.value,
+    }
     body["required"] = required or [
         n for n in body.get("required", []) if n not in ("requested_by", "channel")
     ]
