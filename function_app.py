@@ -7,6 +7,7 @@ import azure.functions as func
 
 from shared import events, worker
 from shared import reconcile as reconciliation
+from shared.api import functions as http_api
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -35,3 +36,46 @@ async def on_resource_event(event: func.EventGridEvent) -> None:
 @app.timer_trigger(schedule="0 */15 * * * *", arg_name="timer", run_on_startup=False)
 async def reconcile(timer: func.TimerRequest) -> None:
     await reconciliation.run_once()
+
+
+# --- HTTP API (docs/API.md). One trigger per route of shared/api/routes.py, named by its operation id.
+
+
+@app.route(route="requests", methods=["POST"])
+async def create_request(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_api.serve("create_request", req)
+
+
+@app.route(route="requests", methods=["GET"])
+async def list_requests(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_api.serve("list_requests", req)
+
+
+@app.route(route="requests/{id}", methods=["GET"])
+async def get_request(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_api.serve("get_request", req)
+
+
+@app.route(route="plan", methods=["POST"])
+async def plan_request(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_api.serve("plan_request", req)
+
+
+@app.route(route="diagnose", methods=["POST"])
+async def diagnose_target(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_api.serve("diagnose_target", req)
+
+
+@app.route(route="revocations", methods=["POST"])
+async def create_revocation(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_api.serve("create_revocation", req)
+
+
+@app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def get_health(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_api.serve("get_health", req)
+
+
+@app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def get_openapi(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_api.serve("get_openapi", req)

@@ -1,7 +1,9 @@
 """Tell a caller's callback URL (Logic Apps webhook, a ticketing system) how its request ended.
 
 The URL was checked when the request was accepted (https, a host on the policy's allow-list). It is
-called with a few retries; the outcome is audited, never the URL itself (it may carry a signature).
+called with a few retries; the outcome is audited, never the URL itself (it may carry a signature,
+like a Logic Apps callback's sig=). Once called, the URL is dropped from the stored request: state
+keeps it only while the request runs, and no log line shows it.
 """
 
 from __future__ import annotations
@@ -12,32 +14,23 @@ from typing import Any
 
 import httpx
 
+from shared.api.documents import summary
+from shared.errors import ConcurrencyError
 from shared.models import ProvisionRequest
 from shared.settings import Settings
 from shared.state.records import AuditRecord, RequestRecord
 from shared.state.store import StateStore
 
 log = logging.getLogger("exomi.callbacks")
+# httpx logs every request's full URL at INFO; a callback URL's query may be a signature.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 ATTEMPTS = 4
 FIRST_DELAY_SECONDS = 1.0
 
 
-def result_document(record: RequestRecord, *, status_url: str | None = None) -> dict[str, Any]:
-    """The final result as callers see it (also the API's terminal answer)."""
-    return {
-        "id": record.id,
-        "operation": record.operation.value,
-        "status": record.status.value,
-        "target": record.target,
-        "external_reference": record.external_reference,
-        "requested_by": record.requested_by,
-        "channel": record.channel.value,
-        "message": record.message,
-        "error": record.error,
-        "created_at": record.created_at.isoformat(),
-        "updated_at": record.updated_at.isoformat(),
-        **({"status_url": status_url} if status_url else {}),
-    }
+def result_document(record: RequestRecord) -> dict[str, Any]:
+    """The final result as callers see it: the request's summary, exactly as the HTTP API shows it."""
+    return summary(record).model_dump(mode="json")
 
 
 async def deliver(record: RequestRecord, state: StateStore, settings: Settings) -> bool | None:
@@ -66,6 +59,7 @@ async def deliver(record: RequestRecord, state: StateStore, settings: Settings) 
             if attempt < ATTEMPTS:
                 await asyncio.sleep(delay)
                 delay *= 2
+    await _forget_url(record.id, state)
     delivered = outcome.startswith("delivered")
     log.log(logging.INFO if delivered else logging.WARNING, "callback for request %s %s", record.id, outcome)
     await state.audit.append(
@@ -75,9 +69,24 @@ async def deliver(record: RequestRecord, state: StateStore, settings: Settings) 
             sequence=0,
             action=f"callback {outcome}",
             target=record.target,
-            after={"status": record.status.value},
+            after={"status": record.status.value, "external_reference": record.external_reference},
             requested_by=record.requested_by,
             channel=record.channel,
         )
     )
     return delivered
+
+
+async def _forget_url(request_id: str, state: StateStore) -> None:
+    """Drop the callback URL from the stored request: it was needed for this delivery only."""
+    for _ in range(3):
+        record = await state.requests.get(request_id)
+        request = record.request
+        if not isinstance(request, ProvisionRequest) or request.callback_url is None:
+            return
+        forgotten = record.model_copy(update={"request": request.model_copy(update={"callback_url": None})})
+        try:
+            await state.requests.update(forgotten)
+            return
+        except ConcurrencyError:
+            continue  # someone updated the request meanwhile: read it again

@@ -83,14 +83,15 @@ class PolicyRefusal(ExomiError):
     code = "PolicyRefused"
     http_status = 403
 
-    def __init__(self, rule: str, message: str, fix: str) -> None:
+    def __init__(self, rule: str, message: str, fix: str, *, field: str | None = None) -> None:
         super().__init__(f"refused by policy rule '{rule}': {message} To fix: {fix}")
         self.rule = rule
         self.reason = message
         self.fix = fix
+        self.field = field  # the request field the refusal is about, when there is one
 
     def details(self) -> dict[str, Any]:
-        return {"rule": self.rule, "fix": self.fix}
+        return {"rule": self.rule, "fix": self.fix, **({"field": self.field} if self.field else {})}
 
 
 class PermissionMissing(ExomiError):

@@ -99,6 +99,7 @@ class Decision(BaseModel):
 
     allowed: bool
     rule: str | None = None  # the policy field that refused the request
+    field: str | None = None  # the request field the refusal is about (None: the caller)
     reason: str | None = None
     fix: str | None = None
     role: Role | None = None
@@ -111,7 +112,9 @@ class Decision(BaseModel):
     def refusal(self) -> PolicyRefusal | None:
         if self.allowed:
             return None
-        return PolicyRefusal(self.rule or "policy", self.reason or "refused", self.fix or "")
+        return PolicyRefusal(
+            self.rule or "policy", self.reason or "refused", self.fix or "", field=self.field
+        )
 
     def raise_if_refused(self) -> Decision:
         refusal = self.refusal()
@@ -120,8 +123,8 @@ class Decision(BaseModel):
         return self
 
 
-def _refused(rule: str, reason: str, fix: str) -> Decision:
-    return Decision(allowed=False, rule=rule, reason=reason, fix=fix)
+def _refused(rule: str, reason: str, fix: str, field: str | None = None) -> Decision:
+    return Decision(allowed=False, rule=rule, reason=reason, fix=fix, field=field)
 
 
 def default_runtime_environment(runtime: Runtime) -> str:
@@ -147,6 +150,30 @@ OrganizationPattern = Annotated[
     StrictStr, AfterValidator(_checked(validate_domain_pattern, "allowed_organizations"))
 ]
 HostPattern = Annotated[StrictStr, AfterValidator(_checked(validate_host_pattern, "callback_hosts"))]
+MAX_CALLER_PATTERN = 256
+
+
+def _check_caller_pattern(value: str) -> str:
+    if not value or len(value) > MAX_CALLER_PATTERN or not value.isprintable():
+        raise ValueError(
+            f"must be 1-{MAX_CALLER_PATTERN} printable characters: a principal object id or a name "
+            "pattern such as '*@contoso.com'"
+        )
+    return value
+
+
+CallerPattern = Annotated[StrictStr, AfterValidator(_check_caller_pattern)]
+
+
+def caller_matches(pattern: str, principal_id: str | None, name: str | None) -> bool:
+    """An allowed_callers entry matches the principal's object id exactly, or its name as a pattern in
+    which '*' stands for any characters (both ignore case)."""
+    if principal_id is not None and pattern.lower() == principal_id.lower():
+        return True
+    if name is None:
+        return False
+    regex = ".*".join(re.escape(part) for part in pattern.split("*"))
+    return re.fullmatch(regex, name, re.IGNORECASE | re.DOTALL) is not None
 
 
 def _scope(value: Any) -> Scope:
@@ -174,6 +201,7 @@ class Policy(BaseModel):
     callback_hosts: list[HostPattern]
     allowed_channels: list[Channel]
     heal_drift: StrictBool  # reconciliation re-provisions what went missing (else it only reports)
+    allowed_callers: list[CallerPattern]
 
     @field_validator("default_role")
     @classmethod
@@ -197,6 +225,29 @@ class Policy(BaseModel):
                 )
         return pins
 
+    def check_caller(self, principal_id: str | None, name: str | None) -> Decision:
+        """May this HTTP API caller use exomi? Callers are identified (principal_id/name not None) only
+        through trusted App Service Authentication; an empty allowed_callers admits every caller."""
+        if not self.allowed_callers:
+            return Decision(allowed=True)
+        if principal_id is None and name is None:
+            return _refused(
+                "allowed_callers",
+                "the policy admits only listed callers, and this caller is not identified (callers are "
+                "identified only by App Service Authentication).",
+                "call with a token through App Service Authentication (the exomi operator enables it and "
+                f"sets EXOMI_TRUST_APP_SERVICE_AUTH=true), or ask the operator to empty allowed_callers {_WHERE}.",
+            )
+        if any(caller_matches(pattern, principal_id, name) for pattern in self.allowed_callers):
+            return Decision(allowed=True)
+        who = name or principal_id
+        return _refused(
+            "allowed_callers",
+            f"caller '{who}' is not allowed.",
+            f"ask the exomi operator to add your principal's object id ({principal_id or 'unknown'}) or a "
+            f"pattern matching your name to allowed_callers {_WHERE}.",
+        )
+
     def evaluate(self, request: ProvisionRequest | RevokeRequest) -> Decision:
         """Check a validated request against the policy; never raises for a refusal (see Decision)."""
         if request.channel not in self.allowed_channels:
@@ -204,6 +255,7 @@ class Policy(BaseModel):
                 "allowed_channels",
                 f"requests through channel '{request.channel}' are not allowed.",
                 f"use another channel, or ask the exomi operator to add '{request.channel}' to allowed_channels {_WHERE}.",
+                field="channel",
             )
         if isinstance(request, RevokeRequest):
             # Taking access away is always allowed: scopes or roles narrowed later must not block it.
@@ -217,6 +269,7 @@ class Policy(BaseModel):
                 f"organization '{request.organization}' is not allowed.",
                 f"ask the exomi operator to add '{request.organization}' (or a '*.' pattern covering it) "
                 f"to allowed_organizations {_WHERE}.",
+                field="organization",
             )
         for field, resource in (("target", request.target_id), ("identity", request.identity_id)):
             if resource is not None and not any(scope.contains(resource) for scope in self.allowed_scopes):
@@ -226,6 +279,7 @@ class Policy(BaseModel):
                     f"use a resource in an allowed subscription or resource group, or ask the exomi operator "
                     f"to add '{resource.subscription_scope}' or '{resource.resource_group_id}' to "
                     f"allowed_scopes {_WHERE}.",
+                    field=field,
                 )
         role = request.role or self.default_role
         if role is Role.GLOBAL_ADMINISTRATOR and not (
@@ -237,6 +291,7 @@ class Policy(BaseModel):
                 f"request a less privileged role such as {self.default_role}; only if Global Administrator is "
                 "really needed, the exomi operator sets allow_global_administrator to true and lists it in "
                 f"allowed_roles {_WHERE}.",
+                field="role",
             )
         if role not in self.allowed_roles:
             return _refused(
@@ -244,6 +299,7 @@ class Policy(BaseModel):
                 f"role '{role}' is not allowed.",
                 f"request one of: {', '.join(self.allowed_roles)}; or ask the exomi operator to add "
                 f"'{role}' to allowed_roles {_WHERE}.",
+                field="role",
             )
         if request.runtime not in self.allowed_runtimes:
             return _refused(
@@ -251,6 +307,7 @@ class Policy(BaseModel):
                 f"runtime {request.runtime} is not allowed.",
                 f"request one of: {', '.join(self.allowed_runtimes)}; or ask the exomi operator to add "
                 f"'{request.runtime}' to allowed_runtimes {_WHERE}.",
+                field="runtime",
             )
         pins = self.pinned_module_versions[request.runtime]
         modules = dict(pins)
@@ -262,6 +319,7 @@ class Policy(BaseModel):
                     f"({pins[name]}); new module releases often regress.",
                     "leave module_versions out to get the pinned versions, or ask the exomi operator to "
                     f"change pinned_module_versions or set allow_unpinned_module_versions {_WHERE}.",
+                    field=f"module_versions.{name}",
                 )
             modules[name] = version
         if request.callback_url is not None:
@@ -271,6 +329,7 @@ class Policy(BaseModel):
                     "callback_hosts",
                     f"callbacks to host '{host}' are not allowed.",
                     f"leave callback_url out, or ask the exomi operator to add '{host}' to callback_hosts {_WHERE}.",
+                    field="callback_url",
                 )
         uses_environment = (
             request.target_id.kind is TargetKind.AUTOMATION_ACCOUNT

@@ -118,6 +118,10 @@ class Settings(BaseModel):
     principal_id: str | None = None
     policy_json: str | None  # EXOMI_POLICY
     policy_file: Path | None  # EXOMI_POLICY_FILE
+    # EXOMI_TRUST_APP_SERVICE_AUTH: App Service Authentication (EasyAuth) is in front of the app, so the
+    # X-MS-CLIENT-PRINCIPAL-* headers come from Azure (it strips client-supplied ones). Without
+    # EasyAuth anyone could send them, so the HTTP API ignores them unless this is true.
+    trust_app_service_auth: bool = False
     engine: EngineTimings = EngineTimings()  # EXOMI_POLL_SECONDS, EXOMI_MAX_POLL_SECONDS, ...
 
     @classmethod
@@ -185,6 +189,7 @@ def _build(values: Mapping[str, str]) -> Settings:
         principal_id=_guid(get("EXOMI_PRINCIPAL_ID"), "EXOMI_PRINCIPAL_ID"),
         policy_json=get("EXOMI_POLICY"),
         policy_file=Path(policy_file) if policy_file else None,
+        trust_app_service_auth=_flag(get("EXOMI_TRUST_APP_SERVICE_AUTH"), "EXOMI_TRUST_APP_SERVICE_AUTH"),
         engine=_engine_timings(get),
     )
 
@@ -236,6 +241,15 @@ def _scope(value: str | None, name: str) -> str | None:
     if value is not None and not (value.startswith("https://") and value.endswith("/.default")):
         raise ConfigurationError(name, f"must be a token scope like https://host/.default, got {value!r}")
     return value
+
+
+def _flag(value: str | None, name: str) -> bool:
+    """A boolean app setting: true or false (any case); unset means false."""
+    if value is None:
+        return False
+    if value.lower() not in ("true", "false"):
+        raise ConfigurationError(name, f"must be true or false, got {value!r}")
+    return value.lower() == "true"
 
 
 def _guid(value: str | None, name: str) -> str | None:

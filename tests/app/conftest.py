@@ -9,6 +9,7 @@ import pytest
 
 from devhost.process import DevHostProcess
 from tests.engine.conftest import Targets, targets  # noqa: F401 - re-exported fixture
+from tests.support.api import start_api  # noqa: F401 - re-exported fixture (the HTTP API's hosts)
 from tests.support.exomi import ROOT, ExomiRunner
 
 # Faster queue retries than production's host.json, through the host's own override mechanism
@@ -36,4 +37,4 @@ def function_host(exomi, tmp_path) -> Iterator[DevHostProcess]:
     host.stop()
 
 
-__all__ = ["Targets", "targets"]
+__all__ = ["Targets", "start_api", "targets"]

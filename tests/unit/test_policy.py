@@ -268,3 +268,30 @@ def test_the_documented_example_is_a_valid_policy():
     loaded = load_policy(block.group(1))
     assert Role.EXCHANGE_ADMINISTRATOR in loaded.allowed_roles
     assert loaded.evaluate(request(role="Exchange Administrator")).allowed
+
+
+# --- callers of the HTTP API ---------------------------------------------------------------------------
+
+CALLER_OID = "6f1d3e2a-9b8c-4d7e-a6f5-0e1d2c3b4a59"
+
+
+def test_allowed_callers_match_object_ids_exactly_and_names_as_patterns():
+    listed = policy(allowed_callers=[CALLER_OID, "*@contoso.com", "logic-exo-*"])
+    assert listed.check_caller(CALLER_OID.upper(), None).allowed
+    assert listed.check_caller("11111111-2222-4333-8444-555555555555", "Alice@Contoso.COM").allowed
+    assert listed.check_caller(None, "logic-exo-provisioning").allowed
+    assert refused_rule(listed.check_caller(None, "alice@contoso.com.evil.example")) == "allowed_callers"
+    assert refused_rule(listed.check_caller(None, f"x{CALLER_OID}")) == "allowed_callers"
+    # An id never matches by pattern: "*" entries are for names.
+    assert refused_rule(policy(allowed_callers=["6f1d*"]).check_caller(CALLER_OID, None)) == "allowed_callers"
+
+
+def test_a_caller_list_refuses_unidentified_callers_and_an_empty_one_admits_all():
+    assert refused_rule(policy(allowed_callers=["*"]).check_caller(None, None)) == "allowed_callers"
+    assert policy().check_caller(None, None).allowed
+
+
+def test_refusals_name_the_request_field_they_are_about():
+    assert policy().evaluate(request(role="Global Administrator")).refusal().to_dict()["field"] == "role"
+    outside = policy().evaluate(request(target=VM, identity=UAI_ELSEWHERE))
+    assert (outside.rule, outside.field) == ("allowed_scopes", "identity")

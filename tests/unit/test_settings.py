@@ -168,3 +168,11 @@ def test_policy_sources_are_carried(tmp_path):
     )
     assert settings.policy_json == '{"allowed_organizations": []}'
     assert str(settings.policy_file) == "/etc/exomi/policy.json"
+
+
+def test_app_service_authentication_is_trusted_only_when_said_so(tmp_path):
+    assert load({}, tmp_path).trust_app_service_auth is False
+    assert load({"EXOMI_TRUST_APP_SERVICE_AUTH": "True"}, tmp_path).trust_app_service_auth is True
+    with pytest.raises(ConfigurationError) as caught:
+        load({"EXOMI_TRUST_APP_SERVICE_AUTH": "yes"}, tmp_path)
+    assert caught.value.setting == "EXOMI_TRUST_APP_SERVICE_AUTH"

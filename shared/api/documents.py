@@ -1,0 +1,243 @@
+"""The JSON documents the API answers with. They are pydantic models so that the OpenAPI document is
+generated from the very classes that render the answers (see openapi.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.models import SYSTEM_IDENTITY, Channel, Operation, RequestStatus, StepStatus
+from shared.service import PlanReport, StatusReport
+from shared.state.records import AuditRecord, RequestRecord, StepRecord, TargetRecord
+
+
+class _Document(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(BaseModel):
+    """An error: a stable code, a message for people, the offending field, and more details by code:
+    PolicyRefused has rule and fix; InvalidInput has problems (every {field, message} found);
+    Conflict has active_request_id and active_request_url; IdempotencyKeyReused has
+    original_request_id and original_request_url; engine errors may have fix, permission, ..."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(
+        description="Stable error code: InvalidInput, MalformedJson, UnsupportedMediaType, PayloadTooLarge, "
+        "PolicyRefused, NotAuthenticated, NotFound, Conflict, IdempotencyKeyReused, or, for a failed "
+        "request, the engine's code (PrerequisiteMissing, PermissionMissing, OperationFailed, ...)."
+    )
+    message: str = Field(description="What went wrong and how to fix it.")
+    field: str | None = Field(
+        description="The offending body field (dotted for nested ones), query parameter or header; null "
+        "when no single field is at fault."
+    )
+
+
+class ErrorDocument(_Document):
+    """Every error answer of the API."""
+
+    error: ErrorDetail
+
+
+class StepDocument(_Document):
+    name: str = Field(description="The step, e.g. resolve-identity, grant-app-role, verify.")
+    status: StepStatus
+    message: str | None = Field(description="What the step did, or what it waits for.")
+
+
+class AuditDocument(_Document):
+    """One change exomi made (or the acceptance of the request, step "request")."""
+
+    step: str
+    sequence: int
+    action: str
+    target: str
+    before: Any = None
+    after: Any = None
+    service_request_id: str | None = Field(description="Microsoft Graph request-id of the call.")
+    correlation_id: str | None = Field(description="ARM correlation id of the call.")
+    requested_by: str
+    channel: Channel
+    at: datetime
+
+
+class ResultDocument(_Document):
+    """What a succeeded provision request left in place, as last verified."""
+
+    identity: str = Field(description="'system' or the user-assigned identity's resource id.")
+    principal_id: str | None = Field(description="The identity's object id (used for Graph assignments).")
+    client_id: str | None = Field(
+        description="The identity's client id: -ManagedIdentityAccountId of Connect-ExchangeOnline."
+    )
+    organization: str | None
+    role: str | None = Field(description="The Entra role assigned.")
+    runbook_name: str | None
+    verified_at: datetime | None = Field(description="When the connection last worked.")
+    connect_command: str | None = Field(description="The line a runbook or script uses to connect.")
+
+
+class RequestSummary(_Document):
+    """A request as lists and callbacks show it (the callback body is exactly this)."""
+
+    id: str
+    operation: Operation
+    status: RequestStatus = Field(
+        description="queued, running, waiting (active: poll again) or succeeded, revoked, failed, cancelled."
+    )
+    target: str = Field(description="The target's ARM resource id.")
+    external_reference: str | None = Field(
+        description="The caller's reference (e.g. a ticket id), echoed back."
+    )
+    requested_by: str = Field(description="Who asked, as exomi identified them.")
+    channel: Channel
+    message: str | None = Field(description="The latest progress or the outcome, for people.")
+    error: ErrorDetail | None = Field(description="Why the request failed (same shape as API errors).")
+    created_at: datetime
+    updated_at: datetime
+
+
+class RequestDocument(RequestSummary):
+    """One request with its steps (GET /requests/{id}, and the 202 answers that accept a request)."""
+
+    check_again_at: datetime | None = Field(description="When a waiting request is looked at again.")
+    steps: list[StepDocument]
+    result: ResultDocument | None = Field(description="For a succeeded provision request: what is in place.")
+    audit: list[AuditDocument] | None = Field(None, description="Only with ?include=audit.")
+
+
+class RequestList(_Document):
+    value: list[RequestSummary] = Field(description="Requests, oldest first.")
+    nextLink: str | None = Field(description="The URL of the next page; null on the last page.")  # noqa: N815
+
+
+class PlanStepDocument(_Document):
+    name: str
+    title: str
+    verdict: Literal["ok", "missing", "wrong", "pending", "n/a", "unknown", "error"] = Field(
+        description="ok: as desired; missing/wrong: provisioning would change it; pending: Azure is "
+        "working on it; unknown: depends on a step that must change first; error: could not look."
+    )
+    detail: str = Field(description="What exomi saw.")
+    action: str | None = Field(description="What provisioning would do.")
+    fix: str | None = Field(description="How to fix it by hand.")
+
+
+class DecisionDocument(_Document):
+    """The effective values policy gives the request."""
+
+    role: str | None
+    runtime: str | None
+    runtime_environment: str | None
+    module_versions: dict[str, str]
+    runbook_name: str | None
+
+
+class PlanDocument(_Document):
+    """A plan (what provisioning would change) or a diagnosis (each prerequisite against the desired state)."""
+
+    target: str
+    allowed: bool = Field(description="false: policy refuses the request (see refused).")
+    refused: ErrorDetail | None = Field(description="The policy refusal, if any (a finding, not an error).")
+    decision: DecisionDocument | None
+    changes: list[str] = Field(description="The steps whose verdict is missing or wrong.")
+    steps: list[PlanStepDocument]
+
+
+class HealthCheck(_Document):
+    name: Literal["settings", "storage"]
+    ok: bool
+    detail: str | None = Field(description="Why it failed (never a secret).")
+
+
+class HealthDocument(_Document):
+    status: Literal["healthy", "unhealthy"]
+    checks: list[HealthCheck]
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+
+
+def summary(record: RequestRecord) -> RequestSummary:
+    """The request as lists and callbacks show it; its error in the API's error shape."""
+    error = {**record.error, "field": record.error.get("field")} if record.error else None
+    return RequestSummary(
+        id=record.id,
+        operation=record.operation,
+        status=record.status,
+        target=record.target,
+        external_reference=record.external_reference,
+        requested_by=record.requested_by,
+        channel=record.channel,
+        message=record.message,
+        error=ErrorDetail.model_validate(error) if error else None,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+def request_document(
+    report: StatusReport, target: TargetRecord | None, *, include_audit: bool
+) -> dict[str, Any]:
+    record = report.request
+    document = RequestDocument(
+        **summary(record).model_dump(),
+        check_again_at=record.check_again_at,
+        steps=[_step(step) for step in report.steps],
+        result=_result(record, target),
+        audit=[_audit(entry) for entry in report.audit] if include_audit else None,
+    )
+    return document.model_dump(mode="json", exclude=None if include_audit else {"audit"})
+
+
+def _step(step: StepRecord) -> StepDocument:
+    return StepDocument(name=step.name, status=step.status, message=step.message)
+
+
+def _audit(entry: AuditRecord) -> AuditDocument:
+    return AuditDocument.model_validate(entry.model_dump(exclude={"etag", "request_id"}))
+
+
+def _result(record: RequestRecord, target: TargetRecord | None) -> ResultDocument | None:
+    if record.status is not RequestStatus.SUCCEEDED or target is None or target.last_request_id != record.id:
+        return None
+    connect = None
+    if target.organization:
+        connect = f"Connect-ExchangeOnline -ManagedIdentity -Organization {target.organization}"
+        if target.identity != SYSTEM_IDENTITY and target.client_id:
+            connect += f" -ManagedIdentityAccountId {target.client_id}"
+    return ResultDocument(
+        identity=target.identity,
+        principal_id=target.principal_id,
+        client_id=target.client_id,
+        organization=target.organization,
+        role=target.role.value if target.role else None,
+        runbook_name=target.granted.runbook_name,
+        verified_at=target.last_verified_at,
+        connect_command=connect,
+    )
+
+
+def plan_document(report: PlanReport) -> dict[str, Any]:
+    refused = report.refused
+    decision = report.decision if refused is None else None
+    document = PlanDocument(
+        target=report.target,
+        allowed=refused is None,
+        refused=ErrorDetail.model_validate({**refused, "field": refused.get("field")}) if refused else None,
+        decision=DecisionDocument(
+            role=decision.role.value if decision.role else None,
+            runtime=decision.runtime.value if decision.runtime else None,
+            runtime_environment=decision.runtime_environment,
+            module_versions={name.value: version for name, version in decision.module_versions.items()},
+            runbook_name=decision.runbook_name,
+        )
+        if decision is not None
+        else None,
+        changes=[step.name for step in report.changes],
+        steps=[PlanStepDocument.model_validate(step.__dict__) for step in report.steps],
+    )
+    return document.model_dump(mode="json")

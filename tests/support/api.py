@@ -1,0 +1,121 @@
+"""Test-side access to exomi's HTTP API under the local Functions host (devhost): a factory fixture
+that starts function_app.py with a given policy and settings, a client that follows the asynchronous
+request-reply pattern the way Logic Apps does, and a look into the state tables."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+import pytest
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableServiceClient
+
+from devhost.process import DevHostProcess
+from shared.state.tables import TABLE_NAMES
+from tests.support.exomi import ROOT, ExomiRunner, policy_for
+
+# Faster queue retries than production's host.json (AzureFunctionsJobHost__* overrides host.json).
+FAST_QUEUES = {
+    "AzureFunctionsJobHost__extensions__queues__visibilityTimeout": "00:00:01",
+    "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:00.200",
+}
+
+
+@dataclass
+class Api:
+    """One running host: ``http`` sends the function key as the x-functions-key header."""
+
+    host: DevHostProcess
+    exomi: ExomiRunner
+    storage: str
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(base_url=self.host.url, timeout=60, headers={"x-functions-key": self.key})
+
+    @property
+    def key(self) -> str:
+        return self.host.info["function_key"]
+
+    @property
+    def url(self) -> str:
+        return self.host.url
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
+        return self.http.post(f"/api/{path}", json=body, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.get(f"/api/{path}", **kwargs)
+
+    def follow(
+        self, accepted: httpx.Response, client: httpx.Client | None = None, deadline_seconds: float = 90
+    ) -> tuple[httpx.Response, list[httpx.Response]]:
+        """Poll Location as Logic Apps does: only while the answer is 202, waiting Retry-After
+        seconds each time. Returns the terminal answer and every 202 seen on the way."""
+        client = client or self.http
+        seen = [accepted]
+        response = accepted
+        deadline = time.monotonic() + deadline_seconds
+        while response.status_code == 202:
+            assert time.monotonic() < deadline, f"still 202 after {deadline_seconds}s: {response.json()}"
+            location = response.headers["Location"]
+            time.sleep(int(response.headers.get("Retry-After", "1")))
+            response = client.get(location)
+            if response.status_code == 202:
+                seen.append(response)
+        return response, seen
+
+    def rows(self) -> dict[str, int]:
+        """How many entities each of exomi's state tables holds."""
+        service = TableServiceClient.from_connection_string(self.storage)
+        counts = {}
+        for name in TABLE_NAMES:
+            table = service.get_table_client(f"{self.exomi.table_prefix}{name}")
+            try:
+                counts[name] = sum(1 for _ in table.list_entities())
+            except ResourceNotFoundError:
+                counts[name] = 0
+        return counts
+
+    def no_state(self) -> None:
+        """Nothing in state: `exomi list` shows no request and every table is empty."""
+        code, requests, _ = self.exomi.run("list")
+        assert code == 0 and requests == []
+        assert set(self.rows().values()) == {0}, self.rows()
+
+
+class StartApi(Protocol):
+    def __call__(
+        self,
+        *,
+        policy: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+        worker: bool = True,
+    ) -> Api: ...
+
+
+@pytest.fixture
+def start_api(emulator, azurite, tmp_path) -> Iterator[StartApi]:
+    """Start function_app.py under devhost: ``policy`` overrides fields of the test policy, ``env`` adds
+    app settings, ``worker=False`` disables the queue worker (requests then stay queued)."""
+    hosts: list[DevHostProcess] = []
+
+    def start(
+        *, policy: dict[str, Any] | None = None, env: dict[str, str] | None = None, worker: bool = True
+    ) -> Api:
+        runner = ExomiRunner(emulator, azurite, policy=policy_for(emulator, **(policy or {})))
+        settings = {**runner.env(), **FAST_QUEUES, "FUNCTIONS_WORKER_RUNTIME": "python", **(env or {})}
+        if not worker:
+            settings["AzureWebJobs.advance_request.Disabled"] = "true"
+        host = DevHostProcess(ROOT, env=settings, log_file=tmp_path / f"host{len(hosts)}.log")
+        hosts.append(host)
+        host.start()
+        return Api(host, runner, azurite)
+
+    yield start
+    for host in hosts:
+        host.stop()
