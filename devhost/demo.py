@@ -1,42 +1,301 @@
-"""The demo behind ``scripts/demo.sh``.
+"""The demo behind ``scripts/demo.sh``: exomi's three user stories, end to end, on this machine.
 
-For now it starts the tenant emulator and walks the admin's manual procedure's first steps through the
-real SDKs, showing what the emulator offers; the full exomi demo replaces it as the app lands.
+It starts the tenant emulator, Azurite and the local Functions host (devhost, running the real
+``function_app.py``), subscribes the host to the emulator's Event Grid, and then:
+
+1. an admin tags an Automation account and it becomes verified (Event Grid -> request -> queue worker);
+2. a Logic-Apps-style client requests access for a user-assigned identity and polls to the end
+   (202 + Location + Retry-After);
+3. the admin removes the tag and the access is revoked.
+
+It ends with a summary (what was granted, how long each story took) and leaves nothing running.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import tempfile
 import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
 
+import httpx
 from azure.identity import ManagedIdentityCredential
+from azure.mgmt.automation import AutomationClient
+from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from devhost.azurite import AzuriteProcess
+from devhost.process import DevHostProcess
 from emulator.process import EmulatorProcess
 
+ROOT = Path(__file__).resolve().parent.parent
+RG, LOCATION = "ContosoRG", "westeurope"
+# Realistic shapes, short enough for a demo: replication, propagation, imports and jobs all happen.
+TIMINGS = {
+    "replication_delay": 2,
+    "propagation_delay": 3,
+    "module_import": 2,
+    "lro": 0.3,
+    "job_start": 0.5,
+    "job_run": 1,
+    "run_command": 1,
+    "retry_after": 1,
+}
+START = time.monotonic()
 
-def step(text: str) -> None:
-    print(f"==> {text}", flush=True)
+
+def say(text: str = "", *, indent: int = 0) -> None:
+    stamp = f"[{time.monotonic() - START:6.1f}s]"
+    print(f"{stamp} {' ' * indent}{text}", flush=True)
+
+
+class Demo:
+    def __init__(self, stack: ExitStack) -> None:
+        say("starting the tenant emulator, Azurite and the local Functions host")
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="exomi-demo-")))
+        self.info = stack.enter_context(
+            EmulatorProcess("--timings", json.dumps(TIMINGS), state_dir=workdir / "emulator")
+        )
+        storage = stack.enter_context(AzuriteProcess())
+        os.environ.update(self.info.identity_env())
+        self.organization = self.info.organization
+        policy = {
+            "allowed_organizations": [self.organization],
+            "allowed_scopes": [f"/subscriptions/{s}" for s in self.info.subscription_ids],
+            "allowed_roles": [
+                "Exchange Recipient Administrator",
+                "Exchange Administrator",
+                "Security Reader",
+            ],
+        }
+        settings = {
+            "FUNCTIONS_WORKER_RUNTIME": "python",
+            **self.info.identity_env(),
+            "EXOMI_ARM_ENDPOINT": self.info.arm_endpoint,
+            "EXOMI_GRAPH_ENDPOINT": self.info.graph_endpoint,
+            "EXOMI_CA_BUNDLE": self.info.ca_bundle,
+            "AzureWebJobsStorage": storage,
+            "EXOMI_POLICY": json.dumps(policy),
+            "EXOMI_POLL_SECONDS": "0.5",
+            "EXOMI_MAX_POLL_SECONDS": "2",
+            "EXOMI_TAG_SETTLE_SECONDS": "1",
+            "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:00.500",
+        }
+        self.host = stack.enter_context(
+            DevHostProcess(ROOT, env=settings, log_file=workdir / "functions.log")
+        )
+        say(f"emulator: ARM and Graph at {self.info.arm_endpoint}; tenant {self.info.tenant_id}", indent=2)
+        say(f"Functions host: {self.host.url} with {len(self.host.info['functions'])} functions", indent=2)
+        self.api = stack.enter_context(
+            httpx.Client(
+                base_url=self.host.url,
+                headers={"x-functions-key": self.host.info["function_key"]},
+                timeout=30,
+            )
+        )
+        self.control = stack.enter_context(httpx.Client(verify=self.info.ca_bundle, timeout=30))
+        webhook = f"{self.host.url}/runtime/webhooks/eventgrid?functionName=on_resource_event"
+        self._control(
+            "POST",
+            "/eventgrid/subscriptions",
+            {
+                "name": "exomi",
+                "endpoint": webhook,
+                "included_event_types": [
+                    "Microsoft.Resources.ResourceWriteSuccess",
+                    "Microsoft.Resources.ResourceDeleteSuccess",
+                ],
+            },
+        )
+        say("Event Grid: the subscription's events go to on_resource_event", indent=2)
+        admin = ManagedIdentityCredential(client_id=self.info.admin_client_id)
+        arm = {
+            "base_url": self.info.arm_endpoint,
+            "connection_verify": self.info.ca_bundle,
+            "polling_interval": 0.5,
+        }
+        self.resources = ResourceManagementClient(admin, self.info.subscription_id, **arm)
+        self.automation = AutomationClient(admin, self.info.subscription_id, **arm)
+        self.msi = ManagedServiceIdentityClient(admin, self.info.subscription_id, **arm)
+        self.summary: list[dict[str, Any]] = []
+
+    def _control(self, method: str, path: str, body: Any = None) -> Any:
+        response = self.control.request(method, self.info.control_endpoint + path, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    # ------------------------------------------------------------------ following a request
+
+    def follow(self, location: str, label: str) -> dict[str, Any]:
+        """Polls a request's status URL the way Logic Apps does (honouring Retry-After) and shows progress."""
+        seen: dict[str, tuple] = {}
+        while True:
+            response = self.api.get(location)
+            document = response.json()
+            for step in document.get("steps", []):
+                key = (step["status"], step.get("message"))
+                if seen.get(step["name"]) != key:
+                    seen[step["name"]] = key
+                    mark = {"done": "✓", "waiting": "…", "failed": "✗"}.get(step["status"], "·")
+                    say(f"{mark} {step['name']:<12} {step.get('message') or ''}", indent=6)
+            if response.status_code != 202:
+                say(f"{label}: HTTP {response.status_code}, status {document.get('status')}", indent=4)
+                return document
+            time.sleep(min(float(response.headers.get("Retry-After", "1")), 2.0))
+
+    def wait_for_request(self, target: str, operation: str, after: set[str]) -> str:
+        """The id of the new request the tag change made for ``target`` (Event Grid is asynchronous)."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            listing = self.api.get("/api/requests", params={"target": target, "operation": operation}).json()
+            # Tag requests settle briefly; a newer desired state cancels an older one: take the live one.
+            new = [r for r in listing.get("value", []) if r["id"] not in after and r["status"] != "cancelled"]
+            if new:
+                return new[-1]["id"]
+            time.sleep(0.5)
+        raise RuntimeError(f"no {operation} request for {target} appeared")
+
+    def requests_for(self, target: str) -> set[str]:
+        return {
+            r["id"] for r in self.api.get("/api/requests", params={"target": target}).json().get("value", [])
+        }
+
+    # ------------------------------------------------------------------ the stories
+
+    def story_tag(self) -> str:
+        say("")
+        say("Story 1: the admin tags an Automation account")
+        started = time.monotonic()
+        self.resources.resource_groups.create_or_update(RG, {"location": LOCATION})
+        account = self.automation.automation_account.create_or_update(
+            RG,
+            "ContosoAzAuto1",
+            {
+                "location": LOCATION,
+                "identity": {"type": "SystemAssigned"},
+                "properties": {"sku": {"name": "Basic"}},
+            },
+        )
+        say(
+            f"created {account.name} with a system-assigned identity (object id {account.identity.principal_id})",
+            indent=2,
+        )
+        before = self.requests_for(account.id)
+        tags = {"exo-organization": self.organization, "exo-role": "Exchange Recipient Administrator"}
+        self.resources.tags.begin_update_at_scope(
+            account.id, {"operation": "Merge", "properties": {"tags": tags}}
+        ).result()
+        say(f"tagged it: {tags}", indent=2)
+        request_id = self.wait_for_request(account.id, "provision", before)
+        say(f"Event Grid -> exomi: request {request_id}", indent=2)
+        result = self.follow(f"/api/requests/{request_id}", "provision")
+        self.summary.append(
+            {
+                "story": "tag an Automation account",
+                "target": account.name,
+                "status": result.get("status"),
+                "seconds": round(time.monotonic() - started, 1),
+                "granted": "Exchange.ManageAsApp, Exchange Recipient Administrator, modules, runbook",
+            }
+        )
+        return account.id
+
+    def story_logic_apps(self) -> None:
+        say("")
+        say("Story 2: a Logic-Apps-style client requests access for a user-assigned identity")
+        started = time.monotonic()
+        identity = self.msi.user_assigned_identities.create_or_update(
+            RG, "ContosoMI1", {"location": LOCATION}
+        )
+        account = self.automation.automation_account.create_or_update(
+            RG,
+            "ContosoAzAuto2",
+            {
+                "location": LOCATION,
+                "identity": {"type": "UserAssigned", "userAssignedIdentities": {identity.id: {}}},
+                "properties": {"sku": {"name": "Basic"}},
+            },
+        )
+        say(f"{identity.name}: object id {identity.principal_id}, client id {identity.client_id}", indent=2)
+        body = {
+            "target": account.id,
+            "identity": identity.id,
+            "organization": self.organization,
+            "role": "Security Reader",
+            "channel": "logicapps",
+            "external_reference": "CHG0012345",
+        }
+        response = self.api.post("/api/requests", json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
+        say(
+            f"POST /api/requests -> {response.status_code}, Location {response.headers.get('Location')}, Retry-After {response.headers.get('Retry-After')}",
+            indent=2,
+        )
+        response.raise_for_status()
+        result = self.follow(response.headers["Location"], "provision")
+        content = self.automation.runbook.get_content(RG, account.name, "exomi-connect-exchange")
+        connect = next(line for line in content.splitlines() if line.startswith("Connect-ExchangeOnline"))
+        say(f"runbook: {connect}", indent=4)
+        self.summary.append(
+            {
+                "story": "Logic Apps request (user-assigned identity)",
+                "target": account.name,
+                "status": result.get("status"),
+                "seconds": round(time.monotonic() - started, 1),
+                "granted": "Exchange.ManageAsApp, Security Reader, modules, runbook (client id in the connect line)",
+                "ticket": result.get("external_reference"),
+            }
+        )
+
+    def story_revoke(self, target: str) -> None:
+        say("")
+        say("Story 3: the admin removes the tag; the access is revoked")
+        started = time.monotonic()
+        before = self.requests_for(target)
+        self.resources.tags.begin_update_at_scope(
+            target, {"operation": "Delete", "properties": {"tags": {"exo-organization": self.organization}}}
+        ).result()
+        say("removed the exo-organization tag", indent=2)
+        request_id = self.wait_for_request(target, "revoke", before)
+        result = self.follow(f"/api/requests/{request_id}", "revoke")
+        self.summary.append(
+            {
+                "story": "remove the tag",
+                "target": target.rsplit("/", 1)[-1],
+                "status": result.get("status"),
+                "seconds": round(time.monotonic() - started, 1),
+                "granted": "removed: Exchange.ManageAsApp, Entra role, runbook",
+            }
+        )
+
+    def report(self) -> bool:
+        say("")
+        say("Summary")
+        width = max(len(row["story"]) for row in self.summary)
+        for row in self.summary:
+            say(
+                f"{row['story']:<{width}}  {row['status']:<9} {row['seconds']:>5}s  {row['target']}: {row['granted']}",
+                indent=2,
+            )
+        expected = ["succeeded", "succeeded", "revoked"]
+        ok = [row["status"] for row in self.summary] == expected
+        say("all three stories ended as expected" if ok else "a story did not end as expected (see above)")
+        return ok
 
 
 def main() -> int:
-    started = time.monotonic()
-    step("starting the tenant emulator")
-    with EmulatorProcess() as info:
-        os.environ.update(info.identity_env())
-        print(f"    ARM and Graph at {info.arm_endpoint}, tenant {info.tenant_id}", flush=True)
-        credential = ManagedIdentityCredential(client_id=info.admin_client_id)
-        resources = ResourceManagementClient(
-            credential, info.subscription_id, base_url=info.arm_endpoint, connection_verify=info.ca_bundle
-        )
-        step("the admin creates resource group ContosoRG")
-        group = resources.resource_groups.create_or_update("ContosoRG", {"location": "westus"})
-        print(f"    created {group.id}", flush=True)
-        step("the admin deletes it again")
-        resources.resource_groups.begin_delete("ContosoRG").result()
-    print(f"demo finished in {time.monotonic() - started:.1f}s; nothing left running", flush=True)
-    return 0
+    with ExitStack() as stack:
+        demo = Demo(stack)
+        target = demo.story_tag()
+        demo.story_logic_apps()
+        demo.story_revoke(target)
+        ok = demo.report()
+    say("stopped the host, Azurite and the emulator; nothing is left running")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
