@@ -1,0 +1,137 @@
+"""The contract between function_app.py and the Functions host: the bindings the worker reports.
+
+The app is indexed once (``get_functions()`` is not idempotent), in a fresh interpreter so the
+module-level settings it reads are the production defaults; every function's raw bindings and its
+trigger parameter's annotation (the check the worker runs at load time) are asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.exomi import ROOT
+
+INDEX = """
+import json, inspect, sys
+import azure.functions as func
+from azure.functions import meta
+import function_app
+out = {}
+for f in function_app.app.get_functions():
+    bindings = [json.loads(b) for b in f.get_raw_bindings()]
+    trigger = next(b for b in bindings if b["type"].endswith("Trigger"))
+    annotation = inspect.signature(f.get_user_function()).parameters[trigger["name"]].annotation
+    if isinstance(annotation, str):
+        annotation = eval(annotation, vars(function_app))
+    converter = meta.get_binding_registry().get(trigger["type"])
+    out[f.get_function_name()] = {
+        "bindings": bindings,
+        "annotation_ok": converter.check_input_type_annotation(annotation),
+        "is_async": inspect.iscoroutinefunction(f.get_user_function()),
+    }
+print(json.dumps(out))
+"""
+
+
+def _http(route: str, method: str, auth: str = "FUNCTION") -> list[dict]:
+    return [
+        {
+            "direction": "IN",
+            "type": "httpTrigger",
+            "name": "req",
+            "methods": [method],
+            "authLevel": auth,
+            "route": route,
+        },
+        {"direction": "OUT", "type": "http", "name": "$return"},
+    ]
+
+
+EXPECTED = {
+    "advance_request": [
+        {
+            "direction": "IN",
+            "type": "queueTrigger",
+            "name": "msg",
+            "queueName": "exomi-work",
+            "connection": "AzureWebJobsStorage",
+        }
+    ],
+    "fail_poisoned_request": [
+        {
+            "direction": "IN",
+            "type": "queueTrigger",
+            "name": "msg",
+            "queueName": "exomi-work-poison",
+            "connection": "AzureWebJobsStorage",
+        }
+    ],
+    "on_resource_event": [{"direction": "IN", "type": "eventGridTrigger", "name": "event"}],
+    "reconcile": [
+        {
+            "direction": "IN",
+            "type": "timerTrigger",
+            "name": "timer",
+            "schedule": "0 */15 * * * *",
+            "runOnStartup": False,
+        }
+    ],
+    "create_request": _http("requests", "POST"),
+    "list_requests": _http("requests", "GET"),
+    "get_request": _http("requests/{id}", "GET"),
+    "plan_request": _http("plan", "POST"),
+    "diagnose_target": _http("diagnose", "POST"),
+    "create_revocation": _http("revocations", "POST"),
+    "get_health": _http("health", "GET", "ANONYMOUS"),
+    "get_openapi": _http("openapi.json", "GET", "ANONYMOUS"),
+}
+
+
+@pytest.fixture(scope="module")
+def indexed() -> dict:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    completed = subprocess.run(
+        [sys.executable, "-c", INDEX],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def test_every_function_and_only_these_are_indexed(indexed):
+    assert sorted(indexed) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_bindings(indexed, name):
+    assert indexed[name]["bindings"] == EXPECTED[name]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_trigger_annotations_pass_the_workers_check_and_functions_are_async(indexed, name):
+    assert indexed[name]["annotation_ok"], name
+    assert indexed[name]["is_async"], "all I/O is async: a sync function would block the worker's thread pool"
+
+
+def test_host_json_has_the_extension_bundle_and_queue_retry_settings():
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["version"] == "2.0"
+    assert host["extensionBundle"] == {
+        "id": "Microsoft.Azure.Functions.ExtensionBundle",
+        "version": "[4.*, 5.0.0)",
+    }
+    queues = host["extensions"]["queues"]
+    assert queues["maxDequeueCount"] == 5 and queues["messageEncoding"] == "base64"
+
+
+def test_requirements_name_the_functions_library_and_not_the_worker():
+    requirements = (ROOT / "requirements.txt").read_text().lower()
+    assert "azure-functions==" in requirements and "azure-functions-worker" not in requirements
