@@ -20,11 +20,11 @@ from emulator.arm.automation_common import (
     account_path,
     bad_request,
     check_name,
+    find_account,
     object_property,
     optional_bool,
     require_account,
     route_args,
-    touch,
 )
 from emulator.arm.identity import apply_identity, identity_json
 from emulator.arm.router import (
@@ -36,7 +36,7 @@ from emulator.arm.router import (
     system_data,
     validate_tags,
 )
-from emulator.http import ArmError
+from emulator.arm.tracked import already_deleted, in_resource_group, in_subscription, require_location, touch
 from emulator.tenant import ArmResource, Tenant
 
 JSON_TYPE = "Microsoft.Automation/AutomationAccounts"
@@ -118,10 +118,7 @@ async def put_account(ctx: ArmContext) -> web.Response:
         "only letters, digits and hyphens.",
     )
     body = await ctx.json_object()
-    location = body.get("location")
-    if not location:
-        raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
-    location = str(location).replace(" ", "").lower()
+    location = require_location(body)
     properties = object_property(body, "properties")
     tags = validate_tags(body.get("tags"))
     existing = ctx.tenant.get_resource(account_path(ctx, rg_id))
@@ -179,30 +176,20 @@ async def patch_account(ctx: ArmContext) -> web.Response:
 
 
 async def delete_account(ctx: ArmContext) -> web.Response:
-    rg_id = require_resource_group(ctx)
-    account = ctx.tenant.get_resource(account_path(ctx, rg_id))
+    account = find_account(ctx)
     if account is None:
-        ctx.emit_event = False
-        return web.Response(status=204)
+        return already_deleted(ctx)
     # Modules, runbooks, jobs, ... and the system-assigned identity's principal go with it.
     ctx.tenant.delete_resource_tree(account.id)
     return web.Response(status=200)
 
 
 async def list_by_resource_group(ctx: ArmContext) -> web.Response:
-    rg_id = require_resource_group(ctx)
-    accounts = ctx.tenant.children(f"{rg_id}/providers/{ACCOUNT_TYPE}")
-    return paged(ctx, [account_json(ctx.tenant, a) for a in accounts])
+    return paged(ctx, [account_json(ctx.tenant, a) for a in in_resource_group(ctx, ACCOUNT_TYPE)])
 
 
 async def list_by_subscription(ctx: ArmContext) -> web.Response:
-    prefix = f"/subscriptions/{ctx.subscription_id}/".lower()
-    accounts = [
-        r
-        for k, r in sorted(ctx.tenant.resources.items())
-        if k.startswith(prefix) and r.type.lower() == ACCOUNT_TYPE.lower()
-    ]
-    return paged(ctx, [account_json(ctx.tenant, a) for a in accounts])
+    return paged(ctx, [account_json(ctx.tenant, a) for a in in_subscription(ctx, ACCOUNT_TYPE)])
 
 
 def register(router: ArmRouter) -> None:

@@ -29,10 +29,19 @@ from emulator.arm.router import (
     ArmContext,
     ArmRouter,
     arm_json,
-    not_found,
     paged,
     require_resource_group,
     validate_tags,
+)
+from emulator.arm.tracked import (
+    already_deleted,
+    find_tracked,
+    in_resource_group,
+    in_subscription,
+    require_location,
+    require_tracked,
+    touch,
+    tracked_id,
 )
 from emulator.http import ArmError
 from emulator.powershell import ScriptHost, ScriptOutcome, run_script
@@ -84,14 +93,11 @@ class VmOperation:
 
 
 def _vm_id(ctx: ArmContext, rg_id: str) -> str:
-    return f"{rg_id}/providers/{VM_TYPE}/{ctx.params['vmName']}"
+    return tracked_id(ctx, rg_id, VM_TYPE, "vmName")
 
 
 def _get_vm(ctx: ArmContext) -> ArmResource:
-    rg_id = require_resource_group(ctx)
-    vm = ctx.tenant.get_resource(_vm_id(ctx, rg_id))
-    if vm is None:
-        raise not_found(VM_TYPE, ctx.params["vmName"], ctx.params["resourceGroupName"])
+    vm = require_tracked(ctx, VM_TYPE, "vmName")
     _settle_run(ctx.tenant, vm)
     return vm
 
@@ -256,13 +262,6 @@ def _merge_patch(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, An
     return result
 
 
-def _location(body: dict[str, Any]) -> str:
-    location = body.get("location")
-    if not location:
-        raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
-    return str(location).replace(" ", "").lower()
-
-
 # --------------------------------------------------------------------------------------------------
 # Virtual machines
 
@@ -278,7 +277,7 @@ async def create_or_update(ctx: ArmContext) -> web.Response:
             "and be at most 64 characters long.",
             "vmName",
         )
-    location = _location(body)
+    location = require_location(body)
     tags = validate_tags(body.get("tags"))
     existing = ctx.tenant.get_resource(_vm_id(ctx, rg_id))
     if existing is not None and existing.location != location:
@@ -302,8 +301,7 @@ async def create_or_update(ctx: ArmContext) -> web.Response:
     properties["vmId"] = existing.properties["vmId"] if existing else str(uuid.uuid4())
     vm.properties = properties
     vm.tags = tags
-    vm.modified_at = time.time()
-    vm.modified_by = ctx.caller.principal.app_id
+    touch(vm, ctx)
     vm.state["version"] += 1
     kind = "update" if existing else "create"
     operation = _start_operation(ctx, vm, kind, ctx.runtime.timings.lro)
@@ -338,8 +336,7 @@ async def update_vm(ctx: ArmContext) -> web.Response:
         properties = {**_normalized_properties(vm.name, merged), "vmId": vm.properties["vmId"]}
     apply_identity(ctx, vm, body.get("identity"), patch=True)
     vm.tags, vm.properties = tags, properties
-    vm.modified_at = time.time()
-    vm.modified_by = ctx.caller.principal.app_id
+    touch(vm, ctx)
     vm.state["version"] += 1
     operation = _start_operation(ctx, vm, "update", ctx.runtime.timings.lro)
     vm.state.update(busy_state="Updating", busy_until=operation.done_at)
@@ -347,11 +344,9 @@ async def update_vm(ctx: ArmContext) -> web.Response:
 
 
 async def delete_vm(ctx: ArmContext) -> web.Response:
-    rg_id = require_resource_group(ctx)
-    vm = ctx.tenant.get_resource(_vm_id(ctx, rg_id))
+    vm = find_tracked(ctx, VM_TYPE, "vmName")
     if vm is None:
-        ctx.emit_event = False
-        return web.Response(status=204)
+        return already_deleted(ctx)
     operation = _start_operation(ctx, vm, "delete", ctx.runtime.timings.lro)
     # The VM (and its system-assigned identity) is gone at once; the operation reports progress.
     ctx.tenant.delete_resource_tree(vm.id)
@@ -359,15 +354,11 @@ async def delete_vm(ctx: ArmContext) -> web.Response:
 
 
 async def list_by_resource_group(ctx: ArmContext) -> web.Response:
-    rg_id = require_resource_group(ctx)
-    vms = ctx.tenant.children(f"{rg_id}/providers/{VM_TYPE}")
-    return paged(ctx, [vm_json(ctx.tenant, vm) for vm in vms])
+    return paged(ctx, [vm_json(ctx.tenant, vm) for vm in in_resource_group(ctx, VM_TYPE)])
 
 
 async def list_by_subscription(ctx: ArmContext) -> web.Response:
-    prefix = f"/subscriptions/{ctx.subscription_id}/".lower()
-    vms = [r for k, r in sorted(ctx.tenant.resources.items()) if k.startswith(prefix) and r.type == VM_TYPE]
-    return paged(ctx, [vm_json(ctx.tenant, vm) for vm in vms])
+    return paged(ctx, [vm_json(ctx.tenant, vm) for vm in in_subscription(ctx, VM_TYPE)])
 
 
 def _power_action(kind: str):
