@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from emulator.arm import tracked
 from emulator.arm.automation_common import (
     ACCOUNT_TYPE,
     aa_time,
@@ -36,7 +37,6 @@ from emulator.arm.router import (
     system_data,
     validate_tags,
 )
-from emulator.arm.tracked import already_deleted, in_resource_group, in_subscription, require_location, touch
 from emulator.tenant import ArmResource, Tenant
 
 JSON_TYPE = "Microsoft.Automation/AutomationAccounts"
@@ -118,7 +118,7 @@ async def put_account(ctx: ArmContext) -> web.Response:
         "only letters, digits and hyphens.",
     )
     body = await ctx.json_object()
-    location = require_location(body)
+    location = tracked.require_location(body)
     properties = object_property(body, "properties")
     tags = validate_tags(body.get("tags"))
     existing = ctx.tenant.get_resource(account_path(ctx, rg_id))
@@ -134,7 +134,7 @@ async def put_account(ctx: ArmContext) -> web.Response:
         apply_identity(ctx, existing, body.get("identity"), patch=False)
         existing.properties = updated
         existing.tags = tags
-        touch(existing, ctx)
+        tracked.touch(existing, ctx)
         return arm_json(account_json(ctx.tenant, existing), 200)
     account = ArmResource(
         id=account_path(ctx, rg_id),
@@ -171,25 +171,25 @@ async def patch_account(ctx: ArmContext) -> web.Response:
     tags = validate_tags(body["tags"]) if "tags" in body else account.tags
     apply_identity(ctx, account, body.get("identity"), patch=True)
     account.properties, account.tags = updated, tags
-    touch(account, ctx)
+    tracked.touch(account, ctx)
     return arm_json(account_json(ctx.tenant, account))
 
 
 async def delete_account(ctx: ArmContext) -> web.Response:
     account = find_account(ctx)
     if account is None:
-        return already_deleted(ctx)
+        return tracked.already_deleted(ctx)
     # Modules, runbooks, jobs, ... and the system-assigned identity's principal go with it.
     ctx.tenant.delete_resource_tree(account.id)
     return web.Response(status=200)
 
 
 async def list_by_resource_group(ctx: ArmContext) -> web.Response:
-    return paged(ctx, [account_json(ctx.tenant, a) for a in in_resource_group(ctx, ACCOUNT_TYPE)])
+    return paged(ctx, [account_json(ctx.tenant, a) for a in tracked.in_resource_group(ctx, ACCOUNT_TYPE)])
 
 
 async def list_by_subscription(ctx: ArmContext) -> web.Response:
-    return paged(ctx, [account_json(ctx.tenant, a) for a in in_subscription(ctx, ACCOUNT_TYPE)])
+    return paged(ctx, [account_json(ctx.tenant, a) for a in tracked.in_subscription(ctx, ACCOUNT_TYPE)])
 
 
 def register(router: ArmRouter) -> None:

@@ -19,9 +19,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from emulator.arm import api_versions
+from emulator.arm import api_versions, tracked
 from emulator.arm.router import ArmContext, arm_json, not_found, require_resource_group
-from emulator.arm.tracked import find_tracked, require_tracked, tracked_id
 from emulator.http import ArmError
 from emulator.tenant import ArmResource, iso
 
@@ -44,16 +43,16 @@ def aa_time(ts: float | None) -> str | None:
 
 
 def account_path(ctx: ArmContext, rg_id: str) -> str:
-    return tracked_id(ctx, rg_id, ACCOUNT_TYPE, "automationAccountName")
+    return tracked.resource_id(ctx, rg_id, ACCOUNT_TYPE, "automationAccountName")
 
 
 def find_account(ctx: ArmContext) -> ArmResource | None:
     """The request's Automation account (404 ResourceGroupNotFound when its resource group is missing)."""
-    return find_tracked(ctx, ACCOUNT_TYPE, "automationAccountName")
+    return tracked.find(ctx, ACCOUNT_TYPE, "automationAccountName")
 
 
 def require_account(ctx: ArmContext) -> ArmResource:
-    return require_tracked(ctx, ACCOUNT_TYPE, "automationAccountName")
+    return tracked.require(ctx, ACCOUNT_TYPE, "automationAccountName")
 
 
 def _verb(method: str) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from emulator.arm import api_versions
+from emulator.arm import api_versions, tracked
 from emulator.arm.identity import apply_identity, identity_json, linked_identities
 from emulator.arm.router import (
     ArmContext,
@@ -32,16 +32,6 @@ from emulator.arm.router import (
     paged,
     require_resource_group,
     validate_tags,
-)
-from emulator.arm.tracked import (
-    already_deleted,
-    find_tracked,
-    in_resource_group,
-    in_subscription,
-    require_location,
-    require_tracked,
-    touch,
-    tracked_id,
 )
 from emulator.http import ArmError
 from emulator.powershell import ScriptHost, ScriptOutcome, run_script
@@ -93,11 +83,11 @@ class VmOperation:
 
 
 def _vm_id(ctx: ArmContext, rg_id: str) -> str:
-    return tracked_id(ctx, rg_id, VM_TYPE, "vmName")
+    return tracked.resource_id(ctx, rg_id, VM_TYPE, "vmName")
 
 
 def _get_vm(ctx: ArmContext) -> ArmResource:
-    vm = require_tracked(ctx, VM_TYPE, "vmName")
+    vm = tracked.require(ctx, VM_TYPE, "vmName")
     _settle_run(ctx.tenant, vm)
     return vm
 
@@ -277,7 +267,7 @@ async def create_or_update(ctx: ArmContext) -> web.Response:
             "and be at most 64 characters long.",
             "vmName",
         )
-    location = require_location(body)
+    location = tracked.require_location(body)
     tags = validate_tags(body.get("tags"))
     existing = ctx.tenant.get_resource(_vm_id(ctx, rg_id))
     if existing is not None and existing.location != location:
@@ -301,7 +291,7 @@ async def create_or_update(ctx: ArmContext) -> web.Response:
     properties["vmId"] = existing.properties["vmId"] if existing else str(uuid.uuid4())
     vm.properties = properties
     vm.tags = tags
-    touch(vm, ctx)
+    tracked.touch(vm, ctx)
     vm.state["version"] += 1
     kind = "update" if existing else "create"
     operation = _start_operation(ctx, vm, kind, ctx.runtime.timings.lro)
@@ -336,7 +326,7 @@ async def update_vm(ctx: ArmContext) -> web.Response:
         properties = {**_normalized_properties(vm.name, merged), "vmId": vm.properties["vmId"]}
     apply_identity(ctx, vm, body.get("identity"), patch=True)
     vm.tags, vm.properties = tags, properties
-    touch(vm, ctx)
+    tracked.touch(vm, ctx)
     vm.state["version"] += 1
     operation = _start_operation(ctx, vm, "update", ctx.runtime.timings.lro)
     vm.state.update(busy_state="Updating", busy_until=operation.done_at)
@@ -344,9 +334,9 @@ async def update_vm(ctx: ArmContext) -> web.Response:
 
 
 async def delete_vm(ctx: ArmContext) -> web.Response:
-    vm = find_tracked(ctx, VM_TYPE, "vmName")
+    vm = tracked.find(ctx, VM_TYPE, "vmName")
     if vm is None:
-        return already_deleted(ctx)
+        return tracked.already_deleted(ctx)
     operation = _start_operation(ctx, vm, "delete", ctx.runtime.timings.lro)
     # The VM (and its system-assigned identity) is gone at once; the operation reports progress.
     ctx.tenant.delete_resource_tree(vm.id)
@@ -354,11 +344,11 @@ async def delete_vm(ctx: ArmContext) -> web.Response:
 
 
 async def list_by_resource_group(ctx: ArmContext) -> web.Response:
-    return paged(ctx, [vm_json(ctx.tenant, vm) for vm in in_resource_group(ctx, VM_TYPE)])
+    return paged(ctx, [vm_json(ctx.tenant, vm) for vm in tracked.in_resource_group(ctx, VM_TYPE)])
 
 
 async def list_by_subscription(ctx: ArmContext) -> web.Response:
-    return paged(ctx, [vm_json(ctx.tenant, vm) for vm in in_subscription(ctx, VM_TYPE)])
+    return paged(ctx, [vm_json(ctx.tenant, vm) for vm in tracked.in_subscription(ctx, VM_TYPE)])
 
 
 def _power_action(kind: str):

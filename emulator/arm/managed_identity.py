@@ -8,7 +8,7 @@ import time
 
 from aiohttp import web
 
-from emulator.arm import api_versions
+from emulator.arm import api_versions, tracked
 from emulator.arm.router import (
     ArmContext,
     ArmRouter,
@@ -17,16 +17,6 @@ from emulator.arm.router import (
     require_resource_group,
     system_data,
     validate_tags,
-)
-from emulator.arm.tracked import (
-    already_deleted,
-    find_tracked,
-    in_resource_group,
-    in_subscription,
-    require_location,
-    require_tracked,
-    touch,
-    tracked_id,
 )
 from emulator.http import ArmError
 from emulator.tenant import ArmResource
@@ -53,11 +43,11 @@ def uai_json(resource: ArmResource) -> dict:
 
 
 def _uai_id(ctx: ArmContext, rg_id: str) -> str:
-    return tracked_id(ctx, rg_id, UAI_TYPE, "resourceName")
+    return tracked.resource_id(ctx, rg_id, UAI_TYPE, "resourceName")
 
 
 def _get(ctx: ArmContext) -> ArmResource:
-    return require_tracked(ctx, UAI_TYPE, "resourceName")
+    return tracked.require(ctx, UAI_TYPE, "resourceName")
 
 
 async def put_identity(ctx: ArmContext) -> web.Response:
@@ -71,7 +61,7 @@ async def put_identity(ctx: ArmContext) -> web.Response:
             f"Resource name {name} is invalid. The name can be between 3 and 128 characters long and may contain "
             "alphanumerics, hyphens and underscores, starting with a letter or number.",
         )
-    location = require_location(body)
+    location = tracked.require_location(body)
     isolation = (body.get("properties") or {}).get("isolationScope", "None")
     if isolation not in ("None", "Regional"):
         raise ArmError(
@@ -84,7 +74,7 @@ async def put_identity(ctx: ArmContext) -> web.Response:
     if existing is not None:
         existing.tags = tags
         existing.properties["isolationScope"] = isolation
-        touch(existing, ctx)
+        tracked.touch(existing, ctx)
         return arm_json(uai_json(existing), 200)
     resource_id = _uai_id(ctx, rg_id)
     principal = ctx.tenant.create_managed_identity(name, resource_id)
@@ -121,19 +111,19 @@ async def patch_identity(ctx: ArmContext) -> web.Response:
 
 
 async def delete_identity(ctx: ArmContext) -> web.Response:
-    resource = find_tracked(ctx, UAI_TYPE, "resourceName")
+    resource = tracked.find(ctx, UAI_TYPE, "resourceName")
     if resource is None:
-        return already_deleted(ctx)
+        return tracked.already_deleted(ctx)
     ctx.tenant.delete_resource_tree(resource.id)
     return web.Response(status=200)
 
 
 async def list_by_resource_group(ctx: ArmContext) -> web.Response:
-    return paged(ctx, [uai_json(r) for r in in_resource_group(ctx, UAI_TYPE)])
+    return paged(ctx, [uai_json(r) for r in tracked.in_resource_group(ctx, UAI_TYPE)])
 
 
 async def list_by_subscription(ctx: ArmContext) -> web.Response:
-    return paged(ctx, [uai_json(r) for r in in_subscription(ctx, UAI_TYPE)])
+    return paged(ctx, [uai_json(r) for r in tracked.in_subscription(ctx, UAI_TYPE)])
 
 
 async def get_system_assigned(ctx: ArmContext) -> web.Response:

@@ -1,6 +1,7 @@
 """Handler helpers for tracked resources that live directly in a resource group (Automation accounts,
 VMs, user-assigned identities): lookup by the route's name parameter, location, idempotent delete and
-list by subscription, answered the way ARM answers them for every such type."""
+list by subscription, answered the way ARM answers them for every such type. Use it as a module
+(``tracked.require(ctx, VM_TYPE, "vmName")``)."""
 
 from __future__ import annotations
 
@@ -14,20 +15,20 @@ from emulator.http import ArmError
 from emulator.tenant import ArmResource
 
 
-def tracked_id(ctx: ArmContext, rg_id: str, resource_type: str, name_param: str) -> str:
+def resource_id(ctx: ArmContext, rg_id: str, resource_type: str, name_param: str) -> str:
     """The id of the resource the route names (``{rg id}/providers/{type}/{name}``)."""
     return f"{rg_id}/providers/{resource_type}/{ctx.params[name_param]}"
 
 
-def find_tracked(ctx: ArmContext, resource_type: str, name_param: str) -> ArmResource | None:
+def find(ctx: ArmContext, resource_type: str, name_param: str) -> ArmResource | None:
     """The resource the route names, or None (404 ResourceGroupNotFound when its group is missing)."""
     rg_id = require_resource_group(ctx)
-    return ctx.tenant.get_resource(tracked_id(ctx, rg_id, resource_type, name_param))
+    return ctx.tenant.get_resource(resource_id(ctx, rg_id, resource_type, name_param))
 
 
-def require_tracked(ctx: ArmContext, resource_type: str, name_param: str) -> ArmResource:
+def require(ctx: ArmContext, resource_type: str, name_param: str) -> ArmResource:
     """The resource the route names; 404 ResourceNotFound when it does not exist."""
-    resource = find_tracked(ctx, resource_type, name_param)
+    resource = find(ctx, resource_type, name_param)
     if resource is None:
         raise not_found(resource_type, ctx.params[name_param], ctx.params["resourceGroupName"])
     return resource
