@@ -193,19 +193,15 @@ async def list_by_subscription(ctx: ArmContext) -> web.Response:
 
 
 def register(router: ArmRouter) -> None:
-    rg = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"
-    collection = f"{rg}/providers/{ACCOUNT_TYPE}"
-    item = collection + "/{automationAccountName}"
-    args = route_args("automationAccounts")
-    router.add("PUT", item, put_account, action=f"{ACCOUNT_TYPE}/write", **args)
-    router.add("GET", item, get_account, action=f"{ACCOUNT_TYPE}/read", **args)
-    router.add("PATCH", item, patch_account, action=f"{ACCOUNT_TYPE}/write", **args)
-    router.add("DELETE", item, delete_account, action=f"{ACCOUNT_TYPE}/delete", **args)
-    router.add("GET", collection, list_by_resource_group, action=f"{ACCOUNT_TYPE}/read", **args)
-    router.add(
-        "GET",
-        f"/subscriptions/{{subscriptionId}}/providers/{ACCOUNT_TYPE}",
-        list_by_subscription,
-        action=f"{ACCOUNT_TYPE}/read",
-        **args,
+    tracked.add_routes(
+        router,
+        ACCOUNT_TYPE,
+        "automationAccountName",
+        put=put_account,
+        get=get_account,
+        patch=patch_account,
+        delete=delete_account,
+        list_by_resource_group=list_by_resource_group,
+        list_by_subscription=list_by_subscription,
+        **route_args("automationAccounts"),
     )

@@ -506,30 +506,28 @@ async def get_operation(ctx: ArmContext) -> web.Response:
 
 
 def register(router: ArmRouter) -> None:
-    base = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Compute"
-    item = base + "/virtualMachines/{vmName}"
     common = {
         "api_versions": api_versions.COMPUTE,
         "provider": "Microsoft.Compute",
         "resource_type": "virtualMachines",
     }
+    item = tracked.add_routes(
+        router,
+        VM_TYPE,
+        "vmName",
+        put=create_or_update,
+        get=get_vm,
+        patch=update_vm,
+        delete=delete_vm,
+        list_by_resource_group=list_by_resource_group,
+        list_by_subscription=list_by_subscription,
+        **common,
+    )
     action = VM_TYPE
-    router.add("PUT", item, create_or_update, action=f"{action}/write", **common)
-    router.add("GET", item, get_vm, action=f"{action}/read", **common)
-    router.add("PATCH", item, update_vm, action=f"{action}/write", **common)
-    router.add("DELETE", item, delete_vm, action=f"{action}/delete", **common)
     router.add("GET", item + "/instanceView", instance_view, action=f"{action}/instanceView/read", **common)
     router.add("POST", item + "/runCommand", run_command, action=f"{action}/runCommand/action", **common)
     for kind in POWER_ACTIONS:
         router.add("POST", f"{item}/{kind}", _power_action(kind), action=f"{action}/{kind}/action", **common)
-    router.add("GET", base + "/virtualMachines", list_by_resource_group, action=f"{action}/read", **common)
-    router.add(
-        "GET",
-        "/subscriptions/{subscriptionId}/providers/Microsoft.Compute/virtualMachines",
-        list_by_subscription,
-        action=f"{action}/read",
-        **common,
-    )
     router.add(
         "GET",
         "/subscriptions/{subscriptionId}/providers/Microsoft.Compute/locations/{location}/operations/{operationId}",

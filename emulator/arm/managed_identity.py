@@ -150,26 +150,21 @@ async def get_system_assigned(ctx: ArmContext) -> web.Response:
 
 
 def register(router: ArmRouter) -> None:
-    base = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.ManagedIdentity"
-    item = base + "/userAssignedIdentities/{resourceName}"
     common = {
         "api_versions": api_versions.MANAGED_IDENTITY,
         "provider": "Microsoft.ManagedIdentity",
         "resource_type": "userAssignedIdentities",
     }
-    action = "Microsoft.ManagedIdentity/userAssignedIdentities"
-    router.add("PUT", item, put_identity, action=f"{action}/write", **common)
-    router.add("GET", item, get_identity, action=f"{action}/read", **common)
-    router.add("PATCH", item, patch_identity, action=f"{action}/write", **common)
-    router.add("DELETE", item, delete_identity, action=f"{action}/delete", **common)
-    router.add(
-        "GET", base + "/userAssignedIdentities", list_by_resource_group, action=f"{action}/read", **common
-    )
-    router.add(
-        "GET",
-        "/subscriptions/{subscriptionId}/providers/Microsoft.ManagedIdentity/userAssignedIdentities",
-        list_by_subscription,
-        action=f"{action}/read",
+    tracked.add_routes(
+        router,
+        UAI_TYPE,
+        "resourceName",
+        put=put_identity,
+        get=get_identity,
+        patch=patch_identity,
+        delete=delete_identity,
+        list_by_resource_group=list_by_resource_group,
+        list_by_subscription=list_by_subscription,
         **common,
     )
     router.add(

@@ -1,6 +1,7 @@
 """Handler helpers for tracked resources that live directly in a resource group (Automation accounts,
 VMs, user-assigned identities): lookup by the route's name parameter, location, idempotent delete and
-list by subscription, answered the way ARM answers them for every such type. Use it as a module
+list by subscription, answered the way ARM answers them for every such type, and the routes of those
+calls. Use it as a module
 (``tracked.require(ctx, VM_TYPE, "vmName")``)."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from emulator.arm.router import ArmContext, not_found, require_resource_group
+from emulator.arm.router import ArmContext, ArmRouter, Handler, not_found, require_resource_group
 from emulator.http import ArmError
 from emulator.tenant import ArmResource
 
@@ -68,3 +69,39 @@ def in_resource_group(ctx: ArmContext, resource_type: str) -> list[ArmResource]:
     """The request's resource group's resources of ``resource_type``, in id order (404 when it is missing)."""
     rg_id = require_resource_group(ctx)
     return ctx.tenant.children(f"{rg_id}/providers/{resource_type}")
+
+
+def add_routes(
+    router: ArmRouter,
+    arm_type: str,
+    name_param: str,
+    /,
+    *,
+    put: Handler,
+    get: Handler,
+    patch: Handler,
+    delete: Handler,
+    list_by_resource_group: Handler,
+    list_by_subscription: Handler,
+    **route_args: Any,
+) -> str:
+    """Adds the six routes every tracked resource type has, with ARM's ``{type}/read|write|delete``
+    actions; returns the item's route template (for the type's further routes). ``route_args`` are
+    ``ArmRouter.add``'s ``api_versions``, ``provider`` and ``resource_type``."""
+    collection = (
+        f"/subscriptions/{{subscriptionId}}/resourceGroups/{{resourceGroupName}}/providers/{arm_type}"
+    )
+    item = f"{collection}/{{{name_param}}}"
+    router.add("PUT", item, put, action=f"{arm_type}/write", **route_args)
+    router.add("GET", item, get, action=f"{arm_type}/read", **route_args)
+    router.add("PATCH", item, patch, action=f"{arm_type}/write", **route_args)
+    router.add("DELETE", item, delete, action=f"{arm_type}/delete", **route_args)
+    router.add("GET", collection, list_by_resource_group, action=f"{arm_type}/read", **route_args)
+    router.add(
+        "GET",
+        f"/subscriptions/{{subscriptionId}}/providers/{arm_type}",
+        list_by_subscription,
+        action=f"{arm_type}/read",
+        **route_args,
+    )
+    return item
