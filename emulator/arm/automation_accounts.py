@@ -14,17 +14,18 @@ from typing import Any
 
 from aiohttp import web
 
+from emulator.arm import tracked
 from emulator.arm.automation_common import (
     ACCOUNT_TYPE,
     aa_time,
     account_path,
     bad_request,
     check_name,
+    find_account,
     object_property,
     optional_bool,
     require_account,
     route_args,
-    touch,
 )
 from emulator.arm.identity import apply_identity, identity_json
 from emulator.arm.router import (
@@ -36,7 +37,6 @@ from emulator.arm.router import (
     system_data,
     validate_tags,
 )
-from emulator.http import ArmError
 from emulator.tenant import ArmResource, Tenant
 
 JSON_TYPE = "Microsoft.Automation/AutomationAccounts"
@@ -118,10 +118,7 @@ async def put_account(ctx: ArmContext) -> web.Response:
         "only letters, digits and hyphens.",
     )
     body = await ctx.json_object()
-    location = body.get("location")
-    if not location:
-        raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
-    location = str(location).replace(" ", "").lower()
+    location = tracked.require_location(body)
     properties = object_property(body, "properties")
     tags = validate_tags(body.get("tags"))
     existing = ctx.tenant.get_resource(account_path(ctx, rg_id))
@@ -137,7 +134,7 @@ async def put_account(ctx: ArmContext) -> web.Response:
         apply_identity(ctx, existing, body.get("identity"), patch=False)
         existing.properties = updated
         existing.tags = tags
-        touch(existing, ctx)
+        tracked.touch(existing, ctx)
         return arm_json(account_json(ctx.tenant, existing), 200)
     account = ArmResource(
         id=account_path(ctx, rg_id),
@@ -174,51 +171,37 @@ async def patch_account(ctx: ArmContext) -> web.Response:
     tags = validate_tags(body["tags"]) if "tags" in body else account.tags
     apply_identity(ctx, account, body.get("identity"), patch=True)
     account.properties, account.tags = updated, tags
-    touch(account, ctx)
+    tracked.touch(account, ctx)
     return arm_json(account_json(ctx.tenant, account))
 
 
 async def delete_account(ctx: ArmContext) -> web.Response:
-    rg_id = require_resource_group(ctx)
-    account = ctx.tenant.get_resource(account_path(ctx, rg_id))
+    account = find_account(ctx)
     if account is None:
-        ctx.emit_event = False
-        return web.Response(status=204)
+        return tracked.already_deleted(ctx)
     # Modules, runbooks, jobs, ... and the system-assigned identity's principal go with it.
     ctx.tenant.delete_resource_tree(account.id)
     return web.Response(status=200)
 
 
 async def list_by_resource_group(ctx: ArmContext) -> web.Response:
-    rg_id = require_resource_group(ctx)
-    accounts = ctx.tenant.children(f"{rg_id}/providers/{ACCOUNT_TYPE}")
-    return paged(ctx, [account_json(ctx.tenant, a) for a in accounts])
+    return paged(ctx, [account_json(ctx.tenant, a) for a in tracked.in_resource_group(ctx, ACCOUNT_TYPE)])
 
 
 async def list_by_subscription(ctx: ArmContext) -> web.Response:
-    prefix = f"/subscriptions/{ctx.subscription_id}/".lower()
-    accounts = [
-        r
-        for k, r in sorted(ctx.tenant.resources.items())
-        if k.startswith(prefix) and r.type.lower() == ACCOUNT_TYPE.lower()
-    ]
-    return paged(ctx, [account_json(ctx.tenant, a) for a in accounts])
+    return paged(ctx, [account_json(ctx.tenant, a) for a in tracked.in_subscription(ctx, ACCOUNT_TYPE)])
 
 
 def register(router: ArmRouter) -> None:
-    rg = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"
-    collection = f"{rg}/providers/{ACCOUNT_TYPE}"
-    item = collection + "/{automationAccountName}"
-    args = route_args("automationAccounts")
-    router.add("PUT", item, put_account, action=f"{ACCOUNT_TYPE}/write", **args)
-    router.add("GET", item, get_account, action=f"{ACCOUNT_TYPE}/read", **args)
-    router.add("PATCH", item, patch_account, action=f"{ACCOUNT_TYPE}/write", **args)
-    router.add("DELETE", item, delete_account, action=f"{ACCOUNT_TYPE}/delete", **args)
-    router.add("GET", collection, list_by_resource_group, action=f"{ACCOUNT_TYPE}/read", **args)
-    router.add(
-        "GET",
-        f"/subscriptions/{{subscriptionId}}/providers/{ACCOUNT_TYPE}",
-        list_by_subscription,
-        action=f"{ACCOUNT_TYPE}/read",
-        **args,
+    tracked.add_routes(
+        router,
+        ACCOUNT_TYPE,
+        "automationAccountName",
+        put=put_account,
+        get=get_account,
+        patch=patch_account,
+        delete=delete_account,
+        list_by_resource_group=list_by_resource_group,
+        list_by_subscription=list_by_subscription,
+        **route_args("automationAccounts"),
     )

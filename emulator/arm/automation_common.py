@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import operator
 import re
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -20,7 +19,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from emulator.arm import api_versions
+from emulator.arm import api_versions, tracked
 from emulator.arm.router import ArmContext, arm_json, not_found, require_resource_group
 from emulator.http import ArmError
 from emulator.tenant import ArmResource, iso
@@ -44,20 +43,16 @@ def aa_time(ts: float | None) -> str | None:
 
 
 def account_path(ctx: ArmContext, rg_id: str) -> str:
-    return f"{rg_id}/providers/{ACCOUNT_TYPE}/{ctx.params['automationAccountName']}"
+    return tracked.resource_id(ctx, rg_id, ACCOUNT_TYPE, "automationAccountName")
 
 
 def find_account(ctx: ArmContext) -> ArmResource | None:
     """The request's Automation account (404 ResourceGroupNotFound when its resource group is missing)."""
-    rg_id = require_resource_group(ctx)
-    return ctx.tenant.get_resource(account_path(ctx, rg_id))
+    return tracked.find(ctx, ACCOUNT_TYPE, "automationAccountName")
 
 
 def require_account(ctx: ArmContext) -> ArmResource:
-    account = find_account(ctx)
-    if account is None:
-        raise not_found(ACCOUNT_TYPE, ctx.params["automationAccountName"], ctx.params["resourceGroupName"])
-    return account
+    return tracked.require(ctx, ACCOUNT_TYPE, "automationAccountName")
 
 
 def _verb(method: str) -> str:
@@ -124,11 +119,6 @@ def optional_bool(properties: dict[str, Any], name: str, default: bool | None) -
             f"The request content was invalid and could not be deserialized: '{name}' must be a boolean.",
         )
     return value
-
-
-def touch(resource: ArmResource, ctx: ArmContext) -> None:
-    resource.modified_at = time.time()
-    resource.modified_by = ctx.caller.principal.app_id
 
 
 def text_response(text: str, content_type: str = "text/plain") -> web.Response:

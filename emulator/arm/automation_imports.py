@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from emulator.arm.automation_common import bad_request, object_property, touch
-from emulator.arm.router import ArmContext
+from emulator.arm.automation_common import bad_request, object_property
+from emulator.arm.router import ArmContext, validate_tags
+from emulator.arm.tracked import touch
 from emulator.powershell import GALLERY, version_tuple
 from emulator.tenant import ArmResource, Tenant
 
@@ -185,3 +186,39 @@ def put_importable(
     )
     ctx.tenant.put_resource(resource)
     return resource, True
+
+
+async def put_importable_request(
+    ctx: ArmContext, *, resource_id: str, resource_type: str, name: str, location: str | None
+) -> tuple[ArmResource, bool]:
+    """PUT of a module / package: imports the body's ``properties.contentLink``, with the body's tags."""
+    body = await ctx.json_object()
+    link = content_link_of(object_property(body, "properties", required=True))
+    return put_importable(
+        ctx,
+        resource_id=resource_id,
+        resource_type=resource_type,
+        name=name,
+        location=location,
+        tags=validate_tags(body.get("tags")),
+        link=link,
+    )
+
+
+def patch_importable(ctx: ArmContext, resource: ArmResource, body: dict[str, Any]) -> ArmResource:
+    """PATCH of a stored module / package: a new ``contentLink`` re-imports it, ``tags`` replace its tags."""
+    properties = object_property(body, "properties")
+    if "contentLink" in properties:
+        resource, _ = put_importable(
+            ctx,
+            resource_id=resource.id,
+            resource_type=resource.type,
+            name=resource.name,
+            location=resource.location,
+            tags=resource.tags,
+            link=content_link_of(properties),
+        )
+    if "tags" in body:
+        resource.tags = validate_tags(body["tags"])
+    touch(resource, ctx)
+    return resource

@@ -18,14 +18,12 @@ from emulator.arm.automation_common import (
     bad_request,
     check_name,
     child_not_found,
-    object_property,
     require_parent_account,
     route_args,
-    touch,
 )
-from emulator.arm.automation_imports import content_link_of, put_importable
+from emulator.arm.automation_imports import patch_importable, put_importable_request
 from emulator.arm.automation_runtimes import GLOBAL_MODULES_51, GLOBAL_STATE, MODULE_TYPE, NAME_RE
-from emulator.arm.router import ArmContext, ArmRouter, arm_json, paged, validate_tags
+from emulator.arm.router import ArmContext, ArmRouter, arm_json, paged
 from emulator.tenant import ArmResource
 
 JSON_TYPE = "Microsoft.Automation/AutomationAccounts/Modules"
@@ -86,16 +84,12 @@ async def put_module(ctx: ArmContext) -> web.Response:
     account = require_parent_account(ctx, "modules")
     name = ctx.params["moduleName"]
     check_name(name, NAME_RE, "module", "Use letters, digits, '.', '-' and '_' (at most 128).")
-    body = await ctx.json_object()
-    link = content_link_of(object_property(body, "properties", required=True))
-    resource, created = put_importable(
+    resource, created = await put_importable_request(
         ctx,
         resource_id=f"{account.id}/modules/{name}",
         resource_type=MODULE_TYPE,
         name=name,
         location=account.location,
-        tags=validate_tags(body.get("tags")),
-        link=link,
     )
     return arm_json(module_json(account, resource.name, resource), 201 if created else 200)
 
@@ -108,21 +102,7 @@ async def patch_module(ctx: ArmContext) -> web.Response:
     account, name, resource = _find(ctx)
     if resource is None:
         raise bad_request(f"Module '{name}' is a global module and cannot be updated; import it instead.")
-    body = await ctx.json_object()
-    properties = object_property(body, "properties")
-    if "contentLink" in properties:
-        resource, _ = put_importable(
-            ctx,
-            resource_id=resource.id,
-            resource_type=MODULE_TYPE,
-            name=resource.name,
-            location=resource.location,
-            tags=resource.tags,
-            link=content_link_of(properties),
-        )
-    if "tags" in body:
-        resource.tags = validate_tags(body["tags"])
-    touch(resource, ctx)
+    resource = patch_importable(ctx, resource, await ctx.json_object())
     return arm_json(module_json(account, resource.name, resource))
 
 

@@ -29,10 +29,10 @@ from emulator.arm.automation_common import (
     require_parent_account,
     route_args,
     text_response,
-    touch,
 )
 from emulator.arm.automation_runtimes import RuntimeEnv, find_runtime
 from emulator.arm.router import ArmContext, ArmRouter, arm_json, paged, system_data, validate_tags
+from emulator.arm.tracked import touch
 from emulator.http import ArmError
 from emulator.tenant import ArmResource
 

@@ -27,10 +27,10 @@ from emulator.arm.automation_common import (
     parent_not_found,
     require_parent_account,
     route_args,
-    touch,
 )
-from emulator.arm.automation_imports import content_link_of, put_importable
+from emulator.arm.automation_imports import patch_importable, put_importable_request
 from emulator.arm.router import ArmContext, ArmRouter, arm_json, paged, system_data, validate_tags
+from emulator.arm.tracked import touch
 from emulator.http import ArmError
 from emulator.tenant import ArmResource, Tenant
 
@@ -353,16 +353,12 @@ async def put_package(ctx: ArmContext) -> web.Response:
     env = _package_env(ctx)
     name = ctx.params["packageName"]
     check_name(name, NAME_RE, "package", "Use letters, digits, '.', '-' and '_' (at most 128).")
-    body = await ctx.json_object()
-    link = content_link_of(object_property(body, "properties", required=True))
-    resource, created = put_importable(
+    resource, created = await put_importable_request(
         ctx,
         resource_id=f"{env.package_collection}/{name}",
         resource_type=MODULE_TYPE if env.uses_modules_collection else PACKAGE_TYPE,
         name=name,
         location=env.account.location,
-        tags=validate_tags(body.get("tags")),
-        link=link,
     )
     return arm_json(package_json(env, resource.name, resource), 201 if created else 200)
 
@@ -377,21 +373,7 @@ async def patch_package(ctx: ArmContext) -> web.Response:
     name, resource = _require_package(ctx, env)
     if resource is None:
         raise bad_request(f"'{name}' is a default package of '{env.name}' and cannot be changed.")
-    body = await ctx.json_object()
-    properties = object_property(body, "properties")
-    if "contentLink" in properties:
-        resource, _ = put_importable(
-            ctx,
-            resource_id=resource.id,
-            resource_type=resource.type,
-            name=resource.name,
-            location=resource.location,
-            tags=resource.tags,
-            link=content_link_of(properties),
-        )
-    if "tags" in body:
-        resource.tags = validate_tags(body["tags"])
-    touch(resource, ctx)
+    resource = patch_importable(ctx, resource, await ctx.json_object())
     return arm_json(package_json(env, resource.name, resource))
 
 

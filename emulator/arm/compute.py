@@ -23,13 +23,12 @@ from typing import Any
 
 from aiohttp import web
 
-from emulator.arm import api_versions
+from emulator.arm import api_versions, tracked
 from emulator.arm.identity import apply_identity, identity_json, linked_identities
 from emulator.arm.router import (
     ArmContext,
     ArmRouter,
     arm_json,
-    not_found,
     paged,
     require_resource_group,
     validate_tags,
@@ -84,14 +83,11 @@ class VmOperation:
 
 
 def _vm_id(ctx: ArmContext, rg_id: str) -> str:
-    return f"{rg_id}/providers/{VM_TYPE}/{ctx.params['vmName']}"
+    return tracked.resource_id(ctx, rg_id, VM_TYPE, "vmName")
 
 
 def _get_vm(ctx: ArmContext) -> ArmResource:
-    rg_id = require_resource_group(ctx)
-    vm = ctx.tenant.get_resource(_vm_id(ctx, rg_id))
-    if vm is None:
-        raise not_found(VM_TYPE, ctx.params["vmName"], ctx.params["resourceGroupName"])
+    vm = tracked.require(ctx, VM_TYPE, "vmName")
     _settle_run(ctx.tenant, vm)
     return vm
 
@@ -256,13 +252,6 @@ def _merge_patch(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, An
     return result
 
 
-def _location(body: dict[str, Any]) -> str:
-    location = body.get("location")
-    if not location:
-        raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
-    return str(location).replace(" ", "").lower()
-
-
 # --------------------------------------------------------------------------------------------------
 # Virtual machines
 
@@ -278,7 +267,7 @@ async def create_or_update(ctx: ArmContext) -> web.Response:
             "and be at most 64 characters long.",
             "vmName",
         )
-    location = _location(body)
+    location = tracked.require_location(body)
     tags = validate_tags(body.get("tags"))
     existing = ctx.tenant.get_resource(_vm_id(ctx, rg_id))
     if existing is not None and existing.location != location:
@@ -302,8 +291,7 @@ async def create_or_update(ctx: ArmContext) -> web.Response:
     properties["vmId"] = existing.properties["vmId"] if existing else str(uuid.uuid4())
     vm.properties = properties
     vm.tags = tags
-    vm.modified_at = time.time()
-    vm.modified_by = ctx.caller.principal.app_id
+    tracked.touch(vm, ctx)
     vm.state["version"] += 1
     kind = "update" if existing else "create"
     operation = _start_operation(ctx, vm, kind, ctx.runtime.timings.lro)
@@ -338,8 +326,7 @@ async def update_vm(ctx: ArmContext) -> web.Response:
         properties = {**_normalized_properties(vm.name, merged), "vmId": vm.properties["vmId"]}
     apply_identity(ctx, vm, body.get("identity"), patch=True)
     vm.tags, vm.properties = tags, properties
-    vm.modified_at = time.time()
-    vm.modified_by = ctx.caller.principal.app_id
+    tracked.touch(vm, ctx)
     vm.state["version"] += 1
     operation = _start_operation(ctx, vm, "update", ctx.runtime.timings.lro)
     vm.state.update(busy_state="Updating", busy_until=operation.done_at)
@@ -347,11 +334,9 @@ async def update_vm(ctx: ArmContext) -> web.Response:
 
 
 async def delete_vm(ctx: ArmContext) -> web.Response:
-    rg_id = require_resource_group(ctx)
-    vm = ctx.tenant.get_resource(_vm_id(ctx, rg_id))
+    vm = tracked.find(ctx, VM_TYPE, "vmName")
     if vm is None:
-        ctx.emit_event = False
-        return web.Response(status=204)
+        return tracked.already_deleted(ctx)
     operation = _start_operation(ctx, vm, "delete", ctx.runtime.timings.lro)
     # The VM (and its system-assigned identity) is gone at once; the operation reports progress.
     ctx.tenant.delete_resource_tree(vm.id)
@@ -359,15 +344,11 @@ async def delete_vm(ctx: ArmContext) -> web.Response:
 
 
 async def list_by_resource_group(ctx: ArmContext) -> web.Response:
-    rg_id = require_resource_group(ctx)
-    vms = ctx.tenant.children(f"{rg_id}/providers/{VM_TYPE}")
-    return paged(ctx, [vm_json(ctx.tenant, vm) for vm in vms])
+    return paged(ctx, [vm_json(ctx.tenant, vm) for vm in tracked.in_resource_group(ctx, VM_TYPE)])
 
 
 async def list_by_subscription(ctx: ArmContext) -> web.Response:
-    prefix = f"/subscriptions/{ctx.subscription_id}/".lower()
-    vms = [r for k, r in sorted(ctx.tenant.resources.items()) if k.startswith(prefix) and r.type == VM_TYPE]
-    return paged(ctx, [vm_json(ctx.tenant, vm) for vm in vms])
+    return paged(ctx, [vm_json(ctx.tenant, vm) for vm in tracked.in_subscription(ctx, VM_TYPE)])
 
 
 def _power_action(kind: str):
@@ -525,30 +506,28 @@ async def get_operation(ctx: ArmContext) -> web.Response:
 
 
 def register(router: ArmRouter) -> None:
-    base = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Compute"
-    item = base + "/virtualMachines/{vmName}"
     common = {
         "api_versions": api_versions.COMPUTE,
         "provider": "Microsoft.Compute",
         "resource_type": "virtualMachines",
     }
+    item = tracked.add_routes(
+        router,
+        VM_TYPE,
+        "vmName",
+        put=create_or_update,
+        get=get_vm,
+        patch=update_vm,
+        delete=delete_vm,
+        list_by_resource_group=list_by_resource_group,
+        list_by_subscription=list_by_subscription,
+        **common,
+    )
     action = VM_TYPE
-    router.add("PUT", item, create_or_update, action=f"{action}/write", **common)
-    router.add("GET", item, get_vm, action=f"{action}/read", **common)
-    router.add("PATCH", item, update_vm, action=f"{action}/write", **common)
-    router.add("DELETE", item, delete_vm, action=f"{action}/delete", **common)
     router.add("GET", item + "/instanceView", instance_view, action=f"{action}/instanceView/read", **common)
     router.add("POST", item + "/runCommand", run_command, action=f"{action}/runCommand/action", **common)
     for kind in POWER_ACTIONS:
         router.add("POST", f"{item}/{kind}", _power_action(kind), action=f"{action}/{kind}/action", **common)
-    router.add("GET", base + "/virtualMachines", list_by_resource_group, action=f"{action}/read", **common)
-    router.add(
-        "GET",
-        "/subscriptions/{subscriptionId}/providers/Microsoft.Compute/virtualMachines",
-        list_by_subscription,
-        action=f"{action}/read",
-        **common,
-    )
     router.add(
         "GET",
         "/subscriptions/{subscriptionId}/providers/Microsoft.Compute/locations/{location}/operations/{operationId}",

@@ -8,12 +8,11 @@ import time
 
 from aiohttp import web
 
-from emulator.arm import api_versions
+from emulator.arm import api_versions, tracked
 from emulator.arm.router import (
     ArmContext,
     ArmRouter,
     arm_json,
-    not_found,
     paged,
     require_resource_group,
     system_data,
@@ -44,15 +43,11 @@ def uai_json(resource: ArmResource) -> dict:
 
 
 def _uai_id(ctx: ArmContext, rg_id: str) -> str:
-    return f"{rg_id}/providers/{UAI_TYPE}/{ctx.params['resourceName']}"
+    return tracked.resource_id(ctx, rg_id, UAI_TYPE, "resourceName")
 
 
 def _get(ctx: ArmContext) -> ArmResource:
-    rg_id = require_resource_group(ctx)
-    resource = ctx.tenant.get_resource(_uai_id(ctx, rg_id))
-    if resource is None:
-        raise not_found(UAI_TYPE, ctx.params["resourceName"], ctx.params["resourceGroupName"])
-    return resource
+    return tracked.require(ctx, UAI_TYPE, "resourceName")
 
 
 async def put_identity(ctx: ArmContext) -> web.Response:
@@ -66,9 +61,7 @@ async def put_identity(ctx: ArmContext) -> web.Response:
             f"Resource name {name} is invalid. The name can be between 3 and 128 characters long and may contain "
             "alphanumerics, hyphens and underscores, starting with a letter or number.",
         )
-    location = body.get("location")
-    if not location:
-        raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
+    location = tracked.require_location(body)
     isolation = (body.get("properties") or {}).get("isolationScope", "None")
     if isolation not in ("None", "Regional"):
         raise ArmError(
@@ -81,8 +74,7 @@ async def put_identity(ctx: ArmContext) -> web.Response:
     if existing is not None:
         existing.tags = tags
         existing.properties["isolationScope"] = isolation
-        existing.modified_at = time.time()
-        existing.modified_by = ctx.caller.principal.app_id
+        tracked.touch(existing, ctx)
         return arm_json(uai_json(existing), 200)
     resource_id = _uai_id(ctx, rg_id)
     principal = ctx.tenant.create_managed_identity(name, resource_id)
@@ -90,7 +82,7 @@ async def put_identity(ctx: ArmContext) -> web.Response:
         id=resource_id,
         type=UAI_TYPE,
         name=name,
-        location=str(location).replace(" ", "").lower(),
+        location=location,
         tags=tags,
         properties={
             "tenantId": ctx.tenant.tenant_id,
@@ -119,29 +111,19 @@ async def patch_identity(ctx: ArmContext) -> web.Response:
 
 
 async def delete_identity(ctx: ArmContext) -> web.Response:
-    rg_id = require_resource_group(ctx)
-    resource = ctx.tenant.get_resource(_uai_id(ctx, rg_id))
+    resource = tracked.find(ctx, UAI_TYPE, "resourceName")
     if resource is None:
-        ctx.emit_event = False
-        return web.Response(status=204)
+        return tracked.already_deleted(ctx)
     ctx.tenant.delete_resource_tree(resource.id)
     return web.Response(status=200)
 
 
 async def list_by_resource_group(ctx: ArmContext) -> web.Response:
-    rg_id = require_resource_group(ctx)
-    items = [uai_json(r) for r in ctx.tenant.children(f"{rg_id}/providers/{UAI_TYPE}")]
-    return paged(ctx, items)
+    return paged(ctx, [uai_json(r) for r in tracked.in_resource_group(ctx, UAI_TYPE)])
 
 
 async def list_by_subscription(ctx: ArmContext) -> web.Response:
-    prefix = f"/subscriptions/{ctx.subscription_id}/".lower()
-    items = [
-        uai_json(r)
-        for k, r in sorted(ctx.tenant.resources.items())
-        if k.startswith(prefix) and r.type.lower() == UAI_TYPE.lower()
-    ]
-    return paged(ctx, items)
+    return paged(ctx, [uai_json(r) for r in tracked.in_subscription(ctx, UAI_TYPE)])
 
 
 async def get_system_assigned(ctx: ArmContext) -> web.Response:
@@ -168,26 +150,21 @@ async def get_system_assigned(ctx: ArmContext) -> web.Response:
 
 
 def register(router: ArmRouter) -> None:
-    base = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.ManagedIdentity"
-    item = base + "/userAssignedIdentities/{resourceName}"
     common = {
         "api_versions": api_versions.MANAGED_IDENTITY,
         "provider": "Microsoft.ManagedIdentity",
         "resource_type": "userAssignedIdentities",
     }
-    action = "Microsoft.ManagedIdentity/userAssignedIdentities"
-    router.add("PUT", item, put_identity, action=f"{action}/write", **common)
-    router.add("GET", item, get_identity, action=f"{action}/read", **common)
-    router.add("PATCH", item, patch_identity, action=f"{action}/write", **common)
-    router.add("DELETE", item, delete_identity, action=f"{action}/delete", **common)
-    router.add(
-        "GET", base + "/userAssignedIdentities", list_by_resource_group, action=f"{action}/read", **common
-    )
-    router.add(
-        "GET",
-        "/subscriptions/{subscriptionId}/providers/Microsoft.ManagedIdentity/userAssignedIdentities",
-        list_by_subscription,
-        action=f"{action}/read",
+    tracked.add_routes(
+        router,
+        UAI_TYPE,
+        "resourceName",
+        put=put_identity,
+        get=get_identity,
+        patch=patch_identity,
+        delete=delete_identity,
+        list_by_resource_group=list_by_resource_group,
+        list_by_subscription=list_by_subscription,
         **common,
     )
     router.add(

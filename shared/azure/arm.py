@@ -115,6 +115,26 @@ def _identity(identity: Any) -> tuple[IdentityInfo | None, dict[str, IdentityInf
     return system, linked
 
 
+def _target(resource: Any) -> TargetResource:
+    """An Automation account or VM (both carry an ARM ``identity`` block) as a target."""
+    system, linked = _identity(resource.identity)
+    return TargetResource(
+        resource.id, resource.name, resource.location, dict(resource.tags or {}), system, linked
+    )
+
+
+def _gallery_import(name: str, version: str) -> dict[str, Any]:
+    """The body that imports ``name`` ``version`` from the PowerShell Gallery (a module or a package)."""
+    return {
+        "properties": {
+            "contentLink": {
+                "uri": GALLERY_PACKAGE_URL.format(name=name, version=version),
+                "version": version,
+            }
+        }
+    }
+
+
 class ArmGateway:
     def __init__(self, clients: AzureClients) -> None:
         self.clients = clients
@@ -138,12 +158,7 @@ class ArmGateway:
             client.automation_account.get(ref.resource_group, ref.name),
             none_if_missing=True,
         )
-        if account is None:
-            return None
-        system, linked = _identity(account.identity)
-        return TargetResource(
-            account.id, account.name, account.location, dict(account.tags or {}), system, linked
-        )
+        return None if account is None else _target(account)
 
     async def get_virtual_machine(self, ref: ResourceRef) -> TargetResource | None:
         client = self.clients.compute(ref.subscription_id)
@@ -152,10 +167,7 @@ class ArmGateway:
             client.virtual_machines.get(ref.resource_group, ref.name),
             none_if_missing=True,
         )
-        if vm is None:
-            return None
-        system, linked = _identity(vm.identity)
-        return TargetResource(vm.id, vm.name, vm.location, dict(vm.tags or {}), system, linked)
+        return None if vm is None else _target(vm)
 
     async def get_user_assigned_identity(self, ref: ResourceRef) -> TargetResource | None:
         client = self.clients.msi(ref.subscription_id)
@@ -190,25 +202,19 @@ class ArmGateway:
             item.name, getattr(props, "version", None), _text(props.provisioning_state) or "Unknown", message
         )
 
+    async def _read_import(self, operation: str, awaitable) -> ImportState | None:
+        item = await self._call(operation, awaitable, none_if_missing=True)
+        return None if item is None else self._import_state(item)
+
     async def get_module(self, account: ResourceRef, name: str) -> ImportState | None:
         client = self.clients.automation(account.subscription_id)
-        item = await self._call(
-            f"read module {name}",
-            client.module.get(account.resource_group, account.name, name),
-            none_if_missing=True,
+        return await self._read_import(
+            f"read module {name}", client.module.get(account.resource_group, account.name, name)
         )
-        return None if item is None else self._import_state(item)
 
     async def import_module(self, account: ResourceRef, name: str, version: str) -> ImportState:
         client = self.clients.automation(account.subscription_id)
-        body = {
-            "properties": {
-                "contentLink": {
-                    "uri": GALLERY_PACKAGE_URL.format(name=name, version=version),
-                    "version": version,
-                }
-            }
-        }
+        body = _gallery_import(name, version)
         item = await self._call(
             f"import module {name} {version}",
             client.module.create_or_update(account.resource_group, account.name, name, body),
@@ -251,25 +257,16 @@ class ArmGateway:
 
     async def get_package(self, account: ResourceRef, environment: str, name: str) -> ImportState | None:
         client = self.clients.automation(account.subscription_id)
-        item = await self._call(
+        return await self._read_import(
             f"read package {name}",
             client.package.get(account.resource_group, account.name, environment, name),
-            none_if_missing=True,
         )
-        return None if item is None else self._import_state(item)
 
     async def import_package(
         self, account: ResourceRef, environment: str, name: str, version: str
     ) -> ImportState:
         client = self.clients.automation(account.subscription_id)
-        body = {
-            "properties": {
-                "contentLink": {
-                    "uri": GALLERY_PACKAGE_URL.format(name=name, version=version),
-                    "version": version,
-                }
-            }
-        }
+        body = _gallery_import(name, version)
         item = await self._call(
             f"import package {name} {version}",
             client.package.create_or_update(account.resource_group, account.name, environment, name, body),

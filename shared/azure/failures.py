@@ -62,6 +62,19 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
+def _answered(
+    service: str, operation: str, status: int | None, code: str | None, message: str, headers: Any
+) -> ExomiError:
+    """What an error answer of ARM or Graph means, once a missing permission has been ruled out."""
+    if status in TRANSIENT_STATUSES:
+        return Transient(
+            f"{service} answered {status} to '{operation}': {message}", retry_after=_retry_after(headers)
+        )
+    if status == 401:
+        return AuthenticationFailed(f"{service} rejected exomi's token for '{operation}': {message}")
+    return UpstreamRejected(service, operation, status, code, message)
+
+
 def arm_status(exc: HttpResponseError) -> tuple[int | None, str | None, str]:
     error = getattr(exc, "error", None)
     code = getattr(error, "code", None)
@@ -82,12 +95,6 @@ def from_arm(exc: Exception, operation: str) -> ExomiError:
         return Transient(f"Azure Resource Manager did not answer '{operation}': {exc}")
     if isinstance(exc, HttpResponseError):
         status, code, message = arm_status(exc)
-        if status in TRANSIENT_STATUSES:
-            headers = exc.response.headers if exc.response is not None else None
-            return Transient(
-                f"Azure Resource Manager answered {status} to '{operation}': {message}",
-                retry_after=_retry_after(headers),
-            )
         if status == 403 and code in ("AuthorizationFailed", "LinkedAuthorizationFailed"):
             found = re.findall(r"perform action(?:\(s\))? '([^']+)'", message)
             action = found[-1] if found else operation
@@ -99,11 +106,8 @@ def from_arm(exc: Exception, operation: str) -> ExomiError:
                 f"assign exomi's managed identity a role that allows '{action}'{where} (see docs/PERMISSIONS.md for the roles exomi needs).",
                 detail=message,
             )
-        if status == 401:
-            return AuthenticationFailed(
-                f"Azure Resource Manager rejected exomi's token for '{operation}': {message}"
-            )
-        return UpstreamRejected("Azure Resource Manager", operation, status, code, message)
+        headers = exc.response.headers if exc.response is not None else None
+        return _answered("Azure Resource Manager", operation, status, code, message, headers)
     return UpstreamRejected("Azure Resource Manager", operation, None, type(exc).__name__, str(exc))
 
 
@@ -125,11 +129,6 @@ def from_graph(exc: Exception, operation: str, permission: str) -> ExomiError:
         code = graph_error_code(exc)
         error = getattr(exc, "error", None)
         message = getattr(error, "message", None) or str(exc)
-        if status in TRANSIENT_STATUSES:
-            return Transient(
-                f"Microsoft Graph answered {status} to '{operation}': {message}",
-                retry_after=_retry_after(exc.response_headers),
-            )
         if status == 403:
             return PermissionMissing(
                 permission,
@@ -138,9 +137,5 @@ def from_graph(exc: Exception, operation: str, permission: str) -> ExomiError:
                 "assignment on the Microsoft Graph service principal; see docs/PERMISSIONS.md).",
                 detail=message,
             )
-        if status == 401:
-            return AuthenticationFailed(
-                f"Microsoft Graph rejected exomi's token for '{operation}': {message}"
-            )
-        return UpstreamRejected("Microsoft Graph", operation, status, code, message)
+        return _answered("Microsoft Graph", operation, status, code, message, exc.response_headers)
     return UpstreamRejected("Microsoft Graph", operation, None, type(exc).__name__, str(exc))

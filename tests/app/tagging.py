@@ -3,7 +3,6 @@ reading exomi's requests back through the ``exomi`` command."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -11,6 +10,7 @@ from typing import Any, TypeVar
 import httpx
 
 from devhost.process import DevHostProcess
+from tests.support import polling
 from tests.support.emulator import Emulator
 from tests.support.exomi import ExomiRunner
 
@@ -54,14 +54,8 @@ def subscribe(emulator: Emulator, host: DevHostProcess, **options: Any) -> dict[
 
 
 def eventually(probe: Callable[[], T], *, timeout: float = 60.0, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last value: {value!r}")
-        time.sleep(0.2)
+    """``polling.eventually`` with the app's pace: a run through the host takes seconds, not ticks."""
+    return polling.eventually(probe, timeout=timeout, what=what, interval=0.2)
 
 
 def put_tags(emulator: Emulator, resource_id: str, tags: dict[str, str]) -> None:

@@ -19,9 +19,13 @@ from tests.app.tagging import (
     wait_until_ended,
 )
 from tests.engine.conftest import RG
-from tests.engine.test_provision import EXCHANGE_ADMIN, RECIPIENT_ADMIN, exchange_grants, grants_of
-
-GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
+from tests.engine.test_provision import (
+    EXCHANGE_ADMIN,
+    GLOBAL_READER,
+    RECIPIENT_ADMIN,
+    exchange_grants,
+    grants_of,
+)
 
 
 @pytest.fixture

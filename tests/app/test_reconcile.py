@@ -24,11 +24,9 @@ from tests.app.tagging import (
     wait_for_requests,
     wait_until_ended,
 )
-from tests.engine.test_provision import RECIPIENT_ADMIN, exchange_grants, grants_of
+from tests.engine.test_provision import GLOBAL_READER, RECIPIENT_ADMIN, exchange_grants, grants_of
 from tests.engine.test_revoke_plan_diagnose import _assign_by_hand
 from tests.support.exomi import EXOMI, ROOT
-
-GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
 
 
 @pytest.fixture

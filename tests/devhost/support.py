@@ -1,10 +1,8 @@
-"""Helpers for the devhost tests: poll with a deadline, read what the sample app recorded."""
+"""Helpers for the devhost tests: the sample app, its keys, and what it recorded."""
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,18 +11,6 @@ T = TypeVar("T")
 SAMPLE_APP = Path(__file__).parent / "sample_app"
 MASTER_KEY = "test-master-key"  # the sample host's keys (DEVHOST_MASTER_KEY / DEVHOST_FUNCTION_KEY)
 FUNCTION_KEY = "test-function-key"
-
-
-def eventually(probe: Callable[[], T], *, timeout: float = 20.0, what: str = "condition") -> T:
-    """Call ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last value: {value!r}")
-        time.sleep(0.05)
 
 
 class Records:

@@ -11,7 +11,8 @@ from pathlib import Path
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from devhost.process import DevHostProcess
-from tests.devhost.support import Records, eventually
+from tests.devhost.support import Records
+from tests.support.polling import eventually
 
 
 def raw_queue(connection_string: str, name: str) -> QueueClient:

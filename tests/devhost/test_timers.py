@@ -11,7 +11,8 @@ import pytest
 
 from devhost.settings import ConfigError
 from devhost.timers import parse_schedule
-from tests.devhost.support import FUNCTION_KEY, MASTER_KEY, eventually
+from tests.devhost.support import FUNCTION_KEY, MASTER_KEY
+from tests.support.polling import eventually
 
 
 def test_a_timer_runs_on_schedule_never_overlaps_and_a_late_run_is_past_due(records):

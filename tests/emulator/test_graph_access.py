@@ -8,17 +8,11 @@ import uuid
 
 import pytest
 from msgraph.generated.models.app_role_assignment import AppRoleAssignment
-from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.service_principal import ServicePrincipal
 from msgraph.generated.models.unified_role_assignment import UnifiedRoleAssignment
 
 from emulator import directory_data as dd
-
-
-async def graph_error(awaitable) -> ODataError:
-    with pytest.raises(ODataError) as caught:
-        await awaitable
-    return caught.value
+from tests.support.graph import graph_error
 
 
 async def test_organization_lists_the_tenant_with_its_verified_domains(emulator):

@@ -8,7 +8,6 @@ import asyncio
 import time
 import uuid
 
-import pytest
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph.generated.models.app_role_assignment import AppRoleAssignment
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
@@ -18,14 +17,9 @@ from msgraph.generated.service_principals.item.service_principal_item_request_bu
 )
 
 from emulator import directory_data as dd
+from tests.support.graph import graph_error
 
 MANAGE_AS_APP = uuid.UUID(dd.EXCHANGE_MANAGE_AS_APP_ROLE_ID)
-
-
-async def graph_error(awaitable) -> ODataError:
-    with pytest.raises(ODataError) as caught:
-        await awaitable
-    return caught.value
 
 
 def grant(principal_id: str, resource_id: str, app_role_id: uuid.UUID = MANAGE_AS_APP) -> AppRoleAssignment:

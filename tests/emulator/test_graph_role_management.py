@@ -8,7 +8,6 @@ import asyncio
 import time
 import uuid
 
-import pytest
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.service_principal import ServicePrincipal
@@ -21,6 +20,7 @@ from msgraph.generated.role_management.directory.role_definitions.role_definitio
 )
 
 from emulator import directory_data as dd
+from tests.support.graph import graph_error
 
 EXCHANGE_ADMIN = dd.EXCHANGE_SUPPORTED_ROLES["Exchange Administrator"]
 GLOBAL_ADMIN = dd.EXCHANGE_SUPPORTED_ROLES["Global Administrator"]
@@ -48,12 +48,6 @@ def assignment(
     return UnifiedRoleAssignment(
         principal_id=principal_id, role_definition_id=role_id, directory_scope_id=scope
     )
-
-
-async def graph_error(awaitable) -> ODataError:
-    with pytest.raises(ODataError) as caught:
-        await awaitable
-    return caught.value
 
 
 async def test_seed_procedure_assigns_exchange_administrator_found_by_name(emulator):

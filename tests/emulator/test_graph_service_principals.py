@@ -19,6 +19,7 @@ from msgraph.generated.service_principals.service_principals_request_builder imp
 )
 
 from emulator import directory_data as dd
+from tests.support.graph import graph_error
 
 EXO_APP_ID = dd.EXCHANGE_APP_ID
 MANAGE_AS_APP = uuid.UUID(dd.EXCHANGE_MANAGE_AS_APP_ROLE_ID)
@@ -38,12 +39,6 @@ def item_config(**query) -> RequestConfiguration:
             **query
         )
     )
-
-
-async def graph_error(awaitable) -> ODataError:
-    with pytest.raises(ODataError) as caught:
-        await awaitable
-    return caught.value
 
 
 async def test_seed_procedure_finds_exchange_principal_and_its_manage_as_app_role(emulator):

@@ -12,7 +12,7 @@ import pytest
 
 from emulator import directory_data as dd
 from emulator.powershell import ScriptHost, run_script
-from emulator.tenant import Tenant
+from emulator.tenant import ServicePrincipal, Tenant
 from emulator.timings import fast_timings
 
 CONNECT = "$ErrorActionPreference = 'Stop'\nConnect-ExchangeOnline -ManagedIdentity -Organization contoso.onmicrosoft.com\nGet-AcceptedDomain | Format-Table Name"
@@ -47,6 +47,17 @@ def _host(tenant: Tenant, *, system: bool = True, modules=None, user_assigned=No
 def _grant_all(tenant: Tenant, principal_id: str, role: str = "Exchange Administrator") -> None:
     tenant.add_app_role_assignment(principal_id, tenant.exchange_sp.id, dd.EXCHANGE_MANAGE_AS_APP_ROLE_ID)
     tenant.assign_directory_role(principal_id, dd.EXCHANGE_SUPPORTED_ROLES[role])
+
+
+def _user_assigned_host(tenant: Tenant) -> tuple[ServicePrincipal, ScriptHost]:
+    """(identity, host) for a host whose only identity is the user-assigned mi1, granted everything."""
+    uai = tenant.create_managed_identity(
+        "mi1",
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/mi1",
+    )
+    host, _ = _host(tenant, system=False, user_assigned={uai.app_id: uai.id})
+    _grant_all(tenant, uai.id)
+    return uai, host
 
 
 def test_a_fully_prepared_identity_lists_the_accepted_domains(tenant):
@@ -122,12 +133,7 @@ def test_no_system_identity_on_the_account(tenant):
 
 
 def test_user_assigned_identity_needs_its_client_id_not_its_object_id(tenant):
-    uai = tenant.create_managed_identity(
-        "mi1",
-        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/mi1",
-    )
-    host, _ = _host(tenant, system=False, user_assigned={uai.app_id: uai.id})
-    _grant_all(tenant, uai.id)
+    uai, host = _user_assigned_host(tenant)
     by_client_id = CONNECT.replace(
         "contoso.onmicrosoft.com\n", f"contoso.onmicrosoft.com -ManagedIdentityAccountId {uai.app_id}\n"
     )
@@ -141,13 +147,8 @@ def test_user_assigned_identity_needs_its_client_id_not_its_object_id(tenant):
 def test_on_a_vm_imds_knows_no_such_identity(tenant, by_object_id):
     # No system-assigned identity, or a user-assigned one asked for by its object id: IMDS answers
     # "Identity not found" where the Automation endpoint names what it could not find.
-    uai = tenant.create_managed_identity(
-        "mi1",
-        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/mi1",
-    )
-    host, _ = _host(tenant, system=False, user_assigned={uai.app_id: uai.id})
+    uai, host = _user_assigned_host(tenant)
     host.automation_account_guid = None  # a VM
-    _grant_all(tenant, uai.id)
     script = CONNECT.replace(
         "contoso.onmicrosoft.com\n", f"contoso.onmicrosoft.com -ManagedIdentityAccountId {uai.id}\n"
     )
@@ -158,12 +159,7 @@ def test_on_a_vm_imds_knows_no_such_identity(tenant, by_object_id):
 
 
 def test_variables_are_substituted_as_in_the_seed_procedure(tenant):
-    uai = tenant.create_managed_identity(
-        "mi1",
-        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/mi1",
-    )
-    host, _ = _host(tenant, system=False, user_assigned={uai.app_id: uai.id})
-    _grant_all(tenant, uai.id)
+    uai, host = _user_assigned_host(tenant)
     script = f'$MI_ID = "{uai.app_id}"\nConnect-ExchangeOnline -ManagedIdentity -Organization contoso.onmicrosoft.com -ManagedIdentityAccountId $MI_ID\nGet-AcceptedDomain'
     assert run_script(tenant, script, host, now=LATER).output[-2:] == [
         "contoso.onmicrosoft.com",

@@ -11,6 +11,7 @@ EXO_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
 MANAGE_AS_APP = "dc50a0fb-09a3-484d-be87-e023b12c6440"
 RECIPIENT_ADMIN = "31392ffb-586c-42d1-9346-e59415a2cc4e"
 EXCHANGE_ADMIN = "29232cdf-9323-42fd-ade2-1d097af3e4de"
+GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"  # a role exomi never grants
 
 
 async def grants_of(emulator, principal_id: str) -> tuple[list, list]:

@@ -1,5 +1,4 @@
-"""A webhook for Event Grid tests: an aiohttp server on 127.0.0.1 (free port) in its own thread, so
-that the emulator can call it while the test blocks on sync SDK or control-API calls.
+"""A webhook for Event Grid tests (a ThreadedServer: 127.0.0.1, free port, its own thread).
 
 It answers the validation handshakes (or refuses them, on request), records every notification, and
 answers notifications with the statuses queued in ``respond_with`` (then 200).
@@ -7,15 +6,15 @@ answers notifications with the statuses queued in ``respond_with`` (then 200).
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
+from tests.support.threaded_server import ThreadedServer
 
 
 @dataclass
@@ -30,51 +29,19 @@ class Delivery:
         return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
 
 
-class Webhook:
+class Webhook(ThreadedServer[Delivery]):
     def __init__(self, *, handshake: str = "echo") -> None:
         """``handshake``: "echo" answers the validation code, "wrong" answers another code, "error"
         answers 404, "cloudevents" accepts the OPTIONS handshake (and refuses SubscriptionValidation)."""
+        super().__init__()
         self.handshake = handshake
-        self.deliveries: list[Delivery] = []
         self.validations: list[dict[str, Any]] = []
-        self._statuses: list[int] = []
-        self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self.url = ""
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> Webhook:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=10)
-        return self
-
-    def stop(self) -> None:
-        """Stops the server (the URL then refuses connections); calling it again does nothing."""
-        if self._runner is None:
-            return
-        runner, self._runner = self._runner, None
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-
-    async def _serve(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/api/events"
+    @property
+    def url(self) -> str:
+        return f"{self.origin}/api/events"
 
     # ------------------------------------------------------------------ behaviour
-
-    def respond_with(self, *statuses: int) -> None:
-        """Answer the next notifications with these statuses (then 200 again)."""
-        with self._lock:
-            self._statuses.extend(statuses)
 
     async def _handle(self, request: web.Request) -> web.Response:
         if request.method == "OPTIONS":
@@ -93,10 +60,7 @@ class Webhook:
             if self.handshake == "wrong":
                 return web.json_response({"validationResponse": "not-the-code"})
             return web.Response(status=404)
-        with self._lock:
-            status = self._statuses.pop(0) if self._statuses else 200
-            self.deliveries.append(Delivery(dict(request.headers), body, status))
-        return web.Response(status=status)
+        return self._record(lambda status: Delivery(dict(request.headers), body, status))
 
     # ------------------------------------------------------------------ reading
 
