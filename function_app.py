@@ -56,6 +56,21 @@ async def get_request(req: func.HttpRequest) -> func.HttpResponse:
     return await http_api.serve("get_request", req)
 
 
+@app.route(route="requests/{id}/approval", methods=["POST"])
+async def decide_approval(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_api.serve("decide_approval", req)
+
+
+@app.route(route="requests/{id}/cancel", methods=["POST"])
+async def cancel_request(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_api.serve("cancel_request", req)
+
+
+@app.route(route="refusals", methods=["GET"])
+async def list_refusals(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_api.serve("list_refusals", req)
+
+
 @app.route(route="plan", methods=["POST"])
 async def plan_request(req: func.HttpRequest) -> func.HttpResponse:
     return await http_api.serve("plan_request", req)

@@ -1,12 +1,16 @@
-"""The demo behind ``scripts/demo.sh``: exomi's three user stories, end to end, on this machine.
+"""The demo behind ``scripts/demo.sh``: exomi's user stories, end to end, on this machine.
 
 It starts the tenant emulator, Azurite and the local Functions host (devhost, running the real
-``function_app.py``), subscribes the host to the emulator's Event Grid, and then:
+``function_app.py``, with App Service Authentication's caller headers trusted as in Azure behind it),
+subscribes the host to the emulator's Event Grid, and then:
 
-1. an admin tags an Automation account and it becomes verified (Event Grid -> request -> queue worker);
-2. a Logic-Apps-style client requests access for a user-assigned identity and polls to the end
-   (202 + Location + Retry-After);
-3. the admin removes the tag and the access is revoked.
+1. the platform admin (a rule of the policy names them) tags an Automation account and it becomes
+   verified (Event Grid -> request -> queue worker);
+2. somebody whose only right is Tag Contributor tags another account: refused, nothing granted, the
+   attempt is in the refusal log;
+3. a Logic-Apps-style client asks for Exchange Administrator for a user-assigned identity; the request
+   waits for approval (202 + Location + Retry-After all along), secops approves it, and it ends verified;
+4. the admin removes the tag and the access is revoked.
 
 It ends with a summary (what was granted, how long each story took) and leaves nothing running.
 """
@@ -64,6 +68,18 @@ class Demo:
         storage = stack.enter_context(AzuriteProcess())
         os.environ.update(self.info.identity_env())
         self.organization = self.info.organization
+        self.control = stack.enter_context(httpx.Client(verify=self.info.ca_bundle, timeout=30))
+        # Who is who: the Logic App's managed identity, the security team's approver, and someone who
+        # may only write tags (all principals of the emulated tenant, with their own tokens).
+        self.logic_app = self._principal("logic-exo-provisioning")
+        self.approver = self._principal("secops@contoso.com")
+        self.tagger = self._principal("tag-writer@contoso.com")
+        self.rg_id = f"/subscriptions/{self.info.subscription_id}/resourceGroups/{RG}"
+        self._control(
+            "POST",
+            "/rbac",
+            {"principal_id": self.tagger["id"], "role": "Tag Contributor", "scope": self.rg_id},
+        )
         policy = {
             "allowed_organizations": [self.organization],
             "allowed_scopes": [f"/subscriptions/{s}" for s in self.info.subscription_ids],
@@ -72,6 +88,24 @@ class Demo:
                 "Exchange Administrator",
                 "Security Reader",
             ],
+            # Who may ask for what (docs/POLICY.md): the platform admin through tags, the service desk's
+            # Logic App over HTTP; an app team's Owners and Contributors through tags, with approval.
+            "rules": [
+                {"name": "platform-team", "channels": ["tag"], "principals": [self.info.admin_principal_id]},
+                {"name": "service-desk", "channels": ["logicapps"], "principals": [self.logic_app["id"]]},
+                {
+                    "name": "app-team",
+                    "channels": ["tag"],
+                    "target_roles": ["Owner", "Contributor"],
+                    "scopes": [self.rg_id],
+                    "require_approval": True,
+                },
+            ],
+            "approval": {
+                "approvers": [self.approver["id"]],
+                "required_for_roles": ["Exchange Administrator"],
+                "timeout": "PT1H",
+            },
         }
         settings = {
             "FUNCTIONS_WORKER_RUNTIME": "python",
@@ -84,6 +118,7 @@ class Demo:
             "EXOMI_POLL_SECONDS": "0.5",
             "EXOMI_MAX_POLL_SECONDS": "2",
             "EXOMI_TAG_SETTLE_SECONDS": "1",
+            "EXOMI_TRUST_APP_SERVICE_AUTH": "true",
             "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:00.500",
         }
         self.host = stack.enter_context(
@@ -91,14 +126,15 @@ class Demo:
         )
         say(f"emulator: ARM and Graph at {self.info.arm_endpoint}; tenant {self.info.tenant_id}", indent=2)
         say(f"Functions host: {self.host.url} with {len(self.host.info['functions'])} functions", indent=2)
+        # The demo reads requests as the approver (an approver may use the API); App Service
+        # Authentication would add these headers in Azure.
         self.api = stack.enter_context(
             httpx.Client(
                 base_url=self.host.url,
-                headers={"x-functions-key": self.host.info["function_key"]},
+                headers={"x-functions-key": self.host.info["function_key"], **self._easy_auth(self.approver)},
                 timeout=30,
             )
         )
-        self.control = stack.enter_context(httpx.Client(verify=self.info.ca_bundle, timeout=30))
         webhook = f"{self.host.url}/runtime/webhooks/eventgrid?functionName=on_resource_event"
         self._control(
             "POST",
@@ -114,15 +150,27 @@ class Demo:
         )
         say("Event Grid: the subscription's events go to on_resource_event", indent=2)
         admin = ManagedIdentityCredential(client_id=self.info.admin_client_id)
-        arm = {
+        self.arm = {
             "base_url": self.info.arm_endpoint,
             "connection_verify": self.info.ca_bundle,
             "polling_interval": 0.5,
         }
-        self.resources = ResourceManagementClient(admin, self.info.subscription_id, **arm)
-        self.automation = AutomationClient(admin, self.info.subscription_id, **arm)
-        self.msi = ManagedServiceIdentityClient(admin, self.info.subscription_id, **arm)
+        self.resources = ResourceManagementClient(admin, self.info.subscription_id, **self.arm)
+        self.automation = AutomationClient(admin, self.info.subscription_id, **self.arm)
+        self.msi = ManagedServiceIdentityClient(admin, self.info.subscription_id, **self.arm)
         self.summary: list[dict[str, Any]] = []
+
+    def _principal(self, name: str) -> dict[str, Any]:
+        return self._control(
+            "POST", "/principals", {"displayName": name, "type": "ManagedIdentity", "visible": True}
+        )
+
+    @staticmethod
+    def _easy_auth(principal: dict[str, Any]) -> dict[str, str]:
+        return {
+            "X-MS-CLIENT-PRINCIPAL-ID": principal["id"],
+            "X-MS-CLIENT-PRINCIPAL-NAME": principal["displayName"],
+        }
 
     def _control(self, method: str, path: str, body: Any = None) -> Any:
         response = self.control.request(method, self.info.control_endpoint + path, json=body)
@@ -205,9 +253,59 @@ class Demo:
         )
         return account.id
 
+    def story_refused_tag(self) -> None:
+        say("")
+        say("Story 2: somebody whose only right is Tag Contributor tags an Automation account")
+        started = time.monotonic()
+        account = self.automation.automation_account.create_or_update(
+            RG,
+            "ContosoAzAuto3",
+            {
+                "location": LOCATION,
+                "identity": {"type": "SystemAssigned"},
+                "properties": {"sku": {"name": "Basic"}},
+            },
+        )
+        tagger = ManagedIdentityCredential(client_id=self.tagger["appId"])
+        resources = ResourceManagementClient(tagger, self.info.subscription_id, **self.arm)
+        tags = {"exo-organization": self.organization, "exo-role": "Exchange Administrator"}
+        resources.tags.begin_update_at_scope(
+            account.id, {"operation": "Merge", "properties": {"tags": tags}}
+        ).result()
+        say(f"{self.tagger['displayName']} tagged {account.name}: {tags}", indent=2)
+        refusal = self.wait_for_refusal(account.id)
+        say(
+            f"refused by rule '{refusal['rule']}' (the write was allowed by '{refusal['azure_role']}'):",
+            indent=2,
+        )
+        say(refusal["reason"][:160] + "...", indent=4)
+        requests = self.api.get("/api/requests", params={"target": account.id}).json()["value"]
+        # (A request made for the account's creator from its creation event, if that event was handled
+        # after the tags were written, is cancelled when the refused tag write is handled.)
+        requests = [r for r in requests if r["status"] != "cancelled"]
+        say(f"live requests for {account.name}: {len(requests)}; GET /api/refusals lists the attempt", indent=2)
+        self.summary.append(
+            {
+                "story": "Tag Contributor tags an account",
+                "target": account.name,
+                "status": "refused" if not requests else "granted?!",
+                "seconds": round(time.monotonic() - started, 1),
+                "granted": "nothing (a refusal record naming the rule)",
+            }
+        )
+
+    def wait_for_refusal(self, target: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            refusals = self.api.get("/api/refusals", params={"target": target}).json().get("value", [])
+            if refusals:
+                return refusals[-1]
+            time.sleep(0.5)
+        raise RuntimeError(f"no refusal for {target} appeared")
+
     def story_logic_apps(self) -> None:
         say("")
-        say("Story 2: a Logic-Apps-style client requests access for a user-assigned identity")
+        say("Story 3: a Logic-Apps-style client asks for Exchange Administrator; secops approves it")
         started = time.monotonic()
         identity = self.msi.user_assigned_identities.create_or_update(
             RG, "ContosoMI1", {"location": LOCATION}
@@ -226,34 +324,46 @@ class Demo:
             "target": account.id,
             "identity": identity.id,
             "organization": self.organization,
-            "role": "Security Reader",
+            "role": "Exchange Administrator",
             "channel": "logicapps",
             "external_reference": "CHG0012345",
         }
-        response = self.api.post("/api/requests", json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
+        response = self.api.post(
+            "/api/requests",
+            json=body,
+            headers={"Idempotency-Key": str(uuid.uuid4()), **self._easy_auth(self.logic_app)},
+        )
         say(
             f"POST /api/requests -> {response.status_code}, Location {response.headers.get('Location')}, Retry-After {response.headers.get('Retry-After')}",
             indent=2,
         )
         response.raise_for_status()
+        document = response.json()
+        say(f"status {document['status']}: {', '.join(document['approval']['reasons'])}", indent=2)
+        decision = self.api.post(
+            f"/api/requests/{document['id']}/approval",
+            json={"decision": "approve", "comment": "CAB-2026-118"},
+        )
+        decision.raise_for_status()
+        say(f"{self.approver['displayName']} approved it: status {decision.json()['status']}", indent=2)
         result = self.follow(response.headers["Location"], "provision")
         content = self.automation.runbook.get_content(RG, account.name, "exomi-connect-exchange")
         connect = next(line for line in content.splitlines() if line.startswith("Connect-ExchangeOnline"))
         say(f"runbook: {connect}", indent=4)
         self.summary.append(
             {
-                "story": "Logic Apps request (user-assigned identity)",
+                "story": "Logic Apps request, approved",
                 "target": account.name,
                 "status": result.get("status"),
                 "seconds": round(time.monotonic() - started, 1),
-                "granted": "Exchange.ManageAsApp, Security Reader, modules, runbook (client id in the connect line)",
+                "granted": "Exchange.ManageAsApp, Exchange Administrator (approved by secops), modules, runbook",
                 "ticket": result.get("external_reference"),
             }
         )
 
     def story_revoke(self, target: str) -> None:
         say("")
-        say("Story 3: the admin removes the tag; the access is revoked")
+        say("Story 4: the admin removes the tag; the access is revoked")
         started = time.monotonic()
         before = self.requests_for(target)
         self.resources.tags.begin_update_at_scope(
@@ -281,9 +391,9 @@ class Demo:
                 f"{row['story']:<{width}}  {row['status']:<9} {row['seconds']:>5}s  {row['target']}: {row['granted']}",
                 indent=2,
             )
-        expected = ["succeeded", "succeeded", "revoked"]
+        expected = ["succeeded", "refused", "succeeded", "revoked"]
         ok = [row["status"] for row in self.summary] == expected
-        say("all three stories ended as expected" if ok else "a story did not end as expected (see above)")
+        say("all four stories ended as expected" if ok else "a story did not end as expected (see above)")
         return ok
 
 
@@ -291,6 +401,7 @@ def main() -> int:
     with ExitStack() as stack:
         demo = Demo(stack)
         target = demo.story_tag()
+        demo.story_refused_tag()
         demo.story_logic_apps()
         demo.story_revoke(target)
         ok = demo.report()

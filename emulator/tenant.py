@@ -8,6 +8,7 @@ Time-dependent behaviour (replication, imports, jobs) is evaluated lazily from t
 from __future__ import annotations
 
 import base64
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -129,6 +130,17 @@ class RbacAssignment:
     principal_id: str
     role: RoleDefinition
     scope: str
+    # What Microsoft.Authorization/roleAssignments shows (emulator/arm/authorization.py). Every
+    # principal of the emulator is a service principal; seeded assignments have no creator.
+    principal_type: str = "ServicePrincipal"
+    created_at: float = field(default_factory=time.time)
+    updated_at: float | None = None  # None: never updated (updatedOn is createdOn)
+    created_by: str | None = None  # object id of the caller that created it
+    updated_by: str | None = None
+    description: str | None = None
+    condition: str | None = None  # stored and shown, never evaluated
+    condition_version: str | None = None
+    delegated_managed_identity_resource_id: str | None = None
 
 
 @dataclass
@@ -191,6 +203,9 @@ class Tenant:
         self.operations: dict[str, Any] = {}
         # Automation module imports that tests make fail: module name (lower) -> error message.
         self.module_import_failures: dict[str, str] = {}
+        # While held, a new managed identity stays invisible to Graph until ``replicate`` reveals it, so
+        # that tests can observe the replication window without racing a timer.
+        self.replication_held = False
 
         # First-party service principals.
         self.graph_sp = self._add_first_party(dd.GRAPH_APP_ID, "Microsoft Graph", dd.GRAPH_APP_ROLES)
@@ -255,7 +270,7 @@ class Tenant:
             display_name=display_name,
             sp_type=sp_type,
             created_at=now,
-            visible_at=now if visible else now + self.timings.replication_delay,
+            visible_at=now if visible else self._replicated_at(now),
             mi_resource_id=mi_resource_id,
         )
         if sp_type == "ManagedIdentity":
@@ -267,6 +282,16 @@ class Tenant:
                 explicit = "True" if "/userassignedidentities/" in mi_resource_id.lower() else "False"
                 sp.alternative_names = [f"isExplicit={explicit}", mi_resource_id]
         self.service_principals[sp.id] = sp
+        return sp
+
+    def _replicated_at(self, now: float) -> float:
+        return math.inf if self.replication_held else now + self.timings.replication_delay
+
+    def replicate(self, object_id: str) -> ServicePrincipal | None:
+        """Make a principal visible to Graph now (ends its replication delay, held or timed)."""
+        sp = self.principal(object_id)
+        if sp is not None:
+            sp.visible_at = min(sp.visible_at, time.time())
         return sp
 
     def create_managed_identity(self, display_name: str, resource_id: str) -> ServicePrincipal:

@@ -8,8 +8,16 @@ workstation, scripts, and the tests). Settings come from the environment and ``l
     exomi status    <request id>
     exomi resume    <request id>      (continue a request, e.g. after a crash)
     exomi list      [--status ...] [--target ...]
+    exomi approve   <request id> [--comment ...]   |   exomi deny <request id> [--comment ...]
+    exomi cancel    <request id>
+    exomi refusals  [--since ...] [--channel ...] [--target ...]
 
-Exit codes: 0 done, 1 the request failed, 2 refused or invalid input, 3 still running when --wait ended.
+The command runs with your own Azure rights (DefaultAzureCredential), so the policy's caller rules,
+which say who may ask through tags and the HTTP API, do not apply to it; allowed_channels, the other
+policy rules and approvals do. Your name (user@host, or --requested-by / --as) is what is recorded.
+
+Exit codes: 0 done, 1 the request failed (or was denied or cancelled), 2 refused or invalid input,
+3 not finished: still running when --wait-seconds ended, or awaiting approval.
 """
 
 from __future__ import annotations
@@ -21,10 +29,11 @@ import json
 import logging
 import socket
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.errors import ExomiError, InputError
-from shared.models import Channel, RequestStatus
+from shared.models import Channel, Requester, RequestStatus
 from shared.service import ExomiApp, ExomiService, PlanReport
 from shared.state.records import RequestRecord, StepRecord
 
@@ -87,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
         if name == "provision":
             sub.add_argument("--no-verify", action="store_true", help="skip the verification run")
             sub.add_argument("--external-reference", help="e.g. a ticket id; stored and echoed back")
+            sub.add_argument(
+                "--expires", help="how long the access lasts: P30D, PT8H, or a UTC date such as 2027-01-31"
+            )
             sub.add_argument("--idempotency-key", help="makes retries of this command safe")
             sub.add_argument("--no-wait", action="store_true", help="record the request and return")
             sub.add_argument(
@@ -115,6 +127,20 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--target")
     sub.add_argument("--channel", choices=[c.value for c in Channel])
     sub.add_argument("--external-reference")
+    for name, help_text in (
+        ("approve", "approve a request that awaits approval (it is queued for the Function app's worker)"),
+        ("deny", "deny a request that awaits approval"),
+        ("cancel", "cancel a queued, waiting or awaiting-approval request"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("request_id")
+        sub.add_argument("--as", dest="acting_as", help="who decides (default: user@host)")
+        if name != "cancel":
+            sub.add_argument("--comment", help="kept with the decision")
+    sub = commands.add_parser("refusals", help="list refused attempts")
+    sub.add_argument("--since", help="ISO 8601 date or time")
+    sub.add_argument("--channel", choices=[c.value for c in Channel])
+    sub.add_argument("--target")
     return parser
 
 
@@ -128,6 +154,7 @@ def _request_body(args: argparse.Namespace) -> dict[str, Any]:
         "runtime_environment",
         "runbook_name",
         "external_reference",
+        "expires",
     ):
         value = getattr(args, field, None)
         if value is not None:
@@ -192,6 +219,26 @@ class Printer:
                 self.out(f"{'':>25}fix: {step.fix}")
 
 
+def _show_request(
+    service: ExomiService,
+    printer: Printer,
+    record: RequestRecord,
+    what: str,
+    *,
+    kept: list[str] | None = None,
+) -> int:
+    if printer.as_json:
+        data = printer.request(record)
+        if kept is not None:
+            data["kept"] = kept
+        print(json.dumps(data, indent=2))
+    else:
+        printer.out(f"request {record.id} {what}: now {record.status.value}")
+        for change in kept or []:
+            printer.out(f"  kept (revoke the target to remove it): {change}")
+    return EXIT_OK
+
+
 def _default_requester() -> str:
     try:
         return f"{getpass.getuser()}@{socket.gethostname()}"
@@ -218,16 +265,25 @@ async def _finish(
             printer.out(f"  {report.request.message}")
         if report.request.error and report.request.error.get("fix"):
             printer.out(f"  fix: {report.request.error['fix']}")
+        approval = report.request.approval
+        if report.request.status is RequestStatus.AWAITING_APPROVAL and approval is not None:
+            printer.out(
+                f"  awaiting approval until {approval.deadline.isoformat(timespec='seconds')} by one of: "
+                f"{', '.join(approval.approvers)} (exomi approve {record.id})"
+            )
     status = report.request.status
     if status in (RequestStatus.SUCCEEDED, RequestStatus.REVOKED):
         return EXIT_OK
+    if status is RequestStatus.AWAITING_APPROVAL:
+        return EXIT_RUNNING
     if status.active:
         return EXIT_RUNNING if not getattr(args, "no_wait", False) else EXIT_OK
     return EXIT_FAILED
 
 
 async def _run(args: argparse.Namespace, printer: Printer) -> int:
-    requested_by = getattr(args, "requested_by", None) or _default_requester()
+    name = getattr(args, "requested_by", None) or getattr(args, "acting_as", None) or _default_requester()
+    requester = Requester.operator(name)
     async with await ExomiApp.open() as app:
         service = ExomiService(app)
         if args.command in ("provision", "revoke"):
@@ -235,7 +291,7 @@ async def _run(args: argparse.Namespace, printer: Printer) -> int:
             submit = service.submit_provision if args.command == "provision" else service.submit_revoke
             submission = await submit(
                 body,
-                requested_by=requested_by,
+                requester=requester,
                 channel=Channel.CLI,
                 idempotency_key=getattr(args, "idempotency_key", None),
             )
@@ -244,14 +300,10 @@ async def _run(args: argparse.Namespace, printer: Printer) -> int:
             )
             return await _finish(service, printer, submission.request, args)
         if args.command == "plan":
-            printer.plan(
-                await service.plan(_request_body(args), requested_by=requested_by, channel=Channel.CLI)
-            )
+            printer.plan(await service.plan(_request_body(args), requester=requester, channel=Channel.CLI))
             return EXIT_OK
         if args.command == "diagnose":
-            report = await service.diagnose(
-                _request_body(args), requested_by=requested_by, channel=Channel.CLI
-            )
+            report = await service.diagnose(_request_body(args), requester=requester, channel=Channel.CLI)
             printer.plan(report)
             problems = [s for s in report.steps if s.verdict in ("missing", "wrong", "error")]
             return EXIT_OK if not problems else EXIT_FAILED
@@ -268,6 +320,40 @@ async def _run(args: argparse.Namespace, printer: Printer) -> int:
                 printer.progress(report.request, report.steps)
                 if report.request.message:
                     printer.out(f"  {report.request.message}")
+            return EXIT_OK
+        if args.command in ("approve", "deny"):
+            record = await service.decide(
+                args.request_id, requester, approve=args.command == "approve", comment=args.comment
+            )
+            return _show_request(
+                service, printer, record, f"{args.command}d" if args.command == "approve" else "denied"
+            )
+        if args.command == "cancel":
+            cancellation = await service.cancel(args.request_id, requester, Channel.CLI)
+            _show_request(service, printer, cancellation.request, "cancelled", kept=cancellation.kept)
+            return EXIT_OK
+        if args.command == "refusals":
+            since = datetime.fromisoformat(args.since.replace("Z", "+00:00")) if args.since else None
+            if since is not None and since.tzinfo is None:
+                since = since.replace(tzinfo=UTC)
+            filters = {
+                k: v for k, v in (("since", since), ("channel", args.channel), ("target", args.target)) if v
+            }
+            refusals = []
+            token = None
+            while True:
+                page = await service.list_refusals(**filters, page_size=200, continuation_token=token)
+                refusals += page.items
+                token = page.continuation_token
+                if token is None:
+                    break
+            if printer.as_json:
+                print(json.dumps([r.model_dump(mode="json") for r in refusals], indent=2))
+            for refusal in refusals:
+                printer.out(
+                    f"{refusal.at.isoformat(timespec='seconds')}  {refusal.channel.value:<9} {refusal.operation:<9} "
+                    f"{refusal.requested_by}  rule {refusal.rule}: {refusal.reason}"
+                )
             return EXIT_OK
         if args.command == "resume":
             record = (await service.status(args.request_id)).request

@@ -241,3 +241,37 @@ class OperationFailed(ExomiError):
 
     def details(self) -> dict[str, Any]:
         return {"operation": self.operation, **({"fix": self.fix} if self.fix else {})}
+
+
+class RequestEnded(ExomiError):
+    """A request ended without running to completion; ``by`` names who ended it (None: exomi itself)."""
+
+    http_status = 422
+
+    def __init__(self, message: str, *, by: str | None = None) -> None:
+        super().__init__(message)
+        self.by = by
+
+    def details(self) -> dict[str, Any]:
+        return {} if self.by is None else {"by": self.by}
+
+
+class Cancelled(RequestEnded):
+    code = "Cancelled"
+
+
+class ApprovalDenied(RequestEnded):
+    code = "ApprovalDenied"
+
+
+class ApprovalExpired(RequestEnded):
+    """Nobody approved or denied the request before the policy's approval timeout."""
+
+    code = "ApprovalExpired"
+
+
+class GaveUp(ExomiError):
+    """The work queue gave up on a request: processing it failed on every retry."""
+
+    code = "GaveUp"
+    http_status = 500

@@ -22,22 +22,36 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from shared import tags
+from shared.authorization import Ask
 from shared.engine.context import resource_ref
 from shared.errors import ConcurrencyError, Conflict, ExomiError, PolicyRefusal
 from shared.ids import ResourceId, parse_resource_id
-from shared.models import MAX_REQUESTED_BY, Channel, Operation, RequestStatus, Role, Runtime, TargetStatus
+from shared.models import (
+    MAX_REQUESTED_BY,
+    Channel,
+    Operation,
+    ProvisionRequest,
+    Requester,
+    RequesterKind,
+    RequestStatus,
+    Role,
+    Runtime,
+    TargetStatus,
+)
 from shared.policy import Decision
 from shared.runtime import exomi_service
-from shared.service import ExomiApp, ExomiService
-from shared.state.records import AuditRecord, RequestRecord, TargetRecord
+from shared.service import Attempt, ExomiApp, ExomiService, Outcome
+from shared.state.records import AuditRecord, RequestRecord, TagState, TargetRecord
 
 log = logging.getLogger("exomi.events")
 
@@ -100,23 +114,14 @@ def target_of(subject: str) -> ResourceId | None:
         return None  # another resource type, a child resource (runbooks, jobs...) or not a resource id
 
 
-def _dashless(object_id: Any) -> str | None:
-    return object_id.replace("-", "").lower() if isinstance(object_id, str) and object_id else None
-
-
-@dataclass(frozen=True)
-class Caller:
-    object_id: str | None  # without dashes, lower case (ARM writes evidence.principalId so)
-    name: str  # what requests record as requested_by
-
-
-def caller_of(data: Mapping[str, Any]) -> Caller:
-    """Who made the change: the object id to compare with exomi's own, and a name to record (UPN or name
-    for people, app id or object id for applications). No other claim is kept."""
+def caller_of(data: Mapping[str, Any]) -> Requester:
+    """Who made the change, as ARM says in the event: the object id (claims, else the evidence), a name
+    to record (UPN or name for people, app id or object id for applications) and the Azure role whose
+    assignment allowed the write (``authorization.evidence``). No other claim is kept."""
     claims = data.get("claims") if isinstance(data.get("claims"), Mapping) else {}
     authorization = data.get("authorization") if isinstance(data.get("authorization"), Mapping) else {}
     evidence = authorization.get("evidence") if isinstance(authorization.get("evidence"), Mapping) else {}
-    object_id = claims.get(OID_CLAIM) or claims.get("oid") or evidence.get("principalId")
+    object_id = _guid(claims.get(OID_CLAIM) or claims.get("oid") or evidence.get("principalId"))
     candidates = (
         claims.get(UPN_CLAIM),
         claims.get("upn"),
@@ -124,15 +129,33 @@ def caller_of(data: Mapping[str, Any]) -> Caller:
         claims.get("appid"),
         object_id,
     )
-    name = next(
-        (
-            c
-            for c in candidates
-            if isinstance(c, str) and c and len(c) <= MAX_REQUESTED_BY and c.isprintable()
-        ),
-        "unknown caller",
+    name = next((c for c in candidates if _printable(c)), None)
+    role = evidence.get("role") if _printable(evidence.get("role")) else None
+    scope = evidence.get("roleAssignmentScope") if _printable(evidence.get("roleAssignmentScope")) else None
+    operation = data.get("operationName") if _printable(data.get("operationName")) else None
+    return Requester(
+        kind=RequesterKind.ARM,
+        name=name or "unknown caller",
+        principal_id=object_id,
+        principal_name=name,
+        azure_role=role,
+        azure_role_scope=scope,
+        write_operation=operation,
     )
-    return Caller(_dashless(object_id), name)
+
+
+def _printable(value: Any) -> bool:
+    return isinstance(value, str) and bool(value) and len(value) <= MAX_REQUESTED_BY and value.isprintable()
+
+
+def _guid(value: Any) -> str | None:
+    """An object id with dashes, lower case (ARM writes evidence.principalId without dashes); else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(uuid.UUID(hex=value.replace("-", ""))) if len(value.replace("-", "")) == 32 else None
+    except ValueError:
+        return None
 
 
 _own_object_id: str | None = None
@@ -144,13 +167,13 @@ async def own_object_id(app: ExomiApp) -> str | None:
     global _own_object_id
     if _own_object_id is None:
         if app.settings.principal_id:
-            _own_object_id = _dashless(app.settings.principal_id)
+            _own_object_id = _guid(app.settings.principal_id)
         else:
             token = await app.clients.credential.get_token(app.settings.arm_scope)
             try:
                 payload = token.token.split(".")[1]
                 claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-                _own_object_id = _dashless(claims.get("oid"))
+                _own_object_id = _guid(claims.get("oid"))
             except (IndexError, ValueError, AttributeError):
                 log.warning("exomi's ARM token has no readable oid claim; set EXOMI_PRINCIPAL_ID")
     return _own_object_id
@@ -174,19 +197,30 @@ async def on_resource_event(event: Any) -> None:
         return
     service = await exomi_service()
     caller = caller_of(resource_event.data)
-    if caller.object_id is not None and caller.object_id == await own_object_id(service.app):
+    if caller.principal_id is not None and caller.principal_id == await own_object_id(service.app):
         log.debug("ignoring event %s: caused by exomi itself", resource_event.id)
         return
     events = service.app.state.events
     if await events.handled(resource_event.id, resource_event.time):
         log.info("ignoring event %s: handled before (a repeated delivery)", resource_event.id)
         return
-    outcome = await sync_target(service, target, requested_by=caller.name, channel=Channel.TAG)
+    write = TagWrite(caller, resource_event.id, resource_event.time)
+    outcome = await sync_target(service, target, write)
     await events.remember(resource_event.id, resource_event.time, outcome.text)
     log.info("event %s (%s on %s): %s", resource_event.id, resource_event.type, target.canonical, outcome)
 
 
 # ---------------------------------------------------------------------------------------------- desired state
+
+
+@dataclass(frozen=True)
+class TagWrite:
+    """The write an event reports: who made it (the requester of what the tags now ask for), and the
+    event's id (for the refusal log) and time (older events than the newest handled one are stale)."""
+
+    writer: Requester
+    event_id: str | None = None
+    time: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -197,56 +231,57 @@ class Desired:
     role: Role | None
     identity: str  # "system" or a user-assigned identity id, lower case
     runtime: Runtime | None
+    expires: str | None = None  # the duration or date asked for (not the moment it ends)
 
     @classmethod
-    def of(cls, organization: str | None, role: Any, identity: str | None, runtime: Any) -> Desired:
+    def of(
+        cls,
+        organization: str | None,
+        role: Any,
+        identity: str | None,
+        runtime: Any,
+        expires: str | None = None,
+    ) -> Desired:
         return cls(
             organization,
             Role(role) if role else None,
             (identity or "system").lower(),
             Runtime(runtime) if runtime else None,
+            expires,
         )
 
     @classmethod
     def of_request(cls, record: RequestRecord) -> Desired | None:
         """A request's desired state (None for a revoke: the target should have nothing)."""
-        if record.operation is Operation.REVOKE:
+        request = record.request
+        if record.operation is Operation.REVOKE or not isinstance(request, ProvisionRequest):
             return None
         decision = record.decision or Decision(allowed=True)
-        return cls.of(record.request.organization, decision.role, record.request.identity, decision.runtime)
+        return cls.of(
+            request.organization, decision.role, request.identity, decision.runtime, request.expires
+        )
 
     @classmethod
     def of_target(cls, record: TargetRecord) -> Desired:
-        return cls.of(record.organization, record.role, record.identity, record.runtime)
+        return cls.of(record.organization, record.role, record.identity, record.runtime, record.expires)
+
+    def fingerprint(self) -> str:
+        text = "|".join(
+            str(part) for part in (self.organization, self.role, self.identity, self.runtime, self.expires)
+        )
+        return hashlib.sha256(text.encode()).hexdigest()
 
 
 ABSENT = None  # the desired state "exomi grants nothing here"
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What syncing a target did: a sentence for the log, and the request it made, if any."""
-
-    text: str
-    request: RequestRecord | None = None
-
-    def __str__(self) -> str:
-        return self.text
-
-
-async def sync_target(
-    service: ExomiService,
-    target: ResourceId,
-    *,
-    requested_by: str,
-    channel: Channel,
-) -> Outcome:
-    """Bring exomi's requests in line with the target's tags (or its deletion); returns what it did.
-
-    Raises TargetBusy when the desired state differs from a request that already runs."""
+async def sync_target(service: ExomiService, target: ResourceId, write: TagWrite) -> Outcome:
+    """Bring exomi's requests in line with the target's tags (or its deletion), as asked for by
+    ``write.writer``; returns what it did. Raises TargetBusy when the desired state differs from a
+    request that already runs."""
     for _ in range(_ATTEMPTS):
         try:
-            return await _sync_once(service, target, requested_by, channel)
+            return await _sync_once(service, target, write)
         except (Conflict, ConcurrencyError):
             continue  # another delivery or the worker moved the target on meanwhile: look again
     raise TargetBusy(
@@ -254,15 +289,23 @@ async def sync_target(
     )
 
 
-async def _sync_once(
-    service: ExomiService, target: ResourceId, requested_by: str, channel: Channel
-) -> Outcome:
+async def _sync_once(service: ExomiService, target: ResourceId, write: TagWrite) -> Outcome:
     app = service.app
-    resource, record, active = await asyncio.gather(
+    writer = write.writer
+    resource, record, active, tag_state = await asyncio.gather(
         app.arm.get_target(target.kind, resource_ref(target)),
         app.state.targets.get(target.key),
         app.state.active_request(target),
+        app.state.targets.tag_state(target.key),
     )
+    if resource is not None and _is_stale(write, tag_state):
+        # A newer write's event was handled already, for the state this one would read: whoever wrote
+        # the tags, it was not necessarily this event's writer.
+        return Outcome(
+            "an event of a newer write to the target was handled already; this one changes nothing"
+        )
+    newest = write.time if write.time is not None else tag_state.newest_event_at
+    tag_state = tag_state.model_copy(update={"newest_event_at": newest})
     tag_managed = (record is not None and record.managed_by_tags) or (
         active is not None and active.channel is Channel.TAG
     )
@@ -271,80 +314,150 @@ async def _sync_once(
         wanted = ABSENT  # deleted: nothing of exomi's should stay behind, whoever asked for it
     elif not tags.opted_in(resource.tags):
         if not tag_managed:
+            await app.state.targets.save_tag_state(target.key, target.canonical, tag_state)
             return Outcome("no opt-in tag and not managed by tags: nothing to do")
         wanted = ABSENT
     else:
         try:
-            request = tags.desired_request(target, resource.tags, requested_by=requested_by, channel=channel)
+            request = tags.desired_request(
+                target, resource.tags, requested_by=writer.name, channel=Channel.TAG
+            )
         except tags.TagError as error:
             log.error("the tags of %s are invalid, nothing was requested: %s", target.canonical, error)
             return Outcome(f"invalid tag {error.tag}")
         decision = app.policy.evaluate(request)
-        if not decision.allowed:
-            log.error(
-                "policy refuses what the tags of %s ask for (rule %s): %s",
-                target.canonical,
-                decision.rule,
-                decision.reason,
+        role = decision.role or request.role  # refused before the role was known: the one asked for
+        wanted = Desired.of(request.organization, role, request.identity, request.runtime, request.expires)
+        if record is not None and record.expired and Desired.of_target(record) == wanted:
+            return Outcome("the access these tags asked for has expired; write exo-expires again to renew it")
+        if not writer.wrote_tags and tag_state.refused_desired == wanted.fingerprint():
+            # The tags still say what policy refused. This write did not go through the Tags API, so it
+            # may not have touched them: it is not taken as its writer asking for them again.
+            await app.state.targets.save_tag_state(target.key, target.canonical, tag_state)
+            return Outcome(
+                "the tags ask for what was refused before; this write is not taken as asking again"
             )
-            return Outcome(f"refused by policy rule {decision.rule}")
-        wanted = Desired.of(request.organization, decision.role, request.identity, decision.runtime)
+        refusal = await _refusal_of(service, request, decision, writer)
+        if refusal is not None:
+            await service.refused(
+                refusal, Attempt(writer, Channel.TAG, "provision", target.canonical, write.event_id)
+            )
+            if active is not None and _settling_on_behalf_of_another(active, writer, wanted):
+                # The tags it acts on were written by a writer the policy refuses: it must not run.
+                await _supersede(
+                    app, active, writer, "its tags were last written by a writer the policy refuses"
+                )
+            refused_state = tag_state.model_copy(update={"refused_desired": wanted.fingerprint()})
+            await app.state.targets.save_tag_state(target.key, target.canonical, refused_state)
+            return Outcome(f"provision refused by policy rule {refusal.rule}")
+    await app.state.targets.save_tag_state(
+        target.key, target.canonical, tag_state.model_copy(update={"refused_desired": None})
+    )
 
     if active is not None:
         if Desired.of_request(active) == wanted:
             return Outcome(f"request {active.id} already works towards this state")
-        if active.status is not RequestStatus.QUEUED or active.channel not in SUPERSEDABLE:
+        if (
+            active.status not in (RequestStatus.QUEUED, RequestStatus.AWAITING_APPROVAL)
+            or active.channel not in SUPERSEDABLE
+        ):
             raise TargetBusy(
                 f"{target.canonical} has an active request {active.id} ({active.status.value}) for another "
                 "desired state; Event Grid will deliver this event again once it has ended"
             )
-        await _supersede(app, active, requested_by, channel)
+        await _supersede(app, active, writer, "the desired state of the target changed again")
 
     if wanted is ABSENT:
         if record is None or record.status is TargetStatus.REVOKED:
             return Outcome("nothing of exomi's to revoke")
         body: dict[str, Any] = {"target": target.canonical}
-        return await _submit(service, service.submit_revoke, body, requested_by, channel, "revoke")
+        return await _submit(service, body, write, revoke=True, deleted=resource is None)
     if (
         record is not None
         and record.status is TargetStatus.PROVISIONED
         and Desired.of_target(record) == wanted
     ):
         return Outcome("no change")
+    assert request is not None
     body = request.model_dump(mode="json", exclude={"requested_by", "channel"}, exclude_none=True)
-    return await _submit(service, service.submit_provision, body, requested_by, channel, "provision")
+    return await _submit(service, body, write, revoke=False, deleted=False)
+
+
+def _is_stale(write: TagWrite, state: TagState) -> bool:
+    return write.time is not None and state.newest_event_at is not None and write.time < state.newest_event_at
+
+
+async def _refusal_of(
+    service: ExomiService, request: ProvisionRequest, decision: Decision, writer: Requester
+) -> PolicyRefusal | None:
+    """Why policy or the caller rules refuse what the tags ask for on behalf of ``writer`` (None: allowed)."""
+    if not decision.allowed:
+        return decision.refusal()
+    authorization = await service.authorize(
+        Ask.of(request, role=decision.role, runtime=decision.runtime), writer
+    )
+    return authorization.refusal
+
+
+def _settling_on_behalf_of_another(active: RequestRecord, writer: Requester, wanted: Desired | None) -> bool:
+    """An active tag request for the same state that has not started, made for another writer from a
+    write that did not go through the Tags API (so that writer may never have written these tags)."""
+    requester = active.requester
+    return (
+        active.channel is Channel.TAG
+        and active.status in (RequestStatus.QUEUED, RequestStatus.AWAITING_APPROVAL)
+        and Desired.of_request(active) == wanted
+        and requester is not None
+        and not requester.wrote_tags
+        and not requester.same_principal(writer)
+    )
 
 
 async def _submit(
-    service: ExomiService, submit, body: dict[str, Any], requested_by: str, channel: Channel, what: str
+    service: ExomiService, body: dict[str, Any], write: TagWrite, *, revoke: bool, deleted: bool
 ) -> Outcome:
+    what = "revoke" if revoke else "provision"
     try:
-        submission = await submit(body, requested_by=requested_by, channel=channel)
+        if revoke:
+            submission = await service.submit_revoke(
+                body,
+                requester=write.writer,
+                channel=Channel.TAG,
+                event_id=write.event_id,
+                resource_deleted=deleted,
+            )
+        else:
+            submission = await service.submit_provision(
+                body, requester=write.writer, channel=Channel.TAG, event_id=write.event_id
+            )
     except PolicyRefusal as refusal:
-        log.error("policy refuses to %s %s (rule %s): %s", what, body["target"], refusal.rule, refusal.reason)
-        return Outcome(f"refused by policy rule {refusal.rule}")
+        # Recorded in the refusal log by the service (and logged at WARNING).
+        return Outcome(f"{what} refused by policy rule {refusal.rule}")
+    if submission.request.status is RequestStatus.AWAITING_APPROVAL:
+        await service.enqueue(submission.request)  # looked at again when its approval times out
+        return Outcome(f"{what} request {submission.request.id} awaits approval", submission.request)
     # Tag requests wait a moment before they start, so that further tag writes can still replace them.
-    settle = service.app.settings.engine.tag_settle if channel is Channel.TAG else 0
+    settle = service.app.settings.engine.tag_settle
     await service.enqueue(submission.request, delay=timedelta(seconds=settle))
     return Outcome(f"{what} request {submission.request.id}", submission.request)
 
 
-async def _supersede(app: ExomiApp, active: RequestRecord, requested_by: str, channel: Channel) -> None:
-    """Cancel a request that has not started because the desired state changed again (ConcurrencyError
-    if the worker has just picked it up: the caller looks again and finds it running)."""
-    message = "superseded before it started: the desired state of the target changed again"
+async def _supersede(app: ExomiApp, active: RequestRecord, writer: Requester, why: str) -> None:
+    """Cancel a request that has not started (ConcurrencyError if the worker has just picked it up: the
+    caller looks again and finds it running)."""
+    message = f"superseded before it started: {why}"
     await app.state.finish(active, RequestStatus.CANCELLED, message=message)
     await app.state.audit.append(
         AuditRecord(
             request_id=active.id,
             step="request",
             sequence=1,
-            action="request cancelled: superseded by a newer desired state",
+            action=f"request cancelled: superseded ({why})",
             target=active.target,
             before={"status": active.status.value},
             after={"status": RequestStatus.CANCELLED.value},
-            requested_by=requested_by,
-            channel=channel,
+            requested_by=writer.name,
+            channel=Channel.TAG,
         )
     )
     log.info("request %s was superseded before it started", active.id)

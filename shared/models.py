@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Self, TypeVar
 from urllib.parse import urlsplit
 
+import isodate
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -111,6 +113,7 @@ class Channel(StrEnum):
     TICKET = "ticket"
     CLI = "cli"
     RECONCILE = "reconcile"
+    EXPIRY = "expiry"  # exomi takes access away when the duration a request asked for has passed
 
 
 class Operation(StrEnum):
@@ -119,6 +122,7 @@ class Operation(StrEnum):
 
 
 class RequestStatus(StrEnum):
+    AWAITING_APPROVAL = "awaiting_approval"  # nothing granted until an approver approves it
     QUEUED = "queued"
     RUNNING = "running"
     WAITING = "waiting"
@@ -126,11 +130,78 @@ class RequestStatus(StrEnum):
     FAILED = "failed"
     REVOKED = "revoked"
     CANCELLED = "cancelled"
+    DENIED = "denied"  # an approver denied it
 
     @property
     def active(self) -> bool:
         """An active request holds its target: no second request may start for it."""
-        return self in (RequestStatus.QUEUED, RequestStatus.RUNNING, RequestStatus.WAITING)
+        return self in (
+            RequestStatus.AWAITING_APPROVAL,
+            RequestStatus.QUEUED,
+            RequestStatus.RUNNING,
+            RequestStatus.WAITING,
+        )
+
+    @property
+    def cancellable(self) -> bool:
+        """A request that no engine pass is working on right now can be cancelled."""
+        return self in (RequestStatus.AWAITING_APPROVAL, RequestStatus.QUEUED, RequestStatus.WAITING)
+
+
+FUNCTION_KEY_CALLER = "function-key caller"
+
+
+class RequesterKind(StrEnum):
+    """How a channel identified the requester."""
+
+    FUNCTION_KEY = "function-key"  # an HTTP caller with a function key and nothing more
+    APP_SERVICE_AUTH = "app-service-auth"  # an HTTP caller App Service Authentication identified
+    ARM = "arm"  # the writer of a resource or its tags, from the Event Grid event ARM sent
+    OPERATOR = "operator"  # the exomi command, run with the operator's own Azure rights
+    EXOMI = "exomi"  # exomi itself: reconciliation and expiry
+
+
+class Requester(BaseModel):
+    """Who asks: what a channel's authentication says, never a field of the request body. Policy rules
+    match ``principal_id`` and ``principal_name``; ``name`` is what requests and audit records show."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: RequesterKind
+    name: str  # recorded as requested_by
+    principal_id: str | None = None  # object id, lower case with dashes
+    principal_name: str | None = None  # UPN, name or app id
+    # Tag writes: the Azure role ARM used to allow the write and the scope of that role assignment.
+    azure_role: str | None = None
+    azure_role_scope: str | None = None
+    write_operation: str | None = None  # tag writes: the ARM operation, e.g. Microsoft.Resources/tags/write
+
+    @property
+    def wrote_tags(self) -> bool:
+        """Did the write go through the Tags API (so the writer certainly wrote the tags)?"""
+        return (self.write_operation or "").lower() in (
+            "microsoft.resources/tags/write",
+            "microsoft.resources/tags/delete",
+        )
+
+    @property
+    def identified(self) -> bool:
+        return self.kind is not RequesterKind.FUNCTION_KEY
+
+    def same_principal(self, other: Requester) -> bool:
+        """Is ``other`` the same principal (by object id when both have one, else by name)?"""
+        if self.principal_id and other.principal_id:
+            return self.principal_id.replace("-", "").lower() == other.principal_id.replace("-", "").lower()
+        mine = (self.principal_name or self.name).lower()
+        return mine == (other.principal_name or other.name).lower()
+
+    @classmethod
+    def operator(cls, name: str) -> Requester:
+        return cls(kind=RequesterKind.OPERATOR, name=name, principal_name=name)
+
+    @classmethod
+    def exomi(cls, name: str) -> Requester:
+        return cls(kind=RequesterKind.EXOMI, name=name, principal_name=name)
 
 
 class StepStatus(StrEnum):
@@ -208,7 +279,42 @@ def _check_callback_url(value: str) -> str:
     return value
 
 
+def _check_expiry(value: str) -> str:
+    """An ISO 8601 duration (kept as given, upper case) or a future UTC date / date-time (normalised)."""
+    text = value.strip()
+    if text[:1] in ("P", "p"):
+        try:
+            duration = isodate.parse_duration(text.upper())
+        except (isodate.ISO8601Error, ValueError):
+            raise ValueError(f"{show(value)} is not an ISO 8601 duration such as P30D or PT8H") from None
+        now = datetime.now(UTC)
+        if now + duration <= now:
+            raise ValueError("must be a duration longer than zero")
+        return text.upper()
+    moment = expiry_moment(text)
+    if moment <= datetime.now(UTC):
+        raise ValueError(f"{show(value)} is in the past")
+    return text
+
+
+def expiry_moment(text: str) -> datetime:
+    """The end of access a date or date-time names: a date means the end of that day (UTC), a time
+    without a zone is UTC. ValueError for anything else."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime.combine(day, datetime.min.time(), UTC) + timedelta(days=1)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{show(text)} is neither an ISO 8601 duration (P30D, PT8H) nor a date or time "
+            "(2027-01-31, 2027-01-31T18:00:00Z)"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 Text = Annotated[StrictStr, AfterValidator(_printable(MAX_REQUESTED_BY))]
+Expiry = Annotated[StrictStr, AfterValidator(_printable(64)), AfterValidator(_check_expiry)]
 Reference = Annotated[StrictStr, AfterValidator(_printable(MAX_EXTERNAL_REFERENCE))]
 Version = Annotated[StrictStr, AfterValidator(_check_version)]
 CallbackUrl = Annotated[StrictStr, AfterValidator(_check_callback_url)]
@@ -277,6 +383,9 @@ class ProvisionRequest(_Request):
     channel: Channel
     external_reference: Reference | None = None
     callback_url: CallbackUrl | None = None  # https only; which hosts are allowed is policy's job
+    # How long the access lasts: an ISO 8601 duration (P30D, PT8H) or a UTC date or time; None: until
+    # revoked (if policy allows). Policy bounds it and turns it into Decision.expires_at.
+    expires: Expiry | None = None
 
     _check_target = field_validator("target")(_input_check(_target))
     _check_organization = field_validator("organization")(_input_check(validate_domain))

@@ -11,7 +11,7 @@ Policy is evaluated before anything is written, so a refused request leaves no t
 from __future__ import annotations
 
 import json
-import re
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,76 +20,38 @@ from urllib.parse import urlsplit
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
-    PlainSerializer,
     StrictBool,
     StrictStr,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from shared.constants import RUNTIME_ENVIRONMENT_NAME_FORMAT
-from shared.errors import ConfigurationError, InputError, PolicyRefusal
-from shared.ids import (
-    ResourceId,
-    TargetKind,
-    domain_matches,
-    validate_domain_pattern,
-    validate_guid,
-    validate_host_pattern,
-    validate_resource_group_name,
+from shared.errors import ConfigurationError, PolicyRefusal
+from shared.ids import TargetKind, domain_matches, validate_domain_pattern, validate_host_pattern
+from shared.models import (
+    Channel,
+    ModuleName,
+    ProvisionRequest,
+    RevokeRequest,
+    Role,
+    Runtime,
+    Version,
+    expiry_moment,
 )
-from shared.models import Channel, ModuleName, ProvisionRequest, RevokeRequest, Role, Runtime, Version
+from shared.rules import (
+    AccessRule,
+    ApprovalPolicy,
+    ExpiryPolicy,
+    ScopeEntry,
+    checked,
+    parse_duration,
+)
 
 _WHERE = "in the exomi policy (app setting EXOMI_POLICY or the file named by EXOMI_POLICY_FILE)"
-_SCOPE_RE = re.compile(r"^/subscriptions/([^/]+)(?:/resourceGroups/([^/]+))?$", re.IGNORECASE)
-
-
-class Scope(BaseModel):
-    """A subscription, or resource groups in it: an exact name, or a name prefix ending in '*'."""
-
-    model_config = ConfigDict(frozen=True)
-
-    subscription_id: str
-    resource_group: str | None = None  # None: the whole subscription
-    prefix: bool = False
-
-    @classmethod
-    def parse(cls, text: str, field: str) -> Scope:
-        match = _SCOPE_RE.fullmatch(text)
-        if not match:
-            raise InputError(
-                field,
-                f"{text!r} is not a scope: use /subscriptions/<id> or /subscriptions/<id>/resourceGroups/<name> "
-                "(end the name with '*' to allow every resource group starting with it)",
-            )
-        subscription_id = validate_guid(match.group(1), field)
-        group = match.group(2)
-        if group is None:
-            return cls(subscription_id=subscription_id)
-        prefix = group.endswith("*")
-        name = group.removesuffix("*")
-        if prefix:
-            validate_resource_group_name(name + "x", field)  # a prefix may end in '.', a name may not
-        else:
-            validate_resource_group_name(name, field)
-        return cls(subscription_id=subscription_id, resource_group=name, prefix=prefix)
-
-    def contains(self, resource: ResourceId) -> bool:
-        if resource.subscription_id != self.subscription_id:
-            return False
-        if self.resource_group is None:
-            return True
-        group, wanted = resource.resource_group.lower(), self.resource_group.lower()
-        return group.startswith(wanted) if self.prefix else group == wanted
-
-    def __str__(self) -> str:
-        text = f"/subscriptions/{self.subscription_id}"
-        if self.resource_group is not None:
-            text += f"/resourceGroups/{self.resource_group}{'*' if self.prefix else ''}"
-        return text
 
 
 class Decision(BaseModel):
@@ -108,6 +70,9 @@ class Decision(BaseModel):
     runtime_environment: str | None = None  # None for runtime 5.1 and for targets that are not Automation
     module_versions: dict[ModuleName, str] = {}
     runbook_name: str | None = None
+    # When exomi takes the access away again: a date the request named, or, for a duration, the moment it
+    # ends once the request has succeeded (None: until revoked, or not in place yet).
+    expires_at: datetime | None = None
 
     def refusal(self) -> PolicyRefusal | None:
         if self.allowed:
@@ -127,64 +92,22 @@ def _refused(rule: str, reason: str, fix: str, field: str | None = None) -> Deci
     return Decision(allowed=False, rule=rule, reason=reason, fix=fix, field=field)
 
 
+def expires_at_of(expires: str, start: datetime) -> datetime:
+    """The moment a request's ``expires`` (a duration from ``start``, or a date or time) names."""
+    if expires[:1] == "P":
+        return start + parse_duration(expires)
+    return expiry_moment(expires)
+
+
 def default_runtime_environment(runtime: Runtime) -> str:
     major, minor = runtime.value.split(".")
     return RUNTIME_ENVIRONMENT_NAME_FORMAT.format(major=major, minor=minor)
 
 
-def _checked(check: Any, field: str) -> Any:
-    """A list-item validator from an ids.py-style check (which raises InputError)."""
-
-    def validator(value: Any) -> Any:
-        if not isinstance(value, str):
-            return value  # let pydantic report the type error
-        try:
-            return check(value, field)
-        except InputError as error:
-            raise ValueError(error.reason) from None
-
-    return validator
-
-
 OrganizationPattern = Annotated[
-    StrictStr, AfterValidator(_checked(validate_domain_pattern, "allowed_organizations"))
+    StrictStr, AfterValidator(checked(validate_domain_pattern, "allowed_organizations"))
 ]
-HostPattern = Annotated[StrictStr, AfterValidator(_checked(validate_host_pattern, "callback_hosts"))]
-MAX_CALLER_PATTERN = 256
-
-
-def _check_caller_pattern(value: str) -> str:
-    if not value or len(value) > MAX_CALLER_PATTERN or not value.isprintable():
-        raise ValueError(
-            f"must be 1-{MAX_CALLER_PATTERN} printable characters: a principal object id or a name "
-            "pattern such as '*@contoso.com'"
-        )
-    return value
-
-
-CallerPattern = Annotated[StrictStr, AfterValidator(_check_caller_pattern)]
-
-
-def caller_matches(pattern: str, principal_id: str | None, name: str | None) -> bool:
-    """An allowed_callers entry matches the principal's object id exactly, or its name as a pattern in
-    which '*' stands for any characters (both ignore case)."""
-    if principal_id is not None and pattern.lower() == principal_id.lower():
-        return True
-    if name is None:
-        return False
-    regex = ".*".join(re.escape(part) for part in pattern.split("*"))
-    return re.fullmatch(regex, name, re.IGNORECASE | re.DOTALL) is not None
-
-
-def _scope(value: Any) -> Scope:
-    if isinstance(value, Scope):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("must be a scope string such as /subscriptions/<id>/resourceGroups/<name>")
-    return _checked(Scope.parse, "allowed_scopes")(value)
-
-
-ScopeEntry = Annotated[Scope, BeforeValidator(_scope), PlainSerializer(str)]
+HostPattern = Annotated[StrictStr, AfterValidator(checked(validate_host_pattern, "callback_hosts"))]
 
 
 class Policy(BaseModel):
@@ -201,7 +124,28 @@ class Policy(BaseModel):
     callback_hosts: list[HostPattern]
     allowed_channels: list[Channel]
     heal_drift: StrictBool  # reconciliation re-provisions what went missing (else it only reports)
-    allowed_callers: list[CallerPattern]
+    rules: list[AccessRule]  # who may ask for what (shared/authorization.py); empty: nobody, except operators
+    approval: ApprovalPolicy
+    expiry: ExpiryPolicy
+
+    @field_validator("rules")
+    @classmethod
+    def _check_rule_names(cls, rules: list[AccessRule]) -> list[AccessRule]:
+        names = [rule.name.lower() for rule in rules]
+        duplicate = next((name for name in names if names.count(name) > 1), None)
+        if duplicate is not None:
+            raise ValueError(f"two rules are named '{duplicate}'; every rule needs its own name")
+        return rules
+
+    @model_validator(mode="after")
+    def _approvals_have_approvers(self) -> Policy:
+        needed = self.approval.required_anywhere or any(rule.require_approval for rule in self.rules)
+        if needed and not self.approval.approvers:
+            raise ValueError(
+                "approval.approvers: is empty, but approval is required (approval.required_for_* or a rule's "
+                "require_approval); name who may approve"
+            )
+        return self
 
     @field_validator("default_role")
     @classmethod
@@ -225,31 +169,11 @@ class Policy(BaseModel):
                 )
         return pins
 
-    def check_caller(self, principal_id: str | None, name: str | None) -> Decision:
-        """May this HTTP API caller use exomi? Callers are identified (principal_id/name not None) only
-        through trusted App Service Authentication; an empty allowed_callers admits every caller."""
-        if not self.allowed_callers:
-            return Decision(allowed=True)
-        if principal_id is None and name is None:
-            return _refused(
-                "allowed_callers",
-                "the policy admits only listed callers, and this caller is not identified (callers are "
-                "identified only by App Service Authentication).",
-                "call with a token through App Service Authentication (the exomi operator enables it and "
-                f"sets EXOMI_TRUST_APP_SERVICE_AUTH=true), or ask the operator to empty allowed_callers {_WHERE}.",
-            )
-        if any(caller_matches(pattern, principal_id, name) for pattern in self.allowed_callers):
-            return Decision(allowed=True)
-        who = name or principal_id
-        return _refused(
-            "allowed_callers",
-            f"caller '{who}' is not allowed.",
-            f"ask the exomi operator to add your principal's object id ({principal_id or 'unknown'}) or a "
-            f"pattern matching your name to allowed_callers {_WHERE}.",
-        )
-
-    def evaluate(self, request: ProvisionRequest | RevokeRequest) -> Decision:
-        """Check a validated request against the policy; never raises for a refusal (see Decision)."""
+    def evaluate(self, request: ProvisionRequest | RevokeRequest, now: datetime | None = None) -> Decision:
+        """Check a validated request against the policy; never raises for a refusal (see Decision).
+        ``now`` is when an access duration starts (default: now)."""
+        if isinstance(request, RevokeRequest) and request.channel is Channel.EXPIRY:
+            return Decision(allowed=True)  # access that ran out always goes, whatever else changed
         if request.channel not in self.allowed_channels:
             return _refused(
                 "allowed_channels",
@@ -260,9 +184,9 @@ class Policy(BaseModel):
         if isinstance(request, RevokeRequest):
             # Taking access away is always allowed: scopes or roles narrowed later must not block it.
             return Decision(allowed=True)
-        return self._evaluate_provision(request)
+        return self._evaluate_provision(request, now or datetime.now(UTC))
 
-    def _evaluate_provision(self, request: ProvisionRequest) -> Decision:
+    def _evaluate_provision(self, request: ProvisionRequest, now: datetime) -> Decision:
         if not any(domain_matches(request.organization, pattern) for pattern in self.allowed_organizations):
             return _refused(
                 "allowed_organizations",
@@ -331,6 +255,9 @@ class Policy(BaseModel):
                     f"leave callback_url out, or ask the exomi operator to add '{host}' to callback_hosts {_WHERE}.",
                     field="callback_url",
                 )
+        expires_at, refusal = self._expiry(request, role, now)
+        if refusal is not None:
+            return refusal
         uses_environment = (
             request.target_id.kind is TargetKind.AUTOMATION_ACCOUNT
             and request.runtime.uses_runtime_environment
@@ -345,7 +272,43 @@ class Policy(BaseModel):
             else None,
             module_versions=modules,
             runbook_name=request.runbook_name,
+            expires_at=expires_at,
         )
+
+    def _expiry(
+        self, request: ProvisionRequest, role: Role, now: datetime
+    ) -> tuple[datetime | None, Decision | None]:
+        """When the access ends (None: until revoked), or the refusal of expiry.* that forbids it."""
+        limit = self.expiry.limit_for(role)
+        if request.expires is None:
+            if role in self.expiry.required_for_roles:
+                return None, _refused(
+                    "expiry.required_for_roles",
+                    f"access with role '{role}' must end: the request names no duration.",
+                    f"ask for a duration with expires (an ISO 8601 duration such as P7D{f', at most {limit}' if limit else ''}).",
+                    field="expires",
+                )
+            if limit is not None:
+                return None, _refused(
+                    "expiry.max_duration",
+                    f"access with role '{role}' may last at most {limit}: the request names no duration.",
+                    f"ask for a duration of at most {limit} with expires.",
+                    field="expires",
+                )
+            return None, None
+        # A duration starts when the access is in place (the engine sets expires_at then); a date is fixed.
+        is_duration = request.expires[:1] == "P"
+        ends = expires_at_of(request.expires, now)
+        if limit is not None and ends > now + parse_duration(limit) + timedelta(seconds=1):
+            return None, _refused(
+                "expiry.max_duration",
+                f"access with role '{role}' may last at most {limit}; {request.expires} ends at "
+                f"{ends.isoformat(timespec='seconds')}.",
+                f"ask for at most {limit}, or ask the exomi operator to change expiry.max_duration {_WHERE}.",
+                field="expires",
+            )
+        expires_at = None if is_duration else ends
+        return expires_at, None
 
 
 def default_policy_document() -> dict[str, Any]:
@@ -373,6 +336,12 @@ def load_policy(text: str | None = None, path: str | Path | None = None) -> Poli
         override = {}
     if not isinstance(override, dict):
         raise ConfigurationError(source, "the policy must be a JSON object")
+    if "allowed_callers" in override:
+        raise ConfigurationError(
+            source,
+            "policy field allowed_callers: was replaced by rules, which say who may ask for what through "
+            "which channel (docs/POLICY.md, 'Who may ask'); move each entry into a rule's principals",
+        )
     document.update(override)
     try:
         return Policy.model_validate(document)

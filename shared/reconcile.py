@@ -2,10 +2,13 @@
 
 One run
 1. resumes requests whose work item is overdue: waiting ones more than ``resume_grace`` past their
-   "check again at", queued ones older than ``queued_grace`` (a crash between recording and enqueueing);
+   "check again at", queued ones ``queued_grace`` after they were recorded or approved (a crash between
+   recording and enqueueing), and ends requests that waited for an approver past the approval timeout;
 2. checks every provisioned target (at most a few at a time; one broken target never stops the others):
-   * deleted since -> a revoke request; tags that differ from the record (a lost event), or the opt-in
-     tag removed from a tag-managed target -> a request, exactly as an event would have made it;
+   * its access past ``expires_at`` (a lost expiry work item) -> a revoke request (channel expiry);
+   * deleted since -> a revoke request; tags that differ from the record, or an opt-in tag removed
+     from a tag-managed target, are reported, never acted on: only an event names the writer whom
+     the policy's rules must admit (shared/events.py), so a difference found here has no requester;
    * otherwise observes it read-only with the steps' ``observe`` (``ExomiService.plan``) against its
      desired state (its last provision request): what went missing (the Exchange.ManageAsApp grant,
      the Entra role, modules, the runbook) is healed with a provision request (channel ``reconcile``)
@@ -25,11 +28,11 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared import constants, events, tags
+from shared import constants, tags
 from shared.engine.context import Verdict, resource_ref
 from shared.errors import ConcurrencyError, Conflict, ExomiError, PolicyRefusal
 from shared.ids import parse_resource_id
-from shared.models import Channel, Operation, RequestStatus, TargetStatus
+from shared.models import Channel, Operation, Requester, RequestStatus, TargetStatus
 from shared.runtime import exomi_service
 from shared.service import ExomiService
 from shared.state.events import KEEP_FOR
@@ -38,6 +41,7 @@ from shared.state.records import DriftFinding, RequestRecord, TargetRecord, utcn
 log = logging.getLogger("exomi.reconcile")
 
 RECONCILER = "exomi-reconcile"  # requested_by of the requests reconciliation makes
+EXOMI = Requester.exomi(RECONCILER)
 PARALLEL_TARGETS = 4
 # Steps whose verdict is not about the tenant's state (verification follows from the others).
 NOT_DRIFT = {"verify"}
@@ -50,8 +54,10 @@ class ReconcileReport:
     checked: int = 0  # provisioned targets looked at
     busy: int = 0  # skipped: a request is working on them
     in_order: int = 0  # as desired
-    tag_requests: int = 0  # requests made because tags differed from the record
-    revoked: int = 0  # revoke requests for deleted or opted-out targets
+    tag_differences: int = 0  # tags that differ from the record (reported: only an event names a requester)
+    revoked: int = 0  # revoke requests for deleted targets
+    expired: int = 0  # revoke requests for access past its end (a lost expiry work item)
+    approvals_expired: int = 0  # requests that waited for an approver past the approval timeout
     drifted: int = 0  # targets with something missing or extra
     healed: int = 0  # provision requests sent to heal missing setup
     extra_grants: int = 0  # grants exomi did not make (reported, kept)
@@ -102,9 +108,15 @@ async def _resume(service: ExomiService, now: datetime, report: ReconcileReport)
     token = None
     while True:
         page = await service.list_requests(
-            status=[RequestStatus.QUEUED, RequestStatus.WAITING], page_size=200, continuation_token=token
+            status=[RequestStatus.QUEUED, RequestStatus.WAITING, RequestStatus.AWAITING_APPROVAL],
+            page_size=200,
+            continuation_token=token,
         )
         for record in page.items:
+            if record.status is RequestStatus.AWAITING_APPROVAL:
+                ended = await service.expire_approval(record)
+                report.approvals_expired += not ended.status.active
+                continue
             if _overdue(record, now, timings.queued_grace, timings.resume_grace):
                 await service.enqueue(record)
                 report.resumed += 1
@@ -117,8 +129,8 @@ async def _resume(service: ExomiService, now: datetime, report: ReconcileReport)
 
 
 def _overdue(record: RequestRecord, now: datetime, queued_grace: float, resume_grace: float) -> bool:
-    if record.status is RequestStatus.QUEUED:
-        return now - record.created_at > timedelta(seconds=queued_grace)
+    if record.status is RequestStatus.QUEUED:  # since it was recorded, or approved
+        return now - record.updated_at > timedelta(seconds=queued_grace)
     return record.check_again_at is not None and now - record.check_again_at > timedelta(seconds=resume_grace)
 
 
@@ -131,27 +143,38 @@ async def _check(service: ExomiService, record: TargetRecord, now: datetime, rep
     if await app.state.active_request(target) is not None:
         report.busy += 1
         return
+    if record.expires_at is not None and record.expires_at <= now:
+        outcome = await service.expire(record.target, record.expires_at)  # a lost expiry work item
+        report.expired += outcome.request is not None
+        return
     resource = await app.arm.get_target(target.kind, resource_ref(target))
-    if resource is None or tags.opted_in(resource.tags) or record.managed_by_tags:
-        # Tags (or the deletion) decide, as the lost event would have: the same code as for events.
-        channel = Channel.RECONCILE if resource is None else Channel.TAG
+    if resource is None:
+        # Deleted (an event was lost?): nothing of exomi's may stay behind.
         try:
-            outcome = await events.sync_target(service, target, requested_by=RECONCILER, channel=channel)
-        except events.TargetBusy:
-            report.busy += 1  # a request started meanwhile
-            return
-        if outcome.request is not None:
-            if outcome.request.operation is Operation.REVOKE:
-                report.revoked += 1
-            else:
-                report.tag_requests += 1
-            log.warning(
-                "%s no longer matches its tags or exists (an event was lost?): %s", record.target, outcome
+            submission = await service.submit_revoke(
+                {"target": record.target}, requester=EXOMI, channel=Channel.RECONCILE, resource_deleted=True
             )
+        except Conflict:
+            report.busy += 1
             return
-    body = await _desired_body(service, record)
-    plan = await service.plan(body, requested_by=RECONCILER, channel=Channel.RECONCILE)
+        await service.enqueue(submission.request)
+        report.revoked += 1
+        log.warning(
+            "%s no longer exists (an event was lost?): revoke request %s",
+            record.target,
+            submission.request.id,
+        )
+        return
     findings: list[DriftFinding] = []
+    if tags.opted_in(resource.tags) or record.managed_by_tags:
+        # Tags are only acted on for the writer an event names (shared/events.py): a difference seen
+        # here has no requester, so it is reported, never turned into a request.
+        difference = _tag_difference(service, record, resource.tags)
+        if difference is not None:
+            report.tag_differences += 1
+            findings.append(_finding("error", "tags", difference, now))
+    body = await _desired_body(service, record)
+    plan = await service.plan(body, requester=EXOMI, channel=Channel.RECONCILE)
     if plan.refused is not None:
         findings.append(
             _finding(
@@ -270,7 +293,7 @@ async def _heal(service: ExomiService, body: dict[str, Any], record: TargetRecor
         log.warning("%s has drifted; policy heal_drift is false, so it is only reported", record.target)
         return None
     try:
-        submission = await service.submit_provision(body, requested_by=RECONCILER, channel=Channel.RECONCILE)
+        submission = await service.submit_provision(body, requester=EXOMI, channel=Channel.RECONCILE)
     except PolicyRefusal as refusal:
         log.warning("policy refuses to heal %s (rule %s): %s", record.target, refusal.rule, refusal.reason)
         return None
@@ -278,6 +301,39 @@ async def _heal(service: ExomiService, body: dict[str, Any], record: TargetRecor
         return None  # a request started meanwhile: it takes care of the target
     log.warning("healing %s with request %s", record.target, submission.request.id)
     return submission.request
+
+
+def _tag_difference(service: ExomiService, record: TargetRecord, resource_tags: dict[str, str]) -> str | None:
+    """How the target's tags differ from what exomi provisioned, in words; None when they agree."""
+    if not tags.opted_in(resource_tags):
+        return (
+            "the opt-in tag is gone, but exomi saw no event for its removal; remove the tags again (or send a "
+            "revoke request) to take the access away"
+        )
+    try:
+        request = tags.desired_request(
+            parse_resource_id(record.target), resource_tags, requested_by=RECONCILER, channel=Channel.TAG
+        )
+    except tags.TagError as error:
+        return f"the tags are invalid: {error}"
+    if request is None:
+        return None
+    decision = service.app.policy.evaluate(request)
+    role = decision.role or request.role
+    asked = (
+        request.organization,
+        role,
+        (request.identity or "system").lower(),
+        request.runtime,
+        request.expires,
+    )
+    held = (record.organization, record.role, record.identity.lower(), record.runtime, record.expires)
+    if asked == held:
+        return None
+    return (
+        "the tags ask for something other than what exomi provisioned, and exomi saw no event for that tag "
+        "write (a lost event, or one that was refused: see GET /api/refusals); write the tags again to ask"
+    )
 
 
 def _finding(kind: str, what: str, detail: str, now: datetime) -> DriftFinding:

@@ -8,25 +8,70 @@ per Azure service, the state store and the engine. ``ExomiService`` validates an
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
+from shared import callbacks
+from shared.authorization import (
+    Ask,
+    Authorization,
+    HeldRoles,
+    authorize,
+    check_approver,
+    is_approver,
+    lookups_needed,
+)
 from shared.azure.arm import ArmGateway
 from shared.azure.clients import AzureClients, AzureEndpoints
 from shared.azure.graph import GraphGateway
 from shared.engine.context import Observation, StepContext, Verdict
 from shared.engine.plan import dependencies, steps_for
 from shared.engine.runner import Engine
-from shared.errors import ExomiError, NotFound
-from shared.ids import parse_resource_id
-from shared.models import Channel, Operation, ProvisionRequest, RevokeRequest
+from shared.errors import (
+    ApprovalDenied,
+    ApprovalExpired,
+    Cancelled,
+    ConcurrencyError,
+    Conflict,
+    ExomiError,
+    GaveUp,
+    NotFound,
+    PolicyRefusal,
+    Transient,
+)
+from shared.ids import ResourceId, parse_resource_id
+from shared.models import (
+    Channel,
+    Operation,
+    ProvisionRequest,
+    Requester,
+    RequesterKind,
+    RequestStatus,
+    RevokeRequest,
+    TargetStatus,
+)
 from shared.policy import Decision, Policy, load_policy
+from shared.rules import parse_duration
 from shared.settings import Settings
-from shared.state.records import AuditRecord, Page, RequestRecord, StepRecord, Submission, utcnow
-from shared.state.store import StateStore
-from shared.work_queue import WorkQueue
+from shared.state.records import (
+    Approval,
+    ApprovalDecision,
+    AuditRecord,
+    Page,
+    RefusalRecord,
+    RequestRecord,
+    StepRecord,
+    Submission,
+    TargetRecord,
+    utcnow,
+)
+from shared.state.store import Admission, StateStore
+from shared.work_queue import WorkItem, WorkQueue
+
+log = logging.getLogger("exomi.service")
 
 
 @dataclass
@@ -91,6 +136,7 @@ class PlanReport:
     decision: Decision | None
     steps: list[StepReport] = field(default_factory=list)
     refused: dict[str, Any] | None = None
+    approval: list[str] = field(default_factory=list)  # why an approver would have to approve it first
 
     @property
     def changes(self) -> list[StepReport]:
@@ -102,6 +148,50 @@ class StatusReport:
     request: RequestRecord
     steps: list[StepRecord]
     audit: list[AuditRecord]
+    target: TargetRecord | None = None  # the target's record, as exomi holds it now
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What a refused attempt asked for, for the refusal log."""
+
+    requester: Requester
+    channel: Channel
+    operation: str  # provision, revoke, approve, deny, cancel, use the API
+    target: str | None
+    event_id: str | None = None
+    external_reference: str | None = None
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    request: RequestRecord
+    kept: list[str]  # what the request had already changed (it stays until revoked)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What handling an event, an expiry or a drift did: a sentence for the log, and the request it made."""
+
+    text: str
+    request: RequestRecord | None = None
+
+    def __str__(self) -> str:
+        return self.text
+
+
+EXPIRY_REQUESTER = "exomi-expiry"
+
+
+def approver_channel(requester: Requester) -> Channel:
+    """The channel an approval or a cancellation came through, from how its caller was identified."""
+    return Channel.CLI if requester.kind is RequesterKind.OPERATOR else Channel.HTTP
+
+
+def _refusal(decision: Decision) -> PolicyRefusal:
+    refusal = decision.refusal()
+    assert refusal is not None  # only called for a decision that refuses
+    return refusal
 
 
 Progress = Callable[[RequestRecord, list[StepRecord]], Awaitable[None] | None]
@@ -111,48 +201,150 @@ class ExomiService:
     def __init__(self, app: ExomiApp) -> None:
         self.app = app
 
+    @property
+    def policy(self) -> Policy:
+        return self.app.policy
+
     # ------------------------------------------------------------------ requests
 
-    def _parse(self, model, body: Mapping[str, Any], requested_by: str, channel: Channel):
+    def _parse(self, model: Any, body: Mapping[str, Any], requester: Requester, channel: Channel) -> Any:
         # Who asked and through which channel come from the caller's authentication, never the body.
-        return model.parse({**body, "requested_by": requested_by, "channel": channel.value})
+        return model.parse({**body, "requested_by": requester.name, "channel": channel.value})
 
     def evaluate(
-        self, body: Mapping[str, Any], *, requested_by: str, channel: Channel
+        self, body: Mapping[str, Any], *, requester: Requester, channel: Channel
     ) -> tuple[ProvisionRequest, Decision]:
-        request = self._parse(ProvisionRequest, body, requested_by, channel)
-        return request, self.app.policy.evaluate(request).raise_if_refused()
+        request = self._parse(ProvisionRequest, body, requester, channel)
+        return request, self.policy.evaluate(request)
+
+    async def authorize(self, ask: Ask, requester: Requester) -> Authorization:
+        """The caller rules for ``ask``, with the requester's Azure roles read from ARM where a rule needs them."""
+        held: dict[ResourceId, set[str]] = {}
+        for resource in lookups_needed(self.policy, ask, requester):
+            assert requester.principal_id is not None  # lookups_needed names resources only then
+            held[resource] = await self.app.arm.roles_held(
+                requester.principal_id, resource.canonical, resource.subscription_id
+            )
+        return authorize(self.policy, ask, requester, HeldRoles.of(held))
 
     async def submit_provision(
         self,
         body: Mapping[str, Any],
         *,
-        requested_by: str,
+        requester: Requester,
         channel: Channel,
         idempotency_key: str | None = None,
+        event_id: str | None = None,
     ) -> Submission:
-        """Validate, check policy, record. Raises InputError / PolicyRefusal / Conflict before any write."""
-        request, decision = self.evaluate(body, requested_by=requested_by, channel=channel)
-        return await self.app.state.submit(request, decision, idempotency_key=idempotency_key)
+        """Validate, check policy and the caller rules, record. Raises InputError, PolicyRefusal (recorded
+        in the refusal log) or Conflict before any other write. A request that needs approval is recorded
+        as awaiting_approval."""
+        request, decision = self.evaluate(body, requester=requester, channel=channel)
+        attempt = Attempt(
+            requester, channel, Operation.PROVISION, request.target, event_id, request.external_reference
+        )
+        if not decision.allowed:
+            raise await self.refused(_refusal(decision), attempt)
+        authorization = await self.authorize(
+            Ask.of(request, role=decision.role, runtime=decision.runtime), requester
+        )
+        if authorization.refusal is not None:
+            raise await self.refused(authorization.refusal, attempt)
+        approval = None
+        if authorization.needs_approval:
+            approval = Approval(
+                reasons=list(authorization.approval_reasons),
+                approvers=list(self.policy.approval.approvers),
+                deadline=utcnow() + parse_duration(self.policy.approval.timeout),
+            )
+        admission = Admission(requester, authorization.rule, approval)
+        return await self.app.state.submit(
+            request, decision, idempotency_key=idempotency_key, admission=admission
+        )
 
     async def submit_revoke(
         self,
         body: Mapping[str, Any],
         *,
-        requested_by: str,
+        requester: Requester,
         channel: Channel,
         idempotency_key: str | None = None,
+        event_id: str | None = None,
+        resource_deleted: bool = False,
     ) -> Submission:
-        request = self._parse(RevokeRequest, body, requested_by, channel)
-        decision = self.app.policy.evaluate(request).raise_if_refused()
-        return await self.app.state.submit(request, decision, idempotency_key=idempotency_key)
+        """Like submit_provision, for taking access away. A caller revokes only what it could have asked
+        for; ``resource_deleted`` (the target is gone: nothing of exomi's may stay behind) skips the rules."""
+        request = self._parse(RevokeRequest, body, requester, channel)
+        attempt = Attempt(
+            requester, channel, Operation.REVOKE, request.target, event_id, request.external_reference
+        )
+        decision = self.policy.evaluate(request)
+        if not decision.allowed:
+            raise await self.refused(_refusal(decision), attempt)
+        rule = "resource deleted"
+        if not resource_deleted:
+            record = await self.app.state.targets.get(request.target_id.key)
+            ask = Ask.of(request, role=record.role if record is not None else None)
+            if ask.identity is None and record is not None and record.identity.startswith("/"):
+                identity = parse_resource_id(record.identity)
+                if identity.canonical.lower() != ask.target.canonical.lower():
+                    ask = replace(ask, identity=identity)
+            authorization = await self.authorize(ask, requester)
+            if authorization.refusal is not None:
+                raise await self.refused(authorization.refusal, attempt)
+            rule = authorization.rule or rule
+        return await self.app.state.submit(
+            request, decision, idempotency_key=idempotency_key, admission=Admission(requester, rule)
+        )
+
+    async def refused(
+        self, refusal: PolicyRefusal, attempt: Attempt, *, request_id: str | None = None
+    ) -> PolicyRefusal:
+        """Record a refused attempt in the append-only refusal log (and the log, at WARNING); returns the
+        refusal for the caller to raise. Nothing else is written for it."""
+        requester = attempt.requester
+        record = RefusalRecord(
+            channel=attempt.channel,
+            operation=attempt.operation,
+            requested_by=requester.name,
+            principal_id=requester.principal_id,
+            azure_role=requester.azure_role,
+            target=attempt.target,
+            request_id=request_id,
+            rule=refusal.rule,
+            reason=refusal.reason,
+            field=refusal.field,
+            event_id=attempt.event_id,
+            external_reference=attempt.external_reference,
+        )
+        await self.app.state.refusals.append(record)
+        log.warning(
+            "refused %s of %s through %s for %s (rule %s): %s",
+            attempt.operation,
+            attempt.target or "-",
+            attempt.channel,
+            requester.name,
+            refusal.rule,
+            refusal.reason,
+        )
+        return refusal
+
+    async def list_refusals(self, **filters: Any) -> Page[RefusalRecord]:
+        return await self.app.state.refusals.list(**filters)
 
     async def enqueue(self, record: RequestRecord, *, delay: timedelta | None = None) -> None:
         """Hand the request to the queue worker (the Function app's way of running it), after ``delay``
-        (default: when the request is due to be looked at again, else now)."""
+        (default: when the request is due to be looked at again, else now; a request awaiting approval
+        is looked at when its approval times out)."""
         if delay is None:
-            delay = record.check_again_at - utcnow() if record.check_again_at else timedelta(0)
+            due = record.check_again_at
+            if record.status is RequestStatus.AWAITING_APPROVAL and record.approval is not None:
+                due = record.approval.deadline
+            delay = due - utcnow() if due else timedelta(0)
         await self.app.queue.enqueue(record.id, delay)
+
+    async def find(self, request_id: str) -> RequestRecord | None:
+        return await self.app.state.requests.find(request_id)
 
     async def status(self, request_id: str) -> StatusReport:
         record = await self.app.state.requests.find(request_id)
@@ -160,7 +352,8 @@ class ExomiService:
             raise NotFound("request", request_id)
         steps = sorted(await self.app.state.steps.list(request_id), key=lambda s: s.index)
         audit = await self.app.state.audit.list_for_request(request_id)
-        return StatusReport(record, steps, audit)
+        target = await self.app.state.targets.get(record.target_key)
+        return StatusReport(record, steps, audit, target)
 
     async def list_requests(self, **filters: Any) -> Page[RequestRecord]:
         return await self.app.state.requests.list(**filters)
@@ -171,7 +364,8 @@ class ExomiService:
     async def run_to_end(
         self, request_id: str, *, on_progress: Progress | None = None, give_up_after: float | None = None
     ) -> RequestRecord:
-        """Advance until the request ends (the CLI's foreground mode), sleeping while it waits."""
+        """Advance until the request ends (the CLI's foreground mode), sleeping while it waits. A request
+        awaiting approval is returned as it is: only an approver can move it on."""
         deadline = None if give_up_after is None else asyncio.get_running_loop().time() + give_up_after
         while True:
             record = await self.advance(request_id)
@@ -180,7 +374,10 @@ class ExomiService:
                 result = on_progress(record, steps)
                 if asyncio.iscoroutine(result):
                     await result
+            if record.status is RequestStatus.AWAITING_APPROVAL:
+                return record
             if not record.status.active:
+                await self.schedule_expiry(record)
                 return record
             delay = (
                 max((record.check_again_at - utcnow()).total_seconds(), 0.05)
@@ -191,20 +388,319 @@ class ExomiService:
                 return record
             await asyncio.sleep(delay)
 
+    # ------------------------------------------------------------------ the queue worker
+
+    async def work(self, item: WorkItem) -> None:
+        """One work item of the queue: advance a request by one engine pass (then re-queue it while it
+        waits, or deliver its callback and schedule its expiry once it has ended), or expire a target."""
+        if item.expire_target is not None and item.expires_at is not None:
+            outcome = await self.expire(item.expire_target, item.expires_at)
+            log.info("expiry of %s at %s: %s", item.expire_target, item.expires_at.isoformat(), outcome)
+            return
+        assert item.request_id is not None
+        record = await self.find(item.request_id)
+        if record is None:
+            log.error("dropping a work item for unknown request %s", item.request_id)
+            return
+        if record.status is RequestStatus.AWAITING_APPROVAL:
+            record = await self.expire_approval(record)
+            if record.status.active:
+                await self.enqueue(record)  # looked at again when its approval times out
+                return
+        else:
+            record = await self.advance(item.request_id)  # an exception makes the host retry, then poison
+            if record.status.active:
+                await self.enqueue(record)
+                return
+        await callbacks.deliver(record, self.app.state, self.app.settings)
+        await self.schedule_expiry(record)
+
+    async def fail_poisoned(self, request_id: str) -> None:
+        """A work item failed every retry: the request ends failed, with the reason, visible in the API."""
+        record = await self.find(request_id)
+        if record is None or not record.status.active:
+            return
+        error = GaveUp(
+            "exomi gave up on this request: processing it failed on every retry of the work queue (see the "
+            "Function app's logs for the exception). Send the request again once the cause is fixed."
+        )
+        record = await self.app.state.finish(record, RequestStatus.FAILED, message=error.message, error=error)
+        log.error("request %s ended failed: its work item was poisoned", request_id)
+        await callbacks.deliver(record, self.app.state, self.app.settings)
+
+    # ------------------------------------------------------------------ approvals
+
+    async def decide(
+        self, request_id: str, approver: Requester, *, approve: bool, comment: str | None = None
+    ) -> RequestRecord:
+        """An approver approves (the request is queued to run) or denies (it ends denied) a request that
+        awaits approval. The approver must be named in approval.approvers and must not be the requester;
+        a refusal is recorded. Conflict when the request is not awaiting approval."""
+        for _ in range(3):
+            record = await self._get(request_id)
+            attempt = Attempt(
+                approver, approver_channel(approver), "approve" if approve else "deny", record.target
+            )
+            refusal = check_approver(self.policy, approver, record.requester)
+            if refusal is not None:
+                raise await self.refused(refusal, attempt, request_id=record.id)
+            record = await self.expire_approval(record)
+            if record.status is not RequestStatus.AWAITING_APPROVAL or record.approval is None:
+                raise Conflict(
+                    f"request {record.id} is not awaiting approval (it is {record.status.value}); nothing was changed.",
+                )
+            decision = ApprovalDecision.APPROVED if approve else ApprovalDecision.DENIED
+            approval = record.approval.model_copy(
+                update={
+                    "decision": decision,
+                    "decided_by": approver.name,
+                    "decided_by_id": approver.principal_id,
+                    "decided_at": utcnow(),
+                    "comment": comment,
+                }
+            )
+            try:
+                if approve:
+                    updated = await self._approved(record, approval, approver)
+                else:
+                    error = ApprovalDenied(
+                        f"denied by {approver.name}" + (f": {comment}" if comment else ""), by=approver.name
+                    )
+                    updated = await self.app.state.finish(
+                        record.model_copy(update={"approval": approval}),
+                        RequestStatus.DENIED,
+                        message=error.message,
+                        error=error,
+                    )
+            except ConcurrencyError:
+                continue  # the request changed meanwhile (another approver, a cancel): look again
+            await self._audit_request(
+                updated,
+                "approval",
+                f"request {'approved' if approve else 'denied'} by {approver.name}",
+                before={"status": RequestStatus.AWAITING_APPROVAL.value},
+                after={"status": updated.status.value, "approval": approval.model_dump(mode="json")},
+                by=approver,
+            )
+            log.info("request %s %s by %s", updated.id, decision.value, approver.name)
+            await self.enqueue(updated)  # runs it, or (denied) delivers its callback
+            return updated
+        raise Transient(f"request {request_id} kept changing while the decision was recorded; try again")
+
+    async def _approved(
+        self, record: RequestRecord, approval: Approval, approver: Requester
+    ) -> RequestRecord:
+        """Approved: queued to run (an access duration starts once the access is in place)."""
+        return await self.app.state.requests.update(
+            record.model_copy(
+                update={
+                    "status": RequestStatus.QUEUED,
+                    "approval": approval,
+                    "message": f"approved by {approver.name}",
+                }
+            )
+        )
+
+    async def expire_approval(self, record: RequestRecord) -> RequestRecord:
+        """End a request whose approval timed out (cancelled, ApprovalExpired); others come back as they are."""
+        approval = record.approval
+        if (
+            record.status is not RequestStatus.AWAITING_APPROVAL
+            or approval is None
+            or utcnow() < approval.deadline
+        ):
+            return record
+        error = ApprovalExpired(
+            f"nobody approved or denied the request before {approval.deadline.isoformat(timespec='seconds')} "
+            f"(policy approval.timeout {self.policy.approval.timeout}); send it again if it is still needed."
+        )
+        expired = approval.model_copy(update={"decision": ApprovalDecision.EXPIRED, "decided_at": utcnow()})
+        try:
+            updated = await self.app.state.finish(
+                record.model_copy(update={"approval": expired}),
+                RequestStatus.CANCELLED,
+                message=error.message,
+                error=error,
+            )
+        except ConcurrencyError:
+            return await self._get(record.id)
+        await self._audit_request(
+            updated,
+            "approval",
+            "request cancelled: its approval timed out",
+            before={"status": RequestStatus.AWAITING_APPROVAL.value},
+            after={"status": RequestStatus.CANCELLED.value},
+            by=Requester.exomi("exomi"),
+        )
+        log.warning("request %s was cancelled: nobody approved it in time", record.id)
+        return updated
+
+    # ------------------------------------------------------------------ cancel
+
+    async def cancel(self, request_id: str, caller: Requester, channel: Channel) -> Cancellation:
+        """End a request that is queued, waiting or awaiting approval. Allowed for its requester, an
+        approver, or anyone a rule admits to ask for the same thing (and for operators); a refusal is
+        recorded. What the request already granted stays in place, and the answer lists it."""
+        for _ in range(3):
+            record = await self._get(request_id)
+            attempt = Attempt(caller, channel, "cancel", record.target)
+            refusal = await self._may_cancel(record, caller, channel)
+            if refusal is not None:
+                raise await self.refused(refusal, attempt, request_id=record.id)
+            if not record.status.active:
+                raise Conflict(
+                    f"request {record.id} has already ended ({record.status.value}); nothing was changed."
+                )
+            if not record.status.cancellable:
+                raise Conflict(
+                    f"request {record.id} is in the middle of a step right now; try again in a few seconds.",
+                    active_request_id=record.id,
+                )
+            error = Cancelled(f"cancelled by {caller.name}", by=caller.name)
+            try:
+                updated = await self.app.state.finish(
+                    record, RequestStatus.CANCELLED, message=error.message, error=error
+                )
+            except ConcurrencyError:
+                continue
+            audit = await self.app.state.audit.list_for_request(record.id)
+            granted = [
+                entry.action
+                for entry in audit
+                if entry.step not in ("request", "approval", "callback")
+                and not entry.action.endswith("(started)")
+            ]
+            await self._audit_request(
+                updated,
+                "request",
+                f"request cancelled by {caller.name}",
+                before={"status": record.status.value},
+                after={"status": RequestStatus.CANCELLED.value, "kept": granted},
+                by=caller,
+                sequence=2,
+            )
+            log.info("request %s was cancelled by %s", record.id, caller.name)
+            await self.enqueue(updated)  # the worker delivers its callback, if any
+            return Cancellation(updated, granted)
+        raise Transient(f"request {request_id} kept changing while it was being cancelled; try again")
+
+    async def _may_cancel(
+        self, record: RequestRecord, caller: Requester, channel: Channel
+    ) -> PolicyRefusal | None:
+        if caller.kind in (RequesterKind.OPERATOR, RequesterKind.EXOMI):
+            return None
+        if record.requester is not None and caller.same_principal(record.requester):
+            return None
+        if is_approver(self.policy, caller):
+            return None
+        decision = record.decision
+        ask = Ask.of(
+            record.request,
+            role=decision.role if decision else None,
+            runtime=decision.runtime if decision else None,
+        )
+        authorization = await self.authorize(replace(ask, channel=channel), caller)
+        return authorization.refusal
+
+    # ------------------------------------------------------------------ expiry
+
+    async def schedule_expiry(self, record: RequestRecord) -> None:
+        """After a provision request succeeded with an end date: a work item at that time takes it away."""
+        if record.status is not RequestStatus.SUCCEEDED or record.decision is None:
+            return
+        expires_at = record.decision.expires_at
+        if expires_at is not None:
+            await self.app.queue.enqueue_expiry(record.target, expires_at, expires_at - utcnow())
+
+    async def expire(self, target_id: str, expires_at: datetime) -> Outcome:
+        """Take a target's access away at its end date, exactly as a revoke request does (channel
+        expiry). A target renewed since (another end date, or none) is left alone."""
+        target = parse_resource_id(target_id)
+        record = await self.app.state.targets.get(target.key)
+        if record is None or record.expires_at is None or record.status is TargetStatus.REVOKED:
+            return Outcome("nothing to expire")
+        if abs((record.expires_at - expires_at).total_seconds()) > 1:
+            return Outcome("renewed since: its own expiry is scheduled")
+        now = utcnow()
+        if record.expires_at > now:  # queue messages wait 7 days at most
+            await self.app.queue.enqueue_expiry(record.target, record.expires_at, record.expires_at - now)
+            return Outcome("not due yet")
+        try:
+            submission = await self.submit_revoke(
+                {"target": record.target}, requester=Requester.exomi(EXPIRY_REQUESTER), channel=Channel.EXPIRY
+            )
+        except Conflict:
+            # Another request works on the target: look again in a while.
+            await self.app.queue.enqueue_expiry(
+                record.target, record.expires_at, timedelta(seconds=self.app.settings.engine.poll)
+            )
+            return Outcome("busy: looked at again later")
+        await self.enqueue(submission.request)
+        log.warning(
+            "the access of %s expired at %s; revoking it (request %s)",
+            record.target,
+            expires_at.isoformat(),
+            submission.request.id,
+        )
+        return Outcome(f"revoke request {submission.request.id}", submission.request)
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _get(self, request_id: str) -> RequestRecord:
+        record = await self.find(request_id)
+        if record is None:
+            raise NotFound("request", request_id)
+        return record
+
+    async def _audit_request(
+        self,
+        record: RequestRecord,
+        step: str,
+        action: str,
+        *,
+        before: Any,
+        after: Any,
+        by: Requester,
+        sequence: int = 0,
+    ) -> None:
+        await self.app.state.audit.append(
+            AuditRecord(
+                request_id=record.id,
+                step=step,
+                sequence=sequence,
+                action=action,
+                target=record.target,
+                before=before,
+                after=after,
+                requested_by=by.name,
+                channel=record.channel,
+            )
+        )
+
     # ------------------------------------------------------------------ plan and diagnose (read-only)
 
-    async def plan(self, body: Mapping[str, Any], *, requested_by: str, channel: Channel) -> PlanReport:
-        """What provisioning would change, without changing anything (policy refusals are reported)."""
-        request = self._parse(ProvisionRequest, body, requested_by, channel)
+    async def plan(self, body: Mapping[str, Any], *, requester: Requester, channel: Channel) -> PlanReport:
+        """What provisioning would change, without changing anything. A refusal by policy or by the
+        caller rules is reported (as a finding, not recorded as a refused attempt)."""
+        request = self._parse(ProvisionRequest, body, requester, channel)
         decision = self.app.policy.evaluate(request)
         report = PlanReport(target=request.target, decision=decision)
         if not decision.allowed:
-            report.refused = decision.refusal().to_dict()
+            report.refused = _refusal(decision).to_dict()
             return report
+        authorization = await self.authorize(
+            Ask.of(request, role=decision.role, runtime=decision.runtime), requester
+        )
+        if authorization.refusal is not None:
+            report.refused = authorization.refusal.to_dict()
+            return report
+        report.approval = list(authorization.approval_reasons)
         report.steps = await self._observe_all(request, decision, Operation.PROVISION)
         return report
 
-    async def diagnose(self, body: Mapping[str, Any], *, requested_by: str, channel: Channel) -> PlanReport:
+    async def diagnose(
+        self, body: Mapping[str, Any], *, requester: Requester, channel: Channel
+    ) -> PlanReport:
         """Each prerequisite of a target as OK / missing / wrong, with the fix. Desired values not given
         are taken from exomi's record of the target, else from the policy's defaults."""
         target = parse_resource_id(body.get("target"), "target")
@@ -219,12 +715,12 @@ class ExomiService:
             )
         merged.update({k: v for k, v in body.items() if v is not None})
         merged = {k: v for k, v in merged.items() if v is not None}
-        request = self._parse(ProvisionRequest, merged, requested_by, channel)
+        request = self._parse(ProvisionRequest, merged, requester, channel)
         decision = self.app.policy.evaluate(request)
         report = PlanReport(target=request.target, decision=decision)
         if not decision.allowed:
             # Diagnose still looks: the refusal is one more finding.
-            report.refused = decision.refusal().to_dict()
+            report.refused = _refusal(decision).to_dict()
             decision = decision.model_copy(
                 update={
                     "allowed": True,

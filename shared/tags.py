@@ -21,7 +21,14 @@ ORGANIZATION = (
 ROLE = "exo-role"  # an Entra role display name; default: the policy's default_role
 IDENTITY = "exo-identity"  # "system" (default), a user-assigned identity's resource id, or its name
 RUNTIME = "exo-runtime"  # 5.1 (default), 7.2 or 7.4
-TAG_OF_FIELD = {"organization": ORGANIZATION, "role": ROLE, "identity": IDENTITY, "runtime": RUNTIME}
+EXPIRES = "exo-expires"  # an ISO 8601 duration (P30D) or a UTC date (2027-01-31); default: until revoked
+TAG_OF_FIELD = {
+    "organization": ORGANIZATION,
+    "role": ROLE,
+    "identity": IDENTITY,
+    "runtime": RUNTIME,
+    "expires": EXPIRES,
+}
 
 
 class TagError(Exception):
@@ -62,7 +69,7 @@ def desired_request(
         "requested_by": requested_by,
         "channel": channel.value,
     }
-    for field, tag in (("role", ROLE), ("runtime", RUNTIME)):
+    for field, tag in (("role", ROLE), ("runtime", RUNTIME), ("expires", EXPIRES)):
         value = tag_value(tags, tag)
         if value is not None:
             body[field] = value

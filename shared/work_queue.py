@@ -10,30 +10,53 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-from datetime import timedelta
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue.aio import QueueClient
 
 from shared.errors import ConfigurationError, InputError
-from shared.ids import validate_guid
+from shared.ids import parse_resource_id, validate_guid
 from shared.settings import Settings
 
 # Azure Storage hides a message for at most 7 days; longer waits are re-queued by reconciliation.
 MAX_DELAY = timedelta(days=7) - timedelta(minutes=1)
 
 
+@dataclass(frozen=True)
+class WorkItem:
+    """Advance a request (``request_id``), or take a target's access away when it expires
+    (``expire_target`` at ``expires_at``, the expiry the message was scheduled for)."""
+
+    request_id: str | None = None
+    expire_target: str | None = None
+    expires_at: datetime | None = None
+
+
+def _encoded(data: dict[str, str]) -> str:
+    return base64.b64encode(json.dumps(data).encode()).decode()
+
+
 def encode(request_id: str) -> str:
-    return base64.b64encode(json.dumps({"request_id": request_id}).encode()).decode()
+    return _encoded({"request_id": request_id})
 
 
-def decode(body: bytes | str) -> str:
-    """The request id of a work message body (already base64-decoded by the host), or InputError."""
+def encode_expiry(target: str, expires_at: datetime) -> str:
+    return _encoded({"expire_target": target, "expires_at": expires_at.isoformat()})
+
+
+def decode(body: bytes | str) -> WorkItem:
+    """The work item of a message body (already base64-decoded by the host), or InputError."""
     try:
         data = json.loads(body)
-        return validate_guid(data["request_id"], "request_id")
-    except (ValueError, KeyError, TypeError) as error:
+        if "expire_target" in data:
+            target = parse_resource_id(data["expire_target"], "expire_target").canonical
+            return WorkItem(expire_target=target, expires_at=datetime.fromisoformat(data["expires_at"]))
+        return WorkItem(request_id=validate_guid(data["request_id"], "request_id"))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise InputError("message", f"not an exomi work item: {error}") from None
 
 
@@ -60,12 +83,19 @@ class WorkQueue:
         return cls(client)
 
     async def enqueue(self, request_id: str, delay: timedelta = timedelta(0)) -> None:
+        await self._send(encode(request_id), delay)
+
+    async def enqueue_expiry(self, target: str, expires_at: datetime, delay: timedelta) -> None:
+        await self._send(encode_expiry(target, expires_at), delay)
+
+    async def _send(self, message: str, delay: timedelta) -> None:
         if not self._ready:
             with contextlib.suppress(ResourceExistsError):
                 await self.client.create_queue()
             self._ready = True
-        seconds = int(min(max(delay, timedelta(0)), MAX_DELAY).total_seconds())
-        await self.client.send_message(encode(request_id), visibility_timeout=seconds or None)
+        # Whole seconds (what Queue Storage takes), rounded up: a message never shows up before it is due.
+        seconds = math.ceil(min(max(delay, timedelta(0)), MAX_DELAY).total_seconds())
+        await self.client.send_message(message, visibility_timeout=seconds or None)
 
     async def close(self) -> None:
         await self.client.close()

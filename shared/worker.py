@@ -1,57 +1,39 @@
-"""The queue worker's logic: advance a request by one engine pass, put it back on the queue with a
-visibility delay while it waits, call back when it ends; and end poisoned requests as failed."""
+"""The queue worker's channel: decode a work item and hand it to the service, which advances the
+request by one engine pass (re-queueing it with a visibility delay while it waits), delivers its
+callback when it ends, ends requests whose approval timed out, and takes expired access away."""
 
 from __future__ import annotations
 
 import logging
 
-from shared import callbacks
-from shared.errors import ExomiError, InputError
-from shared.models import RequestStatus
+from shared.errors import InputError
 from shared.runtime import exomi_service
 from shared.work_queue import decode
 
 log = logging.getLogger("exomi.worker")
 
 
-class GaveUp(ExomiError):
-    code = "GaveUp"
-    http_status = 500
-
-
 async def process_work_item(body: bytes | str, dequeue_count: int = 1) -> None:
     try:
-        request_id = decode(body)
+        item = decode(body)
     except InputError as error:
         log.error("dropping a malformed work item: %s", error.message)  # retrying cannot fix it
         return
     service = await exomi_service()
-    record = await service.app.state.requests.find(request_id)
-    if record is None:
-        log.error("dropping a work item for unknown request %s", request_id)
-        return
-    record = await service.advance(request_id)  # an exception makes the host retry, then poison
-    if record.status.active:
-        await service.enqueue(record)
-        return
-    await callbacks.deliver(record, service.app.state, service.app.settings)
+    await service.work(item)  # an exception makes the host retry, then poison
 
 
 async def process_poison(body: bytes | str) -> None:
-    """A work item failed every retry: the request ends failed, with the reason, visible in the API."""
+    """A work item failed every retry: its request ends failed, with the reason, visible in the API."""
     try:
-        request_id = decode(body)
+        item = decode(body)
     except InputError as error:
         log.error("dropping a malformed poison item: %s", error.message)
         return
-    service = await exomi_service()
-    record = await service.app.state.requests.find(request_id)
-    if record is None or not record.status.active:
+    if item.request_id is None:
+        log.error(
+            "an expiry work item for %s failed every retry; reconciliation expires it", item.expire_target
+        )
         return
-    error = GaveUp(
-        "exomi gave up on this request: processing it failed on every retry of the work queue (see the Function "
-        "app's logs for the exception). Send the request again once the cause is fixed."
-    )
-    record = await service.app.state.finish(record, RequestStatus.FAILED, message=error.message, error=error)
-    log.error("request %s ended failed: its work item was poisoned", request_id)
-    await callbacks.deliver(record, service.app.state, service.app.settings)
+    service = await exomi_service()
+    await service.fail_poisoned(item.request_id)

@@ -9,6 +9,7 @@ need a managed identity without its ARM resource.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from aiohttp import web
@@ -160,7 +161,7 @@ def register_control(app: web.Application, runtime: EmulatorRuntime) -> None:
                 "displayName": sp.display_name,
                 "type": sp.sp_type,
                 "miResourceId": sp.mi_resource_id,
-                "visibleAt": iso(sp.visible_at),
+                "visibleAt": iso(sp.visible_at) if math.isfinite(sp.visible_at) else None,
             },
             201,
         )
@@ -173,5 +174,33 @@ def register_control(app: web.Application, runtime: EmulatorRuntime) -> None:
         runtime.tenant.delete_principal(sp.id)
         return json_response({"deleted": True})
 
+    async def replicate_principal(request: web.Request) -> web.Response:
+        """Ends a principal's replication delay now (the way to release one while replication is held)."""
+        sp = runtime.tenant.replicate(request.match_info["principal_id"])
+        if sp is None:
+            raise ControlError(404, "no such principal")
+        return json_response({"id": sp.id, "visible": sp.is_visible()})
+
+    async def get_replication(request: web.Request) -> web.Response:
+        return json_response({"held": runtime.tenant.replication_held})
+
+    async def put_replication(request: web.Request) -> web.Response:
+        """``{"held": true}``: new managed identities stay invisible to Graph until replicated one by one;
+        ``{"held": false}``: the timed delay again, and every principal still held becomes visible."""
+        body = await body_of(request)
+        held = body.get("held")
+        if not isinstance(held, bool) or set(body) != {"held"}:
+            raise ControlError(400, 'the body must be {"held": true} or {"held": false}')
+        tenant = runtime.tenant
+        tenant.replication_held = held
+        if not held:
+            for sp in tenant.service_principals.values():
+                if not math.isfinite(sp.visible_at):
+                    tenant.replicate(sp.id)
+        return json_response({"held": held})
+
     app.router.add_post("/_control/principals", seed_principal)
+    app.router.add_post("/_control/principals/{principal_id}/replicate", replicate_principal)
+    app.router.add_get("/_control/replication", get_replication)
+    app.router.add_put("/_control/replication", put_replication)
     app.router.add_delete("/_control/principals/{principal_id}", delete_principal)

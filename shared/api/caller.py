@@ -1,11 +1,12 @@
-"""Who is calling the HTTP API, as recorded in ``requested_by`` and checked against the policy.
+"""Who is calling the HTTP API, as recorded in ``requested_by`` and matched by the policy's rules.
 
 With App Service Authentication (EasyAuth) in front of the app, Azure authenticates the caller and
 passes its principal in ``X-MS-CLIENT-PRINCIPAL-ID``/``-NAME``/``-IDP`` and ``X-MS-CLIENT-PRINCIPAL``
 (base64 JSON with the claims), and removes any such header the client sent. Without EasyAuth a
 client could send them itself, so they are read only when the operator says EasyAuth is on
-(``EXOMI_TRUST_APP_SERVICE_AUTH=true``); otherwise every caller is the "function-key caller". Claims
-only identify the caller here: nothing but the name (or the object id) is recorded, nothing is logged.
+(``EXOMI_TRUST_APP_SERVICE_AUTH=true``); otherwise every caller is the "function-key caller", which a
+rule admits only by naming it. Claims only identify the caller here: nothing but the name and the
+object id is recorded, nothing is logged.
 """
 
 from __future__ import annotations
@@ -13,44 +14,48 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from shared.api.http import ApiRequest, NotAuthenticated
 from shared.errors import InputError
-from shared.policy import Policy
+from shared.ids import validate_guid
+from shared.models import FUNCTION_KEY_CALLER, Requester, RequesterKind
 from shared.settings import Settings
 
-FUNCTION_KEY_CALLER = "function-key caller"
 ON_BEHALF_OF = "X-Exomi-On-Behalf-Of"  # a name the caller asserts it acts for (recorded, marked as asserted)
 MAX_ASSERTED = 100
 MAX_PRINCIPAL_TEXT = 128
 _OBJECT_ID_CLAIMS = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid")
 
 
-@dataclass(frozen=True)
-class Caller:
-    requested_by: str  # what the request and its audit records say
-    principal_id: str | None = None  # set only when App Service Authentication identified the caller
-    principal_name: str | None = None
-
-
-def identify(request: ApiRequest, settings: Settings, policy: Policy, *, asserted: bool = True) -> Caller:
-    """The caller of ``request``: 401 when trusted EasyAuth did not identify it, 403 (rule
-    allowed_callers) when the policy does not admit it, 422 for a bad X-Exomi-On-Behalf-Of (read only
-    when ``asserted``)."""
+def identify(request: ApiRequest, settings: Settings, *, asserted: bool = True) -> Requester:
+    """The caller of ``request``: 401 when trusted EasyAuth did not identify it, 422 for a bad
+    X-Exomi-On-Behalf-Of (read only when ``asserted``). What it may do is the policy's business."""
     asserted_name = _asserted(request) if asserted else None
     if not settings.trust_app_service_auth:
-        policy.check_caller(None, None).raise_if_refused()
-        return Caller(_recorded(FUNCTION_KEY_CALLER, asserted_name))
+        return Requester(kind=RequesterKind.FUNCTION_KEY, name=_recorded(FUNCTION_KEY_CALLER, asserted_name))
     principal_id, name = _principal(request)
     if principal_id is None and name is None:
         raise NotAuthenticated(
             "App Service Authentication did not identify the caller: call with a token it accepts "
             "(for Logic Apps: the HTTP action's managed identity authentication)."
         )
-    policy.check_caller(principal_id, name).raise_if_refused()
-    return Caller(_recorded(name or principal_id or "", asserted_name), principal_id, name)
+    return Requester(
+        kind=RequesterKind.APP_SERVICE_AUTH,
+        name=_recorded(name or principal_id or "", asserted_name),
+        principal_id=_object_id(principal_id),
+        principal_name=name,
+    )
+
+
+def _object_id(value: str | None) -> str | None:
+    """An object id as policy rules and ARM look-ups use it (lower case, with dashes); other text: None."""
+    if value is None:
+        return None
+    try:
+        return validate_guid(value, "principal id")
+    except InputError:
+        return None
 
 
 def _recorded(who: str, asserted: str | None) -> str:

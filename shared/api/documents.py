@@ -4,13 +4,16 @@ generated from the very classes that render the answers (see openapi.py)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from shared.errors import InputError
 from shared.models import SYSTEM_IDENTITY, Channel, Operation, RequestStatus, StepStatus
-from shared.service import PlanReport, StatusReport
-from shared.state.records import AuditRecord, RequestRecord, StepRecord, TargetRecord
+from shared.state.records import AuditRecord, RefusalRecord, RequestRecord, StepRecord, TargetRecord
+
+if TYPE_CHECKING:  # annotations only: the service imports callbacks, which import this module
+    from shared.service import PlanReport, StatusReport
 
 
 class _Document(BaseModel):
@@ -77,7 +80,20 @@ class ResultDocument(_Document):
     role: str | None = Field(description="The Entra role assigned.")
     runbook_name: str | None
     verified_at: datetime | None = Field(description="When the connection last worked.")
+    expires_at: datetime | None = Field(description="When exomi takes the access away (null: until revoked).")
     connect_command: str | None = Field(description="The line a runbook or script uses to connect.")
+
+
+class ApprovalDocument(_Document):
+    """Why a request waits (or waited) for an approver, and what was decided."""
+
+    reasons: list[str] = Field(description="Why policy requires an approval.")
+    approvers: list[str] = Field(description="Who may approve (object ids and name patterns).")
+    deadline: datetime = Field(description="After this the request ends cancelled (ApprovalExpired).")
+    decision: Literal["approved", "denied", "expired"] | None = Field(description="null while it waits.")
+    decided_by: str | None
+    decided_at: datetime | None
+    comment: str | None
 
 
 class RequestSummary(_Document):
@@ -86,7 +102,8 @@ class RequestSummary(_Document):
     id: str
     operation: Operation
     status: RequestStatus = Field(
-        description="queued, running, waiting (active: poll again) or succeeded, revoked, failed, cancelled."
+        description="awaiting_approval, queued, running, waiting (active: poll again) or succeeded, revoked, "
+        "failed, cancelled, denied."
     )
     target: str = Field(description="The target's ARM resource id.")
     external_reference: str | None = Field(
@@ -94,6 +111,13 @@ class RequestSummary(_Document):
     )
     requested_by: str = Field(description="Who asked, as exomi identified them.")
     channel: Channel
+    authorized_by: str | None = Field(
+        description="The policy rule that admitted the request ('operator' for the exomi command and exomi itself)."
+    )
+    approval: ApprovalDocument | None = Field(description="Set when policy required an approver.")
+    expires_at: datetime | None = Field(
+        description="When exomi takes the access away again (null: until revoked)."
+    )
     message: str | None = Field(description="The latest progress or the outcome, for people.")
     error: ErrorDetail | None = Field(description="Why the request failed (same shape as API errors).")
     created_at: datetime
@@ -112,6 +136,71 @@ class RequestDocument(RequestSummary):
 class RequestList(_Document):
     value: list[RequestSummary] = Field(description="Requests, oldest first.")
     nextLink: str | None = Field(description="The URL of the next page; null on the last page.")  # noqa: N815
+
+
+class RefusalDocument(_Document):
+    """One refused attempt: nothing was changed, nothing else was recorded."""
+
+    id: str
+    at: datetime
+    channel: Channel
+    operation: str = Field(description="provision, revoke, approve, deny, cancel, or 'use the API'.")
+    requested_by: str
+    principal_id: str | None = Field(description="The requester's object id, when known.")
+    azure_role: str | None = Field(description="Tag writes: the Azure role ARM allowed the write with.")
+    target: str | None
+    request_id: str | None = Field(description="Approvals and cancellations: the request concerned.")
+    rule: str = Field(description="The policy field that refused it (rules, approval.approvers, ...).")
+    reason: str
+    field: str | None
+    event_id: str | None = Field(description="Tag writes: the Event Grid event.")
+    external_reference: str | None
+
+
+class RefusalList(_Document):
+    value: list[RefusalDocument] = Field(description="Refusals, oldest first.")
+    nextLink: str | None = Field(description="The URL of the next page; null on the last page.")  # noqa: N815
+
+
+class ApprovalBody(_Document):
+    """An approver's decision on a request that awaits approval."""
+
+    decision: Literal["approve", "deny"] = Field(
+        description="approve (the request runs) or deny (it ends denied); 'reject', as a Logic Apps approval "
+        "action answers, means deny."
+    )
+    comment: str | None = Field(None, max_length=500, description="Kept with the decision.")
+
+    @field_validator("decision", mode="before")
+    @classmethod
+    def _spelling(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            return {"approved": "approve", "reject": "deny", "rejected": "deny", "denied": "deny"}.get(
+                value, value
+            )
+        return value
+
+    @field_validator("comment")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and not value.replace("\n", " ").isprintable():
+            raise ValueError("must contain printable characters only")
+        return value
+
+    @classmethod
+    def parse(cls, data: Any) -> ApprovalBody:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            item = error.errors(include_url=False)[0]
+            field = ".".join(str(part) for part in item["loc"]) or "body"
+            message = str(item["ctx"]["error"]) if item["type"] == "value_error" else item["msg"]
+            raise InputError(field, message) from None
+
+    @property
+    def approve(self) -> bool:
+        return self.decision == "approve"
 
 
 class PlanStepDocument(_Document):
@@ -134,6 +223,7 @@ class DecisionDocument(_Document):
     runtime_environment: str | None
     module_versions: dict[str, str]
     runbook_name: str | None
+    expires_at: datetime | None = Field(description="When the access would end (null: until revoked).")
 
 
 class PlanDocument(_Document):
@@ -142,6 +232,9 @@ class PlanDocument(_Document):
     target: str
     allowed: bool = Field(description="false: policy refuses the request (see refused).")
     refused: ErrorDetail | None = Field(description="The policy refusal, if any (a finding, not an error).")
+    approval_required: list[str] = Field(
+        description="Why an approver would have to approve the request first (empty: no approval)."
+    )
     decision: DecisionDocument | None
     changes: list[str] = Field(description="The steps whose verdict is missing or wrong.")
     steps: list[PlanStepDocument]
@@ -172,6 +265,11 @@ def summary(record: RequestRecord) -> RequestSummary:
         external_reference=record.external_reference,
         requested_by=record.requested_by,
         channel=record.channel,
+        authorized_by=record.authorized_by,
+        approval=ApprovalDocument.model_validate(record.approval.model_dump(exclude={"decided_by_id"}))
+        if record.approval
+        else None,
+        expires_at=record.decision.expires_at if record.decision else None,
         message=record.message,
         error=ErrorDetail.model_validate(error) if error else None,
         created_at=record.created_at,
@@ -179,15 +277,17 @@ def summary(record: RequestRecord) -> RequestSummary:
     )
 
 
-def request_document(
-    report: StatusReport, target: TargetRecord | None, *, include_audit: bool
-) -> dict[str, Any]:
+def refusal_document(record: RefusalRecord) -> RefusalDocument:
+    return RefusalDocument.model_validate(record.model_dump())
+
+
+def request_document(report: StatusReport, *, include_audit: bool) -> dict[str, Any]:
     record = report.request
     document = RequestDocument(
         **summary(record).model_dump(),
         check_again_at=record.check_again_at,
         steps=[_step(step) for step in report.steps],
-        result=_result(record, target),
+        result=_result(record, report.target),
         audit=[_audit(entry) for entry in report.audit] if include_audit else None,
     )
     return document.model_dump(mode="json", exclude=None if include_audit else {"audit"})
@@ -217,6 +317,7 @@ def _result(record: RequestRecord, target: TargetRecord | None) -> ResultDocumen
         role=target.role.value if target.role else None,
         runbook_name=target.granted.runbook_name,
         verified_at=target.last_verified_at,
+        expires_at=target.expires_at,
         connect_command=connect,
     )
 
@@ -234,9 +335,11 @@ def plan_document(report: PlanReport) -> dict[str, Any]:
             runtime_environment=decision.runtime_environment,
             module_versions={name.value: version for name, version in decision.module_versions.items()},
             runbook_name=decision.runbook_name,
+            expires_at=decision.expires_at,
         )
         if decision is not None
         else None,
+        approval_required=report.approval,
         changes=[step.name for step in report.changes],
         steps=[PlanStepDocument.model_validate(step.__dict__) for step in report.steps],
     )

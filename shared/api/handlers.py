@@ -10,20 +10,25 @@ import asyncio
 import contextlib
 import logging
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from shared.api.caller import Caller, identify
+from shared.api.caller import identify
 from shared.api.documents import (
+    ApprovalBody,
     HealthCheck,
     HealthDocument,
+    RefusalList,
     RequestList,
     plan_document,
+    refusal_document,
     request_document,
     summary,
 )
 from shared.api.http import ApiRequest, ApiResponse, error_response
+from shared.authorization import API_CHANNELS, check_api_access
 from shared.errors import (
     ConfigurationError,
     Conflict,
@@ -31,30 +36,36 @@ from shared.errors import (
     InputError,
     NotFound,
 )
-from shared.models import Channel, RequestStatus
+from shared.ids import validate_guid
+from shared.models import Channel, Requester, RequestStatus
 from shared.runtime import exomi_app, exomi_service
-from shared.service import ExomiApp, ExomiService, StatusReport
+from shared.service import Attempt, ExomiApp, ExomiService, StatusReport
 from shared.state.idempotency import MAX_KEY_LENGTH
 from shared.state.query import MAX_PAGE_SIZE
 from shared.state.records import RequestRecord, utcnow
 
 log = logging.getLogger("exomi.api")
 
-API_CHANNELS = (Channel.HTTP, Channel.LOGICAPPS, Channel.TICKET)
 IDEMPOTENCY_KEY = "Idempotency-Key"
 LIST_FILTERS = ("status", "operation", "channel", "target", "external_reference")
 LIST_PARAMETERS = (*LIST_FILTERS, "page_size", "continuation_token")
+REFUSAL_PARAMETERS = ("since", "channel", "target", "page_size", "continuation_token")
 DEFAULT_PAGE_SIZE = 50
 HEALTH_TIMEOUT_SECONDS = 10.0
 # Terminal statuses that answer 200; failed and cancelled answer 422 (see docs/API.md).
 SUCCESSFUL = (RequestStatus.SUCCEEDED, RequestStatus.REVOKED)
 
 
-async def _open(request: ApiRequest, *, records: bool = True) -> tuple[ExomiService, Caller]:
-    """The service and the caller; ``records`` False for reads, which record nothing (and so ignore
-    X-Exomi-On-Behalf-Of)."""
+async def _open(request: ApiRequest, *, records: bool = True) -> tuple[ExomiService, Requester]:
+    """The service and the caller, once the policy admits the caller to the API at all (403, recorded
+    as a refusal, when no rule names it); ``records`` False for reads, which ignore X-Exomi-On-Behalf-Of."""
     service = await exomi_service()
-    return service, identify(request, service.app.settings, service.app.policy, asserted=records)
+    caller = identify(request, service.app.settings, asserted=records)
+    refusal = check_api_access(service.policy, caller)
+    if refusal is not None:
+        attempt = Attempt(caller, Channel.HTTP, "use the API", None)
+        raise await service.refused(refusal, attempt)
+    return service, caller
 
 
 def _status_path(request_id: str) -> str:
@@ -80,9 +91,7 @@ async def _submit(request: ApiRequest, *, revoke: bool) -> ApiResponse:
     key = _idempotency_key(request)
     submit = service.submit_revoke if revoke else service.submit_provision
     try:
-        submission = await submit(
-            body, requested_by=caller.requested_by, channel=channel, idempotency_key=key
-        )
+        submission = await submit(body, requester=caller, channel=channel, idempotency_key=key)
     except IdempotencyConflict as error:
         return error_response(
             error,
@@ -130,11 +139,7 @@ def _idempotency_key(request: ApiRequest) -> str | None:
 async def get_request(request: ApiRequest) -> ApiResponse:
     """GET /requests/{id}: 202 while active, 200 succeeded/revoked, 422 failed/cancelled."""
     service, _ = await _open(request, records=False)
-    request_id = request.route_params.get("id", "")
-    try:
-        report = await service.status(request_id)
-    except InputError:  # not even a request id
-        raise NotFound("request", request_id[:80]) from None
+    report = await service.status(_request_id(request))
     return await _request_answer(
         request, service, report, accepted=False, include_audit=_include_audit(request)
     )
@@ -152,18 +157,20 @@ async def _request_answer(
     *,
     accepted: bool,
     include_audit: bool = False,
+    always_ok: bool = False,
 ) -> ApiResponse:
+    """The request document: 202 + Location + Retry-After while active (or just accepted), else 200
+    or 422; ``always_ok`` answers 200 + Location whatever the state (approval and cancel answers)."""
     record = report.request
-    target = None
-    if record.status is RequestStatus.SUCCEEDED:
-        target = await service.app.state.targets.get(record.target_key)
-    document = request_document(report, target, include_audit=include_audit)
-    if accepted or record.status.active:
+    document = request_document(report, include_audit=include_audit)
+    if not always_ok and (accepted or record.status.active):
         # The asynchronous request-reply pattern: 202 + Location (+ Retry-After) until it ends.
         headers = {"Location": request.url_for(_status_path(record.id))}
         if record.status.active:
             headers["Retry-After"] = str(_retry_after(service, record))
         return ApiResponse(202, document, headers)
+    if always_ok:
+        return ApiResponse(200, document, {"Location": request.url_for(_status_path(record.id))})
     return ApiResponse(200 if record.status in SUCCESSFUL else 422, document)
 
 
@@ -206,6 +213,76 @@ def _page_size(text: str | None) -> int:
     return int(text)
 
 
+# ------------------------------------------------------------------------------ approval and cancel
+
+
+async def decide_approval(request: ApiRequest) -> ApiResponse:
+    """POST /requests/{id}/approval {"decision": "approve"|"deny", "comment"}: an approver's decision.
+    200 with the request (queued to run, or denied); 403 (recorded) for anyone who may not approve it;
+    409 when the request does not await approval."""
+    service, caller = await _open(request, records=False)
+    body = ApprovalBody.parse(request.json_body())
+    record = await service.decide(_request_id(request), caller, approve=body.approve, comment=body.comment)
+    report = await service.status(record.id)
+    return await _request_answer(request, service, report, accepted=False, always_ok=True)
+
+
+async def cancel_request(request: ApiRequest) -> ApiResponse:
+    """POST /requests/{id}/cancel: end a queued, waiting or awaiting-approval request. 200 with the
+    request and what it had already changed (kept); 403 (recorded) for a caller who may not; 409 when
+    it has ended or is in the middle of a step."""
+    service, caller = await _open(request, records=False)
+    cancellation = await service.cancel(_request_id(request), caller, Channel.HTTP)
+    report = await service.status(cancellation.request.id)
+    response = await _request_answer(request, service, report, accepted=False, always_ok=True)
+    response.body["kept"] = cancellation.kept
+    return response
+
+
+def _request_id(request: ApiRequest) -> str:
+    request_id = request.route_params.get("id", "")
+    try:
+        return validate_guid(request_id, "id")
+    except InputError:  # not even a request id
+        raise NotFound("request", request_id[:80]) from None
+
+
+# ------------------------------------------------------------------------------ refusals
+
+
+async def list_refusals(request: ApiRequest) -> ApiResponse:
+    """GET /refusals: refused attempts (who, channel, target, rule, when), oldest first, paged."""
+    service, _ = await _open(request, records=False)
+    unknown = sorted(set(request.query) - {*REFUSAL_PARAMETERS, "code"})
+    if unknown:
+        raise InputError(unknown[0], f"is not a filter; filters are: {', '.join(REFUSAL_PARAMETERS)}")
+    filters: dict[str, Any] = {
+        name: request.query[name] for name in ("channel", "target") if request.query.get(name)
+    }
+    if request.query.get("since"):
+        filters["since"] = _since(request.query["since"])
+    page_size = _page_size(request.query.get("page_size"))
+    page = await service.list_refusals(
+        **filters, page_size=page_size, continuation_token=request.query.get("continuation_token")
+    )
+    next_link = None
+    if page.continuation_token:
+        query = {name: request.query.get(name) for name in ("since", "channel", "target")}
+        next_link = request.url_for(
+            "refusals", {**query, "page_size": str(page_size), "continuation_token": page.continuation_token}
+        )
+    document = RefusalList(value=[refusal_document(r) for r in page.items], nextLink=next_link)
+    return ApiResponse(200, document.model_dump(mode="json"))
+
+
+def _since(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError("since", "must be an ISO 8601 date or time such as 2026-12-01T00:00:00Z") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
 # ------------------------------------------------------------------------------ plan and diagnose
 
 
@@ -213,7 +290,7 @@ async def plan(request: ApiRequest) -> ApiResponse:
     """POST /plan: what provisioning would change; writes nothing. A policy refusal is a finding."""
     service, caller = await _open(request)
     body, channel = _request_body(request)
-    report = await service.plan(body, requested_by=caller.requested_by, channel=channel)
+    report = await service.plan(body, requester=caller, channel=channel)
     return ApiResponse(200, plan_document(report))
 
 
@@ -221,7 +298,7 @@ async def diagnose(request: ApiRequest) -> ApiResponse:
     """POST /diagnose: every prerequisite of a target against its desired state, with fixes."""
     service, caller = await _open(request)
     body, channel = _request_body(request)
-    report = await service.diagnose(body, requested_by=caller.requested_by, channel=channel)
+    report = await service.diagnose(body, requester=caller, channel=channel)
     return ApiResponse(200, plan_document(report))
 
 

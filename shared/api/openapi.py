@@ -16,8 +16,9 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.api.handlers import API_CHANNELS
+from shared.api.documents import ApprovalBody
 from shared.api.http import API_PREFIX, JSON
+from shared.authorization import API_CHANNELS
 from shared.models import Channel, ProvisionRequest, RevokeRequest
 
 if TYPE_CHECKING:
@@ -53,6 +54,9 @@ FIELD_DOCS: dict[str, str] = {
     "external_reference": "Your reference, e.g. a ticket id: stored and echoed in every answer and callback.",
     "callback_url": "https URL on a host the policy allows: receives the final result (POST, retried). "
     "Never shown again.",
+    "expires": "How long the access lasts: an ISO 8601 duration from when it is granted (P30D, PT8H) or a "
+    "UTC date or time (2027-01-31 means the end of that day); policy may cap it or require it. Leave it "
+    "out for access until revoked.",
 }
 
 
@@ -76,14 +80,12 @@ def _body(schema: dict[str, Any], title: str, required: list[str] | None = None)
 
 def definitions(routes: tuple[Route, ...]) -> dict[str, Any]:
     """Every schema the routes use, by name: the answer models and the request bodies."""
-    models: list[type[BaseModel]] = [ProvisionRequest, RevokeRequest]
+    bodies: list[type[BaseModel]] = [ProvisionRequest, RevokeRequest, ApprovalBody]
+    models: list[type[BaseModel]] = list(bodies)
     for route in routes:
         models += [a.schema for a in route.answers.values() if a.schema and a.schema not in models]
     _, top = models_json_schema(
-        [
-            (model, "validation" if model in (ProvisionRequest, RevokeRequest) else "serialization")
-            for model in models
-        ],
+        [(model, "validation" if model in bodies else "serialization") for model in models],
         ref_template=REF,
     )
     found: dict[str, Any] = top["$defs"]

@@ -20,6 +20,7 @@ from shared.api.documents import (
     ErrorDocument,
     HealthDocument,
     PlanDocument,
+    RefusalList,
     RequestDocument,
     RequestList,
 )
@@ -74,10 +75,12 @@ ERRORS: dict[int, str] = {
     400: "The body is not valid JSON.",
     401: "No function key (the host answers with an empty body), or App Service Authentication is "
     "trusted and did not identify the caller.",
-    403: "Refused by policy: error.rule names the policy field, error.field the request field.",
+    403: "Refused by policy: error.rule names the policy field (rules for who may ask), error.field the "
+    "request field. The attempt is recorded in the refusal log (GET /refusals).",
     404: "No request with this id.",
     409: "The target already has an active request (error.active_request_url), or the Idempotency-Key "
-    "was used before with another body (error.original_request_url).",
+    "was used before with another body (error.original_request_url), or the request is not in a state "
+    "that allows this (it has ended, is running a step, or does not await approval).",
     413: "The body is larger than 64 KiB.",
     415: "The body is not sent as application/json.",
     422: "A field, query parameter or header is invalid: error.field names it.",
@@ -164,9 +167,9 @@ ROUTES: tuple[Route, ...] = (
         "requests/{id}",
         handlers.get_request,
         "Get a request's status",
-        "202 while the request is queued, running or waiting (poll again after Retry-After); 200 when it "
-        "succeeded (or, for a revocation, revoked); 422 when it failed or was cancelled, with the reason "
-        "in error. 422 is final: Logic Apps fails the action without retrying (it retries 408, 429, 5xx).",
+        "202 while the request is awaiting approval, queued, running or waiting (poll again after "
+        "Retry-After); 200 when it succeeded (or, for a revocation, revoked); 422 when it failed, was "
+        "cancelled or denied, with the reason in error. 422 is final: Logic Apps fails the action without retrying (it retries 408, 429, 5xx).",
         {
             200: Answer("The request succeeded (or was revoked).", RequestDocument),
             202: Answer(
@@ -183,6 +186,64 @@ ROUTES: tuple[Route, ...] = (
                 "include", "query", "'audit' adds the request's audit records (other values are ignored)."
             ),
         ),
+    ),
+    Route(
+        "decide_approval",
+        "POST",
+        "requests/{id}/approval",
+        handlers.decide_approval,
+        "Approve or deny a request",
+        "For an approver the policy names (never the requester): approve a request that awaits approval "
+        "(it is queued and runs) or deny it (it ends denied). Answers 200 with the request. Callable from "
+        "a Logic Apps approval flow (docs/API.md).",
+        {
+            200: Answer(
+                "The decision was recorded; the request as it is now.", RequestDocument, ("Location",)
+            ),
+            **errors(400, 401, 403, 404, 409, 413, 415, 422),
+        },
+        body="ApprovalBody",
+        parameters=(Parameter("id", "path", "The request id.", required=True),),
+    ),
+    Route(
+        "cancel_request",
+        "POST",
+        "requests/{id}/cancel",
+        handlers.cancel_request,
+        "Cancel a request",
+        "Ends a request that is queued, waiting or awaiting approval (its requester, an approver, or a "
+        "caller the rules admit for the same target). What it had already changed stays in place and is "
+        "listed in kept; revoke the target to take it away.",
+        {
+            200: Answer("The request was cancelled.", RequestDocument, ("Location",)),
+            **errors(401, 403, 404, 409),
+        },
+        parameters=(Parameter("id", "path", "The request id.", required=True),),
+    ),
+    Route(
+        "list_refusals",
+        "GET",
+        "refusals",
+        handlers.list_refusals,
+        "List refused attempts",
+        "Every refused attempt (who asked for what through which channel, the rule that refused it), "
+        "oldest first, a page at a time. Refused attempts change nothing else.",
+        {200: Answer("A page of refusals.", RefusalList), **errors(401, 403, 422)},
+        parameters=(
+            Parameter("since", "query", "Only refusals at or after this time (ISO 8601)."),
+            Parameter("channel", "query", "Only this channel.", enum=tuple(c.value for c in Channel)),
+            Parameter("target", "query", "Only refusals about this target (an ARM resource id)."),
+            Parameter(
+                "page_size",
+                "query",
+                f"Refusals per page (default {handlers.DEFAULT_PAGE_SIZE}).",
+                type="integer",
+                minimum=1,
+                maximum=MAX_PAGE_SIZE,
+            ),
+            Parameter("continuation_token", "query", "From nextLink: where the next page starts."),
+        ),
+        tags=("audit",),
     ),
     Route(
         "plan_request",

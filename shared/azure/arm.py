@@ -11,7 +11,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from shared.azure.clients import AzureClients
 from shared.azure.failures import from_arm
-from shared.ids import TargetKind
+from shared.ids import TargetKind, validate_guid
 
 GALLERY_PACKAGE_URL = "https://www.powershellgallery.com/api/v2/package/{name}/{version}"
 MANAGED_BY_TAG = "managed-by"
@@ -135,9 +135,18 @@ def _gallery_import(name: str, version: str) -> dict[str, Any]:
     }
 
 
+def scope_contains(outer: str, inner: str) -> bool:
+    """Does a role assignment at ``outer`` apply to ``inner`` (the same scope or one of its ancestors)?"""
+    outer_l, inner_l = outer.rstrip("/").lower(), inner.rstrip("/").lower()
+    return outer_l in ("", "/") or inner_l == outer_l or inner_l.startswith(outer_l + "/")
+
+
 class ArmGateway:
     def __init__(self, clients: AzureClients) -> None:
         self.clients = clients
+        self._role_names: dict[
+            str, str
+        ] = {}  # role definition id (lower case) -> role name; they never change
 
     async def _call(self, operation: str, awaitable, *, none_if_missing: bool = False):
         try:
@@ -190,6 +199,37 @@ class ArmGateway:
         if kind is TargetKind.VIRTUAL_MACHINE:
             return await self.get_virtual_machine(ref)
         return await self.get_user_assigned_identity(ref)
+
+    # ------------------------------------------------------------------ Azure RBAC (who may ask)
+
+    async def roles_held(self, principal_id: str, resource_id: str, subscription_id: str) -> set[str]:
+        """The names of the Azure roles ``principal_id`` holds on ``resource_id``, inherited assignments
+        (resource group, subscription, management groups, root) included. ``assignedTo()`` also returns
+        assignments below the scope, which do not apply to it and are left out; it includes the groups
+        the principal is a member of (docs/POLICY.md)."""
+        principal = validate_guid(principal_id, "principal_id")  # the only text that reaches the filter
+        client = self.clients.authorization(subscription_id)
+        operation = "list role assignments"
+        names: set[str] = set()
+        try:
+            pager = client.role_assignments.list_for_scope(resource_id, filter=f"assignedTo('{principal}')")
+            async for assignment in pager:
+                if (
+                    assignment.scope
+                    and assignment.role_definition_id
+                    and scope_contains(assignment.scope, resource_id)
+                ):
+                    names.add(await self._role_name(client, assignment.role_definition_id))
+        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes an exomi error
+            raise from_arm(exc, operation) from exc
+        return names
+
+    async def _role_name(self, client: Any, role_definition_id: str) -> str:
+        key = role_definition_id.lower()
+        if key not in self._role_names:
+            definition = await client.role_definitions.get_by_id(role_definition_id)
+            self._role_names[key] = definition.role_name or role_definition_id.rsplit("/", 1)[-1]
+        return self._role_names[key]
 
     # ------------------------------------------------------------------ modules (PowerShell 5.1)
 

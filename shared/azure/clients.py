@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 from azure.identity.aio import DefaultAzureCredential
+from azure.mgmt.authorization.aio import AuthorizationManagementClient
 from azure.mgmt.automation.aio import AutomationClient
 from azure.mgmt.compute.aio import ComputeManagementClient
 from azure.mgmt.msi.aio import ManagedServiceIdentityClient
@@ -75,6 +76,9 @@ class AzureClients:
 
     def msi(self, subscription_id: str) -> ManagedServiceIdentityClient:
         return self._arm("msi", ManagedServiceIdentityClient, subscription_id)
+
+    def authorization(self, subscription_id: str) -> AuthorizationManagementClient:
+        return self._arm("authorization", AuthorizationManagementClient, subscription_id)
 
     def graph(self) -> GraphServiceClient:
         if self._graph is None:

@@ -23,7 +23,8 @@ from shared.engine.plan import dependencies, steps_for
 from shared.engine.step import Step, backoff
 from shared.errors import ErrorCategory, ExomiError, OperationFailed
 from shared.ids import parse_resource_id
-from shared.models import Channel, Operation, RequestStatus, StepStatus, TargetStatus
+from shared.models import Channel, Operation, ProvisionRequest, RequestStatus, StepStatus, TargetStatus
+from shared.policy import expires_at_of
 from shared.settings import EngineTimings
 from shared.state.records import Grants, ModuleGrant, RequestRecord, StepRecord, TargetRecord, utcnow
 from shared.state.store import StateStore
@@ -66,8 +67,8 @@ class Engine:
     async def advance(self, request_id: str) -> RequestRecord:
         """Runs what can run now; returns the request as stored afterwards."""
         record = await self.state.requests.get(request_id)
-        if not record.status.active:
-            return record
+        if not record.status.active or record.status is RequestStatus.AWAITING_APPROVAL:
+            return record  # ended, or nothing may happen before an approver approves it
         target = parse_resource_id(record.target)
         steps = steps_for(record.operation, target.kind)
         needs = dependencies(steps)
@@ -123,6 +124,7 @@ class Engine:
                 break
 
         if all(self._status(stored, step) in FINISHED for step in steps):
+            record = _with_end_of_access(record)
             target_record = await self._save_target(record, target, facts, target_record, succeeded=True)
             summary = "; ".join(stored[s.name].message or s.title for s in steps)
             status = (
@@ -271,17 +273,16 @@ class Engine:
         if request.operation is Operation.REVOKE:
             if previous is None or not succeeded:
                 return previous
-            kept = bool(facts.get("shared_with"))
             return await self.state.targets.save(
                 previous.model_copy(
                     update={
                         "status": TargetStatus.REVOKED,
                         "granted": Grants(),
                         "last_request_id": request.id,
-                        "shared_kept": None,
+                        "expires_at": None,
+                        # Expired access is not granted again by tags that still say the same (events.py).
+                        "expired": request.channel is Channel.EXPIRY,
                     }
-                    if not kept
-                    else {"status": TargetStatus.REVOKED, "granted": Grants(), "last_request_id": request.id}
                 )
             )
         principal_id = facts.get("principal_id")
@@ -322,6 +323,10 @@ class Engine:
             "last_request_id": request.id,
             "managed_by_tags": _managed_by_tags(request.channel, previous),
         }
+        if succeeded:  # until then an earlier request's end of access (if any) still holds
+            update.update(
+                expires_at=decision.expires_at if decision else None, expires=provision.expires, expired=False
+            )
         if facts.get("verified_at"):
             update["last_verified_at"] = datetime.fromisoformat(facts["verified_at"])
         if previous is None:
@@ -346,6 +351,15 @@ class StepByName:
 
     def __init__(self, name: str) -> None:
         self.name = name
+
+
+def _with_end_of_access(record: RequestRecord) -> RequestRecord:
+    """A provision request that asked for a duration: its access ends that long after it is in place."""
+    request, decision = record.request, record.decision
+    if not isinstance(request, ProvisionRequest) or decision is None or not request.expires:
+        return record
+    expires_at = decision.expires_at or expires_at_of(request.expires, utcnow())
+    return record.model_copy(update={"decision": decision.model_copy(update={"expires_at": expires_at})})
 
 
 def _target_status(previous: TargetRecord | None, succeeded: bool, changed: bool) -> TargetStatus:

@@ -23,7 +23,8 @@ _MAX_TOKEN_KEY = 1024
 
 
 class Filter:
-    """An AND of `Property eq @param` clauses (and OR-groups of them), with their parameters."""
+    """An AND of `Property eq @param` / `Property ge @param` clauses (and OR-groups of them), with their
+    parameters."""
 
     def __init__(self) -> None:
         self._clauses: list[str] = []
@@ -31,6 +32,12 @@ class Filter:
 
     def equals(self, prop: str, value: Any) -> Filter:
         return self.any_of(prop, [value])
+
+    def at_least(self, prop: str, value: Any) -> Filter:
+        name = f"p{len(self.parameters)}"
+        self.parameters[name] = value
+        self._clauses.append(f"{prop} ge @{name}")
+        return self
 
     def any_of(self, prop: str, values: Sequence[Any]) -> Filter:
         names = []

@@ -6,6 +6,7 @@ import secrets
 import time
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -15,6 +16,7 @@ from shared.models import (
     Channel,
     Operation,
     ProvisionRequest,
+    Requester,
     RequestStatus,
     RevokeRequest,
     Role,
@@ -45,6 +47,27 @@ class _Record(BaseModel):
     etag: str | None = None  # set by the repository; pass it back to update with optimistic concurrency
 
 
+class ApprovalDecision(StrEnum):
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED = "expired"  # nobody decided before the deadline
+
+
+class Approval(BaseModel):
+    """A request that waits for an approver: why, until when, and what was decided by whom."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reasons: list[str]
+    approvers: list[str]  # the policy's approvers when the request was made (for people reading it)
+    deadline: datetime  # after this the request ends cancelled (policy approval.timeout)
+    decision: ApprovalDecision | None = None
+    decided_by: str | None = None
+    decided_by_id: str | None = None  # the approver's object id, when it has one
+    decided_at: datetime | None = None
+    comment: str | None = None
+
+
 class RequestRecord(_Record):
     id: str
     operation: Operation
@@ -53,6 +76,11 @@ class RequestRecord(_Record):
     target_key: str  # ResourceId.key
     channel: Channel
     requested_by: str
+    requester: Requester | None = None  # who asked, as the channel identified them
+    authorized_by: str | None = (
+        None  # the policy rule that admitted the request ("operator": an operator channel)
+    )
+    approval: Approval | None = None  # set when policy made the request wait for an approver
     external_reference: str | None = None
     request: ProvisionRequest | RevokeRequest
     decision: Decision | None = None  # the effective values policy gave the request
@@ -102,6 +130,28 @@ class AuditRecord(_Record):
     at: datetime = Field(default_factory=utcnow)
 
 
+class RefusalRecord(BaseModel):
+    """One refused attempt, kept in the append-only refusal log: who asked for what, and which rule
+    refused it. Nothing else is written for a refused attempt."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(default_factory=lambda: new_request_id())
+    at: datetime = Field(default_factory=utcnow)
+    channel: Channel
+    operation: str  # provision, revoke, approve, deny, cancel or "use the API"
+    requested_by: str
+    principal_id: str | None = None
+    azure_role: str | None = None  # tag writes: the Azure role ARM allowed the write with
+    target: str | None = None
+    request_id: str | None = None  # approvals and cancellations: the request they were about
+    rule: str
+    reason: str
+    field: str | None = None
+    event_id: str | None = None  # tag writes: the Event Grid event
+    external_reference: str | None = None
+
+
 class ModuleGrant(BaseModel):
     name: str
     version: str
@@ -146,9 +196,21 @@ class TargetRecord(_Record):
     last_verified_at: datetime | None = None
     # The opt-in tag drives this target: removing it revokes (set by tag requests, kept by reconcile ones).
     managed_by_tags: bool = False
+    # Access that ends: when (None: until revoked), and what the request asked for (a duration or date),
+    # which tags compare with so that re-delivered events do not extend it.
+    expires_at: datetime | None = None
+    expires: str | None = None
+    expired: bool = False  # the last revoke was exomi taking the access away at expires_at
     drift: list[DriftFinding] = []  # what the last reconciliation found (empty: as desired)
     drift_checked_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class TagState(BaseModel):
+    """What exomi knows about the tag writes of a target, for deciding who asks (shared/events.py)."""
+
+    refused_desired: str | None = None  # fingerprint of the desired state policy last refused
+    newest_event_at: datetime | None = None  # event time of the newest event handled for the target
 
 
 class TargetLock(_Record):

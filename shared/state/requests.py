@@ -130,6 +130,9 @@ def _to_entity(record: RequestRecord) -> dict[str, Any]:
     }
     put_json(entity, "Request", record.request.model_dump(mode="json"))
     put_json(entity, "Decision", record.decision.model_dump(mode="json") if record.decision else None)
+    put_json(entity, "Requester", record.requester.model_dump(mode="json") if record.requester else None)
+    put_json(entity, "Approval", record.approval.model_dump(mode="json") if record.approval else None)
+    put_text(entity, "AuthorizedBy", record.authorized_by)
     put_json(entity, "Error", record.error)
     put_text(entity, "Message", record.message)
     return entity
@@ -148,6 +151,9 @@ def _from_entity(entity: TableEntity) -> RequestRecord:
         external_reference=entity.get("ExternalReference"),
         request=get_json(entity, "Request"),
         decision=Decision.model_validate(decision) if decision else None,
+        requester=get_json(entity, "Requester"),
+        authorized_by=entity.get("AuthorizedBy"),
+        approval=get_json(entity, "Approval"),
         message=entity.get("Message"),
         error=get_json(entity, "Error"),
         check_again_at=entity.get("CheckAgainAt"),

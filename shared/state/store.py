@@ -8,6 +8,7 @@ implement "one active request per target"; `finish` ends a request and frees its
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
 
@@ -15,13 +16,22 @@ from azure.core.credentials_async import AsyncTokenCredential
 
 from shared.errors import ConcurrencyError, Conflict, ExomiError, IdempotencyConflict, Transient
 from shared.ids import ResourceId
-from shared.models import Operation, ProvisionRequest, RequestStatus, RevokeRequest
+from shared.models import Operation, ProvisionRequest, Requester, RequestStatus, RevokeRequest
 from shared.policy import Decision
 from shared.settings import Settings
 from shared.state.audit import AuditLog
 from shared.state.events import EventLog
 from shared.state.idempotency import IdempotencyEntry, IdempotencyStore, check_idempotency_key
-from shared.state.records import AuditRecord, RequestRecord, Submission, TargetLock, new_request_id, utcnow
+from shared.state.records import (
+    Approval,
+    AuditRecord,
+    RequestRecord,
+    Submission,
+    TargetLock,
+    new_request_id,
+    utcnow,
+)
+from shared.state.refusals import RefusalLog
 from shared.state.requests import RequestStore
 from shared.state.steps import StepStore
 from shared.state.tables import Tables, open_table_service
@@ -34,6 +44,15 @@ _LOCK_ATTEMPTS = 5
 SUBMIT_STEP = "request"
 
 
+@dataclass(frozen=True)
+class Admission:
+    """How the policy admitted a request: who asked, by which rule, and whether it waits for approval."""
+
+    requester: Requester | None = None
+    authorized_by: str | None = None
+    approval: Approval | None = None
+
+
 class StateStore:
     def __init__(self, tables: Tables, *, stale_lock_after: timedelta = DEFAULT_STALE_LOCK_AFTER) -> None:
         self.tables = tables
@@ -44,6 +63,7 @@ class StateStore:
         self.targets = TargetStore(tables.targets)
         self.idempotency = IdempotencyStore(tables.idempotency)
         self.events = EventLog(tables.events)
+        self.refusals = RefusalLog(tables.refusals)
 
     @classmethod
     async def open(
@@ -77,15 +97,18 @@ class StateStore:
         decision: Decision,
         *,
         idempotency_key: str | None = None,
+        admission: Admission | None = None,
     ) -> Submission:
-        """Record an accepted request (status queued) holding its target.
+        """Record an accepted request (status queued, or awaiting_approval when ``admission`` says an
+        approver must approve it first) holding its target.
 
         Raises Conflict if another request is active for the target (nothing is written), and
         IdempotencyConflict if the caller used `idempotency_key` before for a different body. The same
         key with the same body returns the original request (`created` False)."""
         decision.raise_if_refused()
+        admission = admission or Admission()
         if idempotency_key is None:
-            return await self._create(request, decision, new_request_id())
+            return await self._create(request, decision, new_request_id(), admission)
         key = check_idempotency_key(idempotency_key)
         body_hash = hashlib.sha256(request.fingerprint().encode()).hexdigest()
         entry = await self.idempotency.get(request.requested_by, key)
@@ -95,7 +118,7 @@ class StateStore:
             etag = await self.idempotency.create(request.requested_by, key, request_id, body_hash)
             if etag is not None:
                 try:
-                    return await self._create(request, decision, request_id)
+                    return await self._create(request, decision, request_id, admission)
                 except Conflict:
                     # Refused: leave nothing behind (a crash here leaves a key whose replay behaves the same).
                     await self.idempotency.delete(request.requested_by, key, etag)
@@ -103,7 +126,7 @@ class StateStore:
             entry = await self.idempotency.get(request.requested_by, key)  # a concurrent submission won
             if entry is None:
                 raise Transient("the idempotency key changed while the request was being recorded; retry")
-        return await self._replay(entry, body_hash, request, decision)
+        return await self._replay(entry, body_hash, request, decision, admission)
 
     async def _replay(
         self,
@@ -111,17 +134,22 @@ class StateStore:
         body_hash: str,
         request: ProvisionRequest | RevokeRequest,
         decision: Decision,
+        admission: Admission,
     ) -> Submission:
         if entry.body_hash != body_hash:
             raise IdempotencyConflict(entry.request_id)
         existing = await self.requests.find(entry.request_id)
         if existing is None:  # a crash came between recording the key and writing the request
-            return await self._create(request, decision, entry.request_id)
+            return await self._create(request, decision, entry.request_id, admission)
         await self._audit_submission(existing)  # in case the crash came just before this
         return Submission(request=existing, created=False)
 
     async def _create(
-        self, request: ProvisionRequest | RevokeRequest, decision: Decision, request_id: str
+        self,
+        request: ProvisionRequest | RevokeRequest,
+        decision: Decision,
+        request_id: str,
+        admission: Admission,
     ) -> Submission:
         target = request.target_id
         await self.acquire_target(target, request_id)  # a no-op when this request holds it already
@@ -135,7 +163,13 @@ class StateStore:
             external_reference=request.external_reference,
             request=request,
             decision=decision if isinstance(request, ProvisionRequest) else None,
-            message="accepted",
+            requester=admission.requester,
+            authorized_by=admission.authorized_by,
+            approval=admission.approval,
+            status=RequestStatus.AWAITING_APPROVAL if admission.approval else RequestStatus.QUEUED,
+            message=f"awaiting approval: {'; '.join(admission.approval.reasons)}"
+            if admission.approval
+            else "accepted",
         )
         stored, created = await self.requests.create(record)
         await self._audit_submission(stored)
@@ -150,10 +184,13 @@ class StateStore:
                 action=f"{record.operation.value} request accepted",
                 target=record.target,
                 after={
-                    "status": RequestStatus.QUEUED.value,
+                    "status": record.status.value,
                     # The callback URL may carry a signature (Logic Apps sig=...): not for the audit trail.
                     "request": record.request.model_dump(mode="json", exclude={"callback_url"}),
                     "decision": record.decision.model_dump(mode="json") if record.decision else None,
+                    "requester": record.requester.model_dump(mode="json") if record.requester else None,
+                    "authorized_by": record.authorized_by,
+                    "approval": record.approval.model_dump(mode="json") if record.approval else None,
                 },
                 requested_by=record.requested_by,
                 channel=record.channel,

@@ -8,7 +8,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 from shared.errors import ConfigurationError
 from shared.settings import StorageSettings
 
-TABLE_NAMES = ("requests", "steps", "audit", "targets", "idempotency", "events")
+TABLE_NAMES = ("requests", "steps", "audit", "targets", "idempotency", "events", "refusals")
 
 
 def open_table_service(
@@ -33,7 +33,7 @@ def open_table_service(
 
 class Tables:
     """Clients for `<prefix>requests`, `<prefix>steps`, `<prefix>audit`, `<prefix>targets`, `<prefix>idempotency`,
-    `<prefix>events`."""
+    `<prefix>events`, `<prefix>refusals`."""
 
     def __init__(self, service: TableServiceClient, prefix: str) -> None:
         self.service = service
@@ -44,6 +44,7 @@ class Tables:
         self.targets = self._client("targets")
         self.idempotency = self._client("idempotency")
         self.events = self._client("events")
+        self.refusals = self._client("refusals")
 
     def _client(self, name: str) -> TableClient:
         return self.service.get_table_client(f"{self.prefix}{name}")
@@ -54,6 +55,15 @@ class Tables:
             await self.service.create_table_if_not_exists(f"{self.prefix}{name}")
 
     async def close(self) -> None:
-        for client in (self.requests, self.steps, self.audit, self.targets, self.idempotency, self.events):
+        clients = (
+            self.requests,
+            self.steps,
+            self.audit,
+            self.targets,
+            self.idempotency,
+            self.events,
+            self.refusals,
+        )
+        for client in clients:
             await client.close()
         await self.service.close()

@@ -2,6 +2,9 @@
 
 RowKey "state": the provisioned state of the target (identity ids, role, what exomi granted).
 RowKey "lock":  which request currently holds the target ("one active request per target").
+RowKey "tags":  the time of the newest event handled for the target (older deliveries are stale), and
+                the last desired state its tags asked for that policy refused (so that somebody else's
+                unrelated write of the resource is not taken as asking again).
 They are separate rows so that state updates and lock changes never race each other's ETags.
 """
 
@@ -25,10 +28,11 @@ from shared.ids import validate_guid
 from shared.models import TargetStatus
 from shared.state.codec import get_json, put_json
 from shared.state.query import Filter, etag_of, fetch_all
-from shared.state.records import DriftFinding, Grants, TargetLock, TargetRecord, utcnow
+from shared.state.records import DriftFinding, Grants, TagState, TargetLock, TargetRecord, utcnow
 
 STATE = "state"
 LOCK = "lock"
+TAGS = "tags"
 
 
 class TargetStore:
@@ -88,6 +92,29 @@ class TargetStore:
         )
         return lock.model_copy(update={"etag": etag_of(metadata)})
 
+    async def tag_state(self, target_key: str) -> TagState:
+        entity = await self._read(target_key, TAGS)
+        if entity is None:
+            return TagState()
+        return TagState(
+            refused_desired=entity.get("RefusedDesired") or None, newest_event_at=entity.get("NewestEventAt")
+        )
+
+    async def save_tag_state(self, target_key: str, target: str, state: TagState) -> None:
+        """Last writer wins: two deliveries handled at once can only make the newest event time a little
+        older than it was, which lets an older event be looked at once more (it reads the target anew)."""
+        entity: dict[str, Any] = {
+            "PartitionKey": target_key,
+            "RowKey": TAGS,
+            "Target": target,
+            "UpdatedAt": utcnow(),
+        }
+        if state.refused_desired is not None:
+            entity["RefusedDesired"] = state.refused_desired
+        if state.newest_event_at is not None:
+            entity["NewestEventAt"] = state.newest_event_at
+        await self.table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
     async def _read(self, target_key: str, row_key: str) -> TableEntity | None:
         try:
             return await self.table.get_entity(target_key, row_key)
@@ -122,6 +149,9 @@ def _state_to_entity(record: TargetRecord) -> dict[str, Any]:
         "LastRequestId": record.last_request_id,
         "LastVerifiedAt": record.last_verified_at,
         "ManagedByTags": record.managed_by_tags,
+        "ExpiresAt": record.expires_at,
+        "Expires": record.expires,
+        "Expired": record.expired,
         "DriftCheckedAt": record.drift_checked_at,
         "UpdatedAt": record.updated_at,
     }
@@ -147,6 +177,9 @@ def _state_from_entity(entity: TableEntity) -> TargetRecord:
         last_request_id=entity.get("LastRequestId"),
         last_verified_at=entity.get("LastVerifiedAt"),
         managed_by_tags=bool(entity.get("ManagedByTags", False)),
+        expires_at=entity.get("ExpiresAt"),
+        expires=entity.get("Expires"),
+        expired=bool(entity.get("Expired", False)),
         drift=[DriftFinding.model_validate(item) for item in get_json(entity, "Drift") or []],
         drift_checked_at=entity.get("DriftCheckedAt"),
         updated_at=entity["UpdatedAt"],

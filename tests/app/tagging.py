@@ -58,16 +58,17 @@ def eventually(probe: Callable[[], T], *, timeout: float = 60.0, what: str = "co
     return polling.eventually(probe, timeout=timeout, what=what, interval=0.2)
 
 
-def put_tags(emulator: Emulator, resource_id: str, tags: dict[str, str]) -> None:
-    """Replace a resource's tags through the Tags API, as `az tag create` does."""
-    emulator.resources().tags.begin_create_or_update_at_scope(
+def put_tags(emulator: Emulator, resource_id: str, tags: dict[str, str], credential: Any = None) -> None:
+    """Replace a resource's tags through the Tags API, as `az tag create` does (as the admin, or as
+    whoever ``credential`` is)."""
+    emulator.resources(credential=credential).tags.begin_create_or_update_at_scope(
         resource_id, {"properties": {"tags": tags}}
     ).result()
 
 
-def merge_tags(emulator: Emulator, resource_id: str, tags: dict[str, str]) -> None:
+def merge_tags(emulator: Emulator, resource_id: str, tags: dict[str, str], credential: Any = None) -> None:
     """`az tag update --operation Merge`."""
-    emulator.resources().tags.begin_update_at_scope(
+    emulator.resources(credential=credential).tags.begin_update_at_scope(
         resource_id, {"operation": "Merge", "properties": {"tags": tags}}
     ).result()
 
@@ -123,7 +124,9 @@ def wait_until_ended(exomi: ExomiRunner, request_id: str, timeout: float = 90) -
         code, output, _ = exomi.run("status", request_id)
         return (
             output
-            if code in (0, 1) and output and output["status"] not in ("queued", "running", "waiting")
+            if code in (0, 1)
+            and output
+            and output["status"] not in ("awaiting_approval", "queued", "running", "waiting")
             else None
         )
 

@@ -1,6 +1,7 @@
 """Who may call the HTTP API: a function key always (the host's 401 without one); with App Service
-Authentication trusted, the caller's principal is recorded and checked against allowed_callers;
-without it, the principal headers are ignored (anyone could send them)."""
+Authentication trusted, the caller's principal is recorded and matched by the policy's rules;
+without it, the principal headers are ignored (anyone could send them) and a caller is only the
+"function-key caller", which a rule must name literally."""
 
 from __future__ import annotations
 
@@ -99,8 +100,11 @@ def test_principal_headers_are_ignored_unless_app_service_authentication_is_trus
     assert [a["requested_by"] for a in audit] == ["function-key caller (asserted: alice@contoso.com)"]
 
 
-def test_without_trusted_authentication_a_caller_list_refuses_everyone(emulator, start_api):
-    api = start_api(worker=False, policy={"allowed_callers": ["*@contoso.com"]})
+PEOPLE = [{"name": "people", "channels": ["http"], "principals": ["*@contoso.com"]}]
+
+
+def test_without_trusted_authentication_rules_naming_people_refuse_everyone(emulator, start_api):
+    api = start_api(worker=False, policy={"rules": PEOPLE})
     for response in (
         api.post(
             "requests",
@@ -111,15 +115,23 @@ def test_without_trusted_authentication_a_caller_list_refuses_everyone(emulator,
     ):
         assert response.status_code == 403
         error = ErrorDocument.model_validate(response.json()).error
-        assert error.code == "PolicyRefused" and response.json()["error"]["rule"] == "allowed_callers"
+        assert error.code == "PolicyRefused" and response.json()["error"]["rule"] == "rules"
     api.no_state()
+    refusals = api.refusals()
+    assert [(r["requested_by"], r["operation"], r["rule"]) for r in refusals] == [
+        ("function-key caller", "use the API", "rules")
+    ] * 2
 
 
 def test_trusted_app_service_authentication_records_and_checks_the_caller(emulator, start_api):
     api = start_api(
         worker=False,
         env={"EXOMI_TRUST_APP_SERVICE_AUTH": "true"},
-        policy={"allowed_callers": [LOGIC_APP_OID, "*@contoso.com"]},
+        policy={
+            "rules": [
+                {"name": "callers", "channels": ["http"], "principals": [LOGIC_APP_OID, "*@contoso.com"]}
+            ]
+        },
     )
 
     def create(name: str, headers: dict[str, str]) -> httpx.Response:
@@ -155,12 +167,16 @@ def test_trusted_app_service_authentication_records_and_checks_the_caller(emulat
             "X-MS-CLIENT-PRINCIPAL-NAME": "mallory@fabrikam.com",
         },
     )
-    assert mallory.status_code == 403 and mallory.json()["error"]["rule"] == "allowed_callers"
+    assert mallory.status_code == 403 and mallory.json()["error"]["rule"] == "rules"
     nobody = create("ContosoAuto4", {})
     assert nobody.status_code == 401
     assert ErrorDocument.model_validate(nobody.json()).error.code == "NotAuthenticated"
     assert api.rows()["requests"] == 2
 
-    # Claims never reach state or logs: only the name was kept.
+    # Claims never reach state or logs: only the name and object id were kept, and mallory's attempt is
+    # in the refusal log.
     stored = everything_stored(api)
-    assert blob not in stored and SECRET_GROUP not in stored and "mallory" not in stored
+    assert blob not in stored and SECRET_GROUP not in stored
+    assert [(r["requested_by"], r["principal_id"]) for r in api.refusals()] == [
+        ("mallory@fabrikam.com", "99999999-2222-4333-8444-555555555555")
+    ]

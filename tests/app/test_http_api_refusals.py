@@ -97,6 +97,13 @@ def test_each_kind_of_bad_input_is_refused_with_its_status_and_writes_nothing(em
 
     assert [e for e in emulator.log(position) if e["service"] in ("arm", "graph")] == []
     api.no_state()
+    # The policy refusals (not the invalid input) are in the refusal log, with who asked and the rule.
+    assert [(r["rule"], r["requested_by"], r["channel"]) for r in api.refusals()] == [
+        ("allow_global_administrator", "function-key caller", "http"),
+        ("allowed_organizations", "function-key caller", "http"),
+        ("allowed_scopes", "function-key caller", "http"),
+        ("callback_hosts", "function-key caller", "http"),
+    ]
 
 
 def test_an_idempotency_key_replays_the_same_request_and_refuses_another(emulator, start_api):

@@ -1,7 +1,7 @@
 """The reconciliation timer under the local Functions host, run on demand through the admin API: drift
 is healed (a grant removed behind exomi's back comes back) or reported (grants exomi did not make stay),
-one broken target does not stop the others, tags changed while events were lost are acted on, and a
-request whose work item was lost is resumed."""
+one broken target does not stop the others, tags changed while events were lost are reported (no event
+names a requester) while a deleted target is revoked, and a request whose work item was lost is resumed."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from azure.data.tables import TableClient
 from tests.app.tagging import (
     SUBSCRIPTION,
     TagRunner,
-    delete_tags,
     eventually,
     merge_tags,
     put_tags,
@@ -24,6 +23,7 @@ from tests.app.tagging import (
     wait_for_requests,
     wait_until_ended,
 )
+from tests.engine.conftest import RG
 from tests.engine.test_provision import GLOBAL_READER, RECIPIENT_ADMIN, exchange_grants, grants_of
 from tests.engine.test_revoke_plan_diagnose import _assign_by_hand
 from tests.support.exomi import EXOMI, ROOT
@@ -118,8 +118,8 @@ async def test_drift_is_healed_or_reported_and_a_broken_target_does_not_stop_the
     assert sorted(f["kind"] for f in drift) == ["extra", "extra"]
 
 
-async def test_tags_changed_while_events_were_lost_are_acted_on(
-    emulator, exomi, targets, function_host, tmp_path
+async def test_tags_changed_while_events_were_lost_are_reported_and_a_deletion_revokes(
+    emulator, exomi, targets, function_host, azurite, tmp_path
 ):
     subscribe(emulator, function_host)
     account = targets.automation_account()
@@ -128,20 +128,29 @@ async def test_tags_changed_while_events_were_lost_are_acted_on(
     assert wait_until_ended(exomi, first["id"])["status"] == "succeeded"
     emulator.ctl("DELETE", f"/eventgrid/subscriptions/{SUBSCRIPTION}")  # from here on, events are lost
 
+    # Without the event nobody is known to have asked, so the policy's rules cannot admit anyone:
+    # reconciliation reports the difference and changes nothing.
     merge_tags(emulator, account.id, {"exo-role": "Global Reader"})
-    assert "tag requests 1" in reconcile(function_host, tmp_path / "host.log")
-    second = wait_for_requests(exomi, 2)[-1]
-    assert (second["channel"], second["requested_by"]) == ("tag", "exomi-reconcile")
-    assert wait_until_ended(exomi, second["id"])["status"] == "succeeded"
+    summary = reconcile(function_host, tmp_path / "host.log")
+    assert "tag differences 1" in summary and "revoked 0" in summary
+    drift = {f["what"]: f for f in target_state(exomi, azurite, account.id)["Drift"]}
+    assert "no event" in drift["tags"]["detail"]
+    code, requests, _ = exomi.run("list")
+    assert code == 0 and len(requests) == 1
     _, roles = await grants_of(emulator, account.identity.principal_id)
-    assert [r.role_definition_id for r in roles] == [GLOBAL_READER]
+    assert [r.role_definition_id for r in roles] == [RECIPIENT_ADMIN]
 
-    delete_tags(emulator, account.id, "exo-organization")
+    # A deleted resource needs no requester: nothing of exomi's may stay behind.
+    user_assigned = targets.user_assigned_identity("ContosoMI-lost")
+    code, output, stderr = exomi.run(
+        "provision", "--target", user_assigned.id, "--organization", emulator.organization
+    )
+    assert code == 0, stderr
+    emulator.msi().user_assigned_identities.delete(RG, "ContosoMI-lost")
     assert "revoked 1" in reconcile(function_host, tmp_path / "host.log")
     revoke = wait_for_requests(exomi, 3)[-1]
-    assert revoke["operation"] == "revoke" and wait_until_ended(exomi, revoke["id"])["status"] == "revoked"
-    _, roles = await grants_of(emulator, account.identity.principal_id)
-    assert roles == []
+    assert (revoke["operation"], revoke["channel"]) == ("revoke", "reconcile")
+    assert wait_until_ended(exomi, revoke["id"])["status"] == "revoked"
 
 
 def test_a_request_whose_work_item_was_lost_is_resumed(emulator, exomi, targets, function_host, tmp_path):

@@ -86,6 +86,9 @@ EXPECTED = {
     "plan_request": _http("plan", "POST"),
     "diagnose_target": _http("diagnose", "POST"),
     "create_revocation": _http("revocations", "POST"),
+    "decide_approval": _http("requests/{id}/approval", "POST"),
+    "cancel_request": _http("requests/{id}/cancel", "POST"),
+    "list_refusals": _http("refusals", "GET"),
     "get_health": _http("health", "GET", "ANONYMOUS"),
     "get_openapi": _http("openapi.json", "GET", "ANONYMOUS"),
 }

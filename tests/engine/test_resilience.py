@@ -4,6 +4,7 @@ at every step boundary: the request still ends verified, with no duplicate grant
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -76,20 +77,23 @@ async def test_a_crash_at_every_boundary_resumes_without_duplicates_or_lost_audi
 
 
 async def test_a_fresh_identity_under_replication_delay_succeeds_after_retries(emulator, exomi, targets):
-    emulator.set_timings(replication_delay=2.0)
-    account = targets.automation_account()  # its principal is invisible to Graph for 2 s
-    code, output, stderr = exomi.run(
-        "provision", "--target", account.id, "--organization", emulator.organization
-    )
-    assert_succeeded(code, output, stderr)
+    # Deterministic: the principal stays invisible to Graph until the test releases it, after exomi has
+    # met the replication window twice (no race with a timer or with the CLI's start-up time).
+    emulator.ctl("PUT", "/replication", {"held": True})
+    account = targets.automation_account()
+    principal_id = account.identity.principal_id
+    process = exomi.start("provision", "--target", account.id, "--organization", emulator.organization)
+
+    def misses():
+        return [e for e in emulator.log(service="graph") if e["status"] == 404 and principal_id in e["path"]]
+
+    await _wait_for(lambda: len(misses()) >= 2, "exomi to meet the replication window twice")
+    emulator.ctl("POST", f"/principals/{principal_id}/replicate")
+    stdout, stderr = process.communicate(timeout=120)
+    output = json.loads(stdout)
+    assert_succeeded(process.returncode, output, stderr)
     principal_step = next(s for s in output["steps"] if s["name"] == "principal")
     assert principal_step["attempts"] > 1
-    misses = [
-        e
-        for e in emulator.log(service="graph")
-        if e["status"] == 404 and account.identity.principal_id in e["path"]
-    ]
-    assert misses, "Graph answered 404 while the principal replicated"
 
 
 async def test_a_grant_under_propagation_delay_verifies_after_waiting(emulator, exomi, targets):

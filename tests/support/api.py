@@ -45,6 +45,13 @@ class Api:
     def url(self) -> str:
         return self.host.url
 
+    def client(self, headers: dict[str, str]) -> httpx.Client:
+        """A client that sends the function key and ``headers`` (e.g. a caller's App Service
+        Authentication headers) with every call, as a Logic App's HTTP action would."""
+        return httpx.Client(
+            base_url=self.host.url, timeout=60, headers={"x-functions-key": self.key, **headers}
+        )
+
     def post(self, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
         return self.http.post(f"/api/{path}", json=body, **kwargs)
 
@@ -82,10 +89,18 @@ class Api:
         return counts
 
     def no_state(self) -> None:
-        """Nothing in state: `exomi list` shows no request and every table is empty."""
+        """Nothing in state but the refusal log: `exomi list` shows no request and every other table is
+        empty."""
         code, requests, _ = self.exomi.run("list")
         assert code == 0 and requests == []
-        assert set(self.rows().values()) == {0}, self.rows()
+        rows = {name: count for name, count in self.rows().items() if name != "refusals"}
+        assert set(rows.values()) == {0}, rows
+
+    def refusals(self) -> list[dict[str, Any]]:
+        """The refusal log, as `exomi refusals --json` shows it."""
+        code, refusals, stderr = self.exomi.run("refusals")
+        assert code == 0, stderr
+        return refusals
 
 
 class StartApi(Protocol):

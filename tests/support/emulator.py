@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 from azure.identity import ManagedIdentityCredential
 from azure.identity.aio import ManagedIdentityCredential as AsyncManagedIdentityCredential
+from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.automation import AutomationClient
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.msi import ManagedServiceIdentityClient
@@ -19,6 +20,9 @@ from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph_core import GraphClientFactory
 
 GRAPH_SCOPES = ["https://graph.microsoft.com/.default"]
+
+
+MANAGE_AS_APP_ROLE_ID = "dc50a0fb-09a3-484d-be87-e023b12c6440"  # Exchange.ManageAsApp
 
 
 @dataclass
@@ -73,6 +77,20 @@ class Emulator:
     def principals(self) -> list[dict[str, Any]]:
         return self.ctl("GET", "/principals")["principals"]
 
+    def exchange_access(self, principal_id: str) -> tuple[int, list[str]]:
+        """(Exchange.ManageAsApp grants, Entra role definition ids) the principal holds, straight from the
+        tenant's state (a principal still replicating is seen too, unlike through Graph)."""
+        principal = next((p for p in self.principals() if p["id"] == principal_id), None)
+        if principal is None:
+            return 0, []
+        manage_as_app = sum(
+            1
+            for a in principal["appRoleAssignments"]
+            if a["resourceId"] == self.exchange_service_principal_id
+            and a["appRoleId"] == MANAGE_AS_APP_ROLE_ID
+        )
+        return manage_as_app, sorted(r["roleDefinitionId"] for r in principal["directoryRoles"])
+
     def seed_principal(
         self, display_name: str, *, type: str = "ManagedIdentity", visible: bool | None = None
     ) -> dict[str, Any]:
@@ -122,6 +140,16 @@ class Emulator:
 
     def _arm_kwargs(self) -> dict[str, Any]:
         return {"base_url": self.arm_endpoint, "connection_verify": self.ca_bundle, "polling_interval": 0.1}
+
+    def authorization(
+        self, credential=None, subscription_id: str | None = None
+    ) -> AuthorizationManagementClient:
+        """azure-mgmt-authorization's multi-API client (role assignments and role definitions at 2022-04-01)."""
+        return AuthorizationManagementClient(
+            credential or self.admin_credential(),
+            subscription_id or self.subscription_id,
+            **self._arm_kwargs(),
+        )
 
     def automation(self, credential=None, subscription_id: str | None = None) -> AutomationClient:
         return AutomationClient(

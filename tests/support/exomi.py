@@ -28,6 +28,15 @@ def policy_for(emulator: Emulator, **overrides: Any) -> dict[str, Any]:
             "Global Reader",
             "Security Reader",
         ],
+        # Who may ask: the admin who writes tags in the tests, and callers holding the function key.
+        "rules": [
+            {"name": "test-admin", "channels": ["tag"], "principals": [emulator.admin_principal_id]},
+            {
+                "name": "test-function-key",
+                "channels": ["http", "logicapps", "ticket"],
+                "principals": ["function-key caller"],
+            },
+        ],
     }
     policy.update(overrides)
     return policy

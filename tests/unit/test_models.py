@@ -229,7 +229,14 @@ def test_revoke_requests():
 
 def test_active_statuses():
     assert {s for s in RequestStatus if s.active} == {
+        RequestStatus.AWAITING_APPROVAL,
         RequestStatus.QUEUED,
         RequestStatus.RUNNING,
+        RequestStatus.WAITING,
+    }
+    # A pass of the engine may be changing a running request: it cannot be cancelled at that moment.
+    assert {s for s in RequestStatus if s.cancellable} == {
+        RequestStatus.AWAITING_APPROVAL,
+        RequestStatus.QUEUED,
         RequestStatus.WAITING,
     }

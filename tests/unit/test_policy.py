@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from shared.errors import ConfigurationError, PolicyRefusal
+from shared.errors import ConfigurationError, InputError, PolicyRefusal
 from shared.models import ModuleName, ProvisionRequest, RevokeRequest, Role, Runtime
 from shared.policy import default_policy_document, load_policy
 
@@ -261,34 +262,125 @@ def test_an_unreadable_policy_file_names_the_setting(tmp_path):
     assert caught.value.setting == "EXOMI_POLICY_FILE"
 
 
-def test_the_documented_example_is_a_valid_policy():
+def documented_example() -> str:
     text = (ROOT / "docs" / "POLICY.md").read_text("utf-8")
-    example = text.split("## An example", 1)[1]
-    block = re.search(r"```json\n(.*?)```", example, re.S)
-    loaded = load_policy(block.group(1))
+    block = re.search(r"<!-- example-policy -->\s*```json\n(.*?)```", text, re.S)
+    assert block, "docs/POLICY.md must show its example in a json block after <!-- example-policy -->"
+    return block.group(1)
+
+
+def test_the_documented_example_is_a_valid_policy():
+    loaded = load_policy(documented_example())
     assert Role.EXCHANGE_ADMINISTRATOR in loaded.allowed_roles
-    assert loaded.evaluate(request(role="Exchange Administrator")).allowed
+    assert [rule.name for rule in loaded.rules] == [
+        "platform-team",
+        "app-team-tags",
+        "app-team-http",
+        "service-desk",
+    ]
 
 
-# --- callers of the HTTP API ---------------------------------------------------------------------------
-
-CALLER_OID = "6f1d3e2a-9b8c-4d7e-a6f5-0e1d2c3b4a59"
+# --- who may ask: the rules' data (their evaluation is in test_authorization.py) -----------------------
 
 
-def test_allowed_callers_match_object_ids_exactly_and_names_as_patterns():
-    listed = policy(allowed_callers=[CALLER_OID, "*@contoso.com", "logic-exo-*"])
-    assert listed.check_caller(CALLER_OID.upper(), None).allowed
-    assert listed.check_caller("11111111-2222-4333-8444-555555555555", "Alice@Contoso.COM").allowed
-    assert listed.check_caller(None, "logic-exo-provisioning").allowed
-    assert refused_rule(listed.check_caller(None, "alice@contoso.com.evil.example")) == "allowed_callers"
-    assert refused_rule(listed.check_caller(None, f"x{CALLER_OID}")) == "allowed_callers"
-    # An id never matches by pattern: "*" entries are for names.
-    assert refused_rule(policy(allowed_callers=["6f1d*"]).check_caller(CALLER_OID, None)) == "allowed_callers"
+def test_the_default_admits_nobody_through_rules_and_needs_no_approval():
+    loaded = policy()
+    assert loaded.rules == []
+    assert loaded.approval.approvers == [] and not loaded.approval.required_anywhere
+    assert loaded.expiry.max_duration == {} and loaded.expiry.required_for_roles == []
 
 
-def test_a_caller_list_refuses_unidentified_callers_and_an_empty_one_admits_all():
-    assert refused_rule(policy(allowed_callers=["*"]).check_caller(None, None)) == "allowed_callers"
-    assert policy().check_caller(None, None).allowed
+def test_allowed_callers_is_refused_with_a_pointer_to_rules():
+    with pytest.raises(ConfigurationError) as caught:
+        policy(allowed_callers=["*@contoso.com"])
+    assert "allowed_callers" in caught.value.message and "rules" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("rules", "field"),
+    [
+        ([{"name": "r", "channels": ["http"]}], "rules.0"),  # names nobody
+        ([{"name": "r", "channels": [], "principals": ["*"]}], "rules.0.channels"),
+        ([{"name": "r", "channels": ["cli"], "principals": ["*"]}], "rules.0.channels.0"),
+        ([{"name": "r", "channels": ["tag"], "target_roles": ["Own*"]}], "rules.0.target_roles.0"),
+        ([{"name": "", "channels": ["tag"], "principals": ["*"]}], "rules.0.name"),
+        ([{"name": "r", "channels": ["tag"], "principals": ["*"], "scopes": ["nope"]}], "rules.0.scopes.0"),
+        ([{"name": "r", "channels": ["tag"], "principals": ["*"], "colour": "red"}], "rules.0.colour"),
+        (
+            [
+                {"name": "Same", "channels": ["tag"], "principals": ["*"]},
+                {"name": "same", "channels": ["http"], "principals": ["*"]},
+            ],
+            "rules",
+        ),
+    ],
+)
+def test_a_bad_rule_stops_the_app_naming_its_field(rules, field):
+    with pytest.raises(ConfigurationError) as caught:
+        policy(rules=rules)
+    assert f"policy field {field}:" in caught.value.message
+
+
+def test_required_approval_needs_approvers():
+    with pytest.raises(ConfigurationError) as caught:
+        policy(approval={"required_for_roles": ["Exchange Administrator"]})
+    assert "approval.approvers" in caught.value.message
+    with pytest.raises(ConfigurationError):
+        policy(rules=[{"name": "r", "channels": ["tag"], "principals": ["*"], "require_approval": True}])
+    assert policy(approval={"approvers": ["secops-*"], "required_for_roles": ["Exchange Administrator"]})
+
+
+@pytest.mark.parametrize("timeout", ["2 days", "P0D", "PT", "-P1D", 3600])
+def test_durations_must_be_iso_8601_and_positive(timeout):
+    with pytest.raises(ConfigurationError) as caught:
+        policy(approval={"timeout": timeout})
+    assert "approval.timeout" in caught.value.message
+
+
+# --- access that expires ------------------------------------------------------------------------------
+
+
+def test_a_duration_is_bounded_by_the_roles_maximum_and_starts_when_the_access_is_in_place():
+    limited = policy(expiry={"max_duration": {"Exchange Recipient Administrator": "P7D"}})
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    decision = limited.evaluate(request(expires="P7D"), now)
+    assert decision.allowed and decision.expires_at is None  # the engine sets it when the request succeeds
+    assert limited.evaluate(request(expires="2026-12-05"), now).expires_at == datetime(
+        2026, 12, 6, tzinfo=UTC
+    )
+    assert refused_rule(limited.evaluate(request(expires="2026-12-31"), now)) == "expiry.max_duration"
+    assert refused_rule(limited.evaluate(request(expires="P8D"), now)) == "expiry.max_duration"
+    assert refused_rule(limited.evaluate(request(), now)) == "expiry.max_duration"  # a limit needs an end
+    assert limited.evaluate(request(role="Global Reader"), now).expires_at is None  # no limit for it
+
+
+def test_a_date_means_the_end_of_that_day_utc():
+    decision = policy().evaluate(request(expires="2099-01-31"))
+    assert decision.expires_at == datetime(2099, 2, 1, tzinfo=UTC)
+    assert policy().evaluate(request(expires="2099-01-31T18:00:00+02:00")).expires_at == datetime(
+        2099, 1, 31, 16, 0, tzinfo=UTC
+    )
+
+
+def test_a_duration_can_be_mandatory_for_a_role():
+    strict = policy(expiry={"required_for_roles": ["Exchange Recipient Administrator"]})
+    refusal = strict.evaluate(request())
+    assert refused_rule(refusal) == "expiry.required_for_roles" and refusal.field == "expires"
+    assert strict.evaluate(request(expires="PT8H")).allowed
+
+
+@pytest.mark.parametrize("expires", ["2001-01-01", "P0D", "soon", "P1Y2", "2026-13-01"])
+def test_a_bad_or_past_expiry_is_invalid_input(expires):
+    with pytest.raises(InputError) as caught:
+        request(expires=expires)
+    assert caught.value.field == "expires"
+
+
+def test_expiry_revocations_are_always_allowed():
+    narrow = policy(allowed_channels=["http"])
+    assert narrow.evaluate(
+        RevokeRequest.parse({"target": AA, "requested_by": "exomi", "channel": "expiry"})
+    ).allowed
 
 
 def test_refusals_name_the_request_field_they_are_about():
