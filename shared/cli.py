@@ -202,6 +202,7 @@ class Printer:
                     {
                         "target": report.target,
                         "refused": report.refused,
+                        "approval_required": report.approval,
                         "steps": [s.__dict__ for s in report.steps],
                     },
                     indent=2,
@@ -211,6 +212,8 @@ class Printer:
         self.out(f"target: {report.target}")
         if report.refused:
             self.out(f"refused by policy rule '{report.refused.get('rule')}': {report.refused['message']}")
+        if report.approval:
+            self.out(f"an approver must approve it first: {'; '.join(report.approval)}")
         for step in report.steps:
             self.out(f"  [{VERDICTS.get(step.verdict, step.verdict)}] {step.name:<12} {step.detail}")
             if step.action and step.verdict in ("missing", "wrong"):
@@ -265,6 +268,11 @@ async def _finish(
             printer.out(f"  {report.request.message}")
         if report.request.error and report.request.error.get("fix"):
             printer.out(f"  fix: {report.request.error['fix']}")
+        expires_at = report.request.decision.expires_at if report.request.decision else None
+        if expires_at is not None and report.request.status is RequestStatus.SUCCEEDED:
+            printer.out(
+                f"  the access ends at {expires_at.isoformat(timespec='seconds')} (exomi revokes it then)"
+            )
         approval = report.request.approval
         if report.request.status is RequestStatus.AWAITING_APPROVAL and approval is not None:
             printer.out(
@@ -320,6 +328,10 @@ async def _run(args: argparse.Namespace, printer: Printer) -> int:
                 printer.progress(report.request, report.steps)
                 if report.request.message:
                     printer.out(f"  {report.request.message}")
+                if report.target is not None and report.target.expires_at is not None:
+                    printer.out(
+                        f"  the target's access ends at {report.target.expires_at.isoformat(timespec='seconds')}"
+                    )
             return EXIT_OK
         if args.command in ("approve", "deny"):
             record = await service.decide(

@@ -133,6 +133,12 @@ class RequestDocument(RequestSummary):
     audit: list[AuditDocument] | None = Field(None, description="Only with ?include=audit.")
 
 
+class CancelDocument(RequestDocument):
+    """A cancelled request, and what it had already changed (which stays until the target is revoked)."""
+
+    kept: list[str] = Field(description="The changes the request had made before it was cancelled.")
+
+
 class RequestList(_Document):
     value: list[RequestSummary] = Field(description="Requests, oldest first.")
     nextLink: str | None = Field(description="The URL of the next page; null on the last page.")  # noqa: N815

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from shared.api import handlers
 from shared.api.caller import ON_BEHALF_OF
 from shared.api.documents import (
+    CancelDocument,
     ErrorDocument,
     HealthDocument,
     PlanDocument,
@@ -215,7 +216,7 @@ ROUTES: tuple[Route, ...] = (
         "caller the rules admit for the same target). What it had already changed stays in place and is "
         "listed in kept; revoke the target to take it away.",
         {
-            200: Answer("The request was cancelled.", RequestDocument, ("Location",)),
+            200: Answer("The request was cancelled.", CancelDocument, ("Location",)),
             **errors(401, 403, 404, 409),
         },
         parameters=(Parameter("id", "path", "The request id.", required=True),),
