@@ -13,6 +13,15 @@ storm of writes all end in one request for the final state:
   the event again later (its retry policy bounds this), when the running request has ended;
 * the opt-in tag removed from a tag-managed target, or the resource deleted -> a revoke request.
 
+Who asks is the writer the event names (``caller_of``: its object id, name and the Azure role ARM
+allowed the write with). What the tags ask for is requested on that writer's behalf, so the policy's
+caller rules (shared/authorization.py) must admit them; a refusal is recorded and changes nothing.
+Because an event does not say what its write changed, three safeguards keep a tag from being taken as
+asked for by the wrong writer: an event older than the newest one handled for the target is stale; a
+desired state policy refused stays refused for writes that did not go through the Tags API; and a tag
+request that has not started, made for another writer from such a write, is cancelled when a newer
+write of the same tags is refused.
+
 Events this code cannot use (other event types, other resource types, child resources, events caused
 by exomi's own identity, malformed ones) are acknowledged and logged, never raised: Event Grid would
 otherwise retry them for a day.
