@@ -283,7 +283,10 @@ class Demo:
         # (A request made for the account's creator from its creation event, if that event was handled
         # after the tags were written, is cancelled when the refused tag write is handled.)
         requests = [r for r in requests if r["status"] != "cancelled"]
-        say(f"live requests for {account.name}: {len(requests)}; GET /api/refusals lists the attempt", indent=2)
+        say(
+            f"live requests for {account.name}: {len(requests)}; GET /api/refusals lists the attempt",
+            indent=2,
+        )
         self.summary.append(
             {
                 "story": "Tag Contributor tags an account",
