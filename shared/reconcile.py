@@ -258,7 +258,8 @@ async def _extra_grants(service: ExomiService, record: TargetRecord, now: dateti
                     )
                 )
     wanted = record.role.template_id.lower() if record.role else None
-    ours = {record.granted.role_assignment_id} | await _co_owned_roles(service, record)
+    # Grants exomi made for this target or for another target that shares the identity.
+    ours = {grant.assignment_id for grant in (await service.app.state.ledger(record.principal_id)).grants}
     role_names = {template.lower(): name for name, template in constants.SUPPORTED_ROLES.items()}
     for grant in role_grants:
         if grant.role_definition_id.lower() == wanted or grant.id in ours:
@@ -274,18 +275,6 @@ async def _extra_grants(service: ExomiService, record: TargetRecord, now: dateti
             )
         )
     return found
-
-
-async def _co_owned_roles(service: ExomiService, record: TargetRecord) -> set[str]:
-    """Role assignments exomi made for other targets that share this identity (a user-assigned one)."""
-    others = await service.app.state.targets.list_by_principal(record.principal_id or "")
-    return {
-        other.granted.role_assignment_id
-        for other in others
-        if other.target_key != record.target_key
-        and other.status is not TargetStatus.REVOKED
-        and other.granted.role_assignment_id
-    }
 
 
 async def _heal(service: ExomiService, body: dict[str, Any], record: TargetRecord) -> RequestRecord | None:

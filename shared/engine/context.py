@@ -93,17 +93,23 @@ class AuditTrail:
         await self.state.audit.append(record)
         self.existing[(self.step, record.sequence)] = record
 
-    async def settle(self, index: int, action: str, after: Any) -> None:
+    async def settle(self, index: int, action: str, after: Any) -> bool:
         """The desired state is already there: if an earlier run recorded the intent of ``action``
-        but crashed before recording its result, record the result now (under the intent's key)."""
+        but crashed before recording its result, record the result now (under the intent's key).
+        True when this request (in any attempt) set out to make the change: it is exomi's doing."""
         started = f"{action} (started)"
+        made = False
         for (step, sequence), intent in list(self.existing.items()):
-            if step == self.step and intent.action == started and (step, sequence + 1) not in self.existing:
+            if step != self.step or intent.action != started:
+                continue
+            made = True
+            if (step, sequence + 1) not in self.existing:
                 record = self._record(
                     sequence + 1, action, intent.before, {"found_after_resume": True, **(after or {})}
                 )
                 await self.state.audit.append(record)
                 self.existing[(step, sequence + 1)] = record
+        return made
 
 
 @dataclass

@@ -24,6 +24,7 @@ from shared.engine.step import Step, backoff
 from shared.errors import ErrorCategory, ExomiError, OperationFailed
 from shared.ids import parse_resource_id
 from shared.models import Channel, Operation, ProvisionRequest, RequestStatus, StepStatus, TargetStatus
+from shared.ownership import GrantKind, Ledger
 from shared.policy import expires_at_of
 from shared.settings import EngineTimings
 from shared.state.records import Grants, ModuleGrant, RequestRecord, StepRecord, TargetRecord, utcnow
@@ -289,20 +290,12 @@ class Engine:
         if principal_id is None:
             return previous
         before = previous.granted if previous is not None else Grants()
-        co_owned = await self._co_owned(target.key, principal_id)
+        # The identity grants this target needs, as the ownership ledger records them (shared/ownership.py).
+        ledger = await self.state.ledger(principal_id)
+        needs = {g.kind: g.assignment_id for g in ledger.needed_by(target.key)}
         granted = Grants(
-            app_role_assignment_id=_owned(
-                facts.get("app_role_assignment_id"),
-                facts.get("app_role_granted_by_exomi"),
-                before.app_role_assignment_id,
-                co_owned,
-            ),
-            role_assignment_id=_owned(
-                facts.get("role_assignment_id"),
-                facts.get("role_granted_by_exomi"),
-                before.role_assignment_id,
-                co_owned,
-            ),
+            app_role_assignment_id=needs.get(GrantKind.APP_ROLE),
+            role_assignment_id=_current_role(ledger, target.key, facts.get("role_assignment_id")),
             modules=_merge_modules(before.modules, facts.get("modules_imported") or []),
             runtime_environment=facts.get("runtime_environment_created") or before.runtime_environment,
             runbook_name=facts.get("runbook_name")
@@ -334,16 +327,6 @@ class Engine:
         else:
             record = previous.model_copy(update=update)
         return await self.state.targets.save(record)
-
-    async def _co_owned(self, target_key: str, principal_id: str) -> set[str]:
-        """Assignment ids another target's record says exomi made for the same identity."""
-        ids: set[str] = set()
-        for other in await self.state.targets.list_by_principal(principal_id):
-            if other.target_key != target_key and other.status is not TargetStatus.REVOKED:
-                ids.update(
-                    i for i in (other.granted.app_role_assignment_id, other.granted.role_assignment_id) if i
-                )
-        return ids
 
 
 class StepByName:
@@ -377,14 +360,13 @@ def _managed_by_tags(channel: Channel, previous: TargetRecord | None) -> bool:
     return channel is Channel.TAG
 
 
-def _owned(found: str | None, made_now: bool | None, before: str | None, co_owned: set[str]) -> str | None:
-    """The assignment exomi is responsible for: made in this request, made earlier, or made by exomi
-    for another target that shares the identity."""
-    if found is None:
-        return before
-    if made_now or found == before or found in co_owned:
+def _current_role(ledger: Ledger, target_key: str, found: str | None) -> str | None:
+    """The Entra role assignment this target needs now: the one its entra-role step found, if exomi owns
+    it (an earlier role it is changing from may still be in the ledger until that step removes it)."""
+    needed = [g.assignment_id for g in ledger.needed_by(target_key, GrantKind.ENTRA_ROLE)]
+    if found in needed:
         return found
-    return before
+    return needed[0] if needed else None
 
 
 def _merge_modules(before: list[ModuleGrant], imported: list[dict[str, Any]]) -> list[ModuleGrant]:

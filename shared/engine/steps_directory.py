@@ -8,6 +8,7 @@ from shared.azure.failures import UpstreamRejected
 from shared.engine.context import Observation, StepContext, StepResult, Verdict
 from shared.engine.step import Step
 from shared.errors import PrerequisiteMissing, ReplicationPending
+from shared.ownership import GrantKind, Ledger, OwnedGrant
 
 
 def _replication_or(error: UpstreamRejected, principal_id: str) -> Exception:
@@ -145,7 +146,10 @@ class AppRoleGrant(Step):
         action = f"grant {constants.EXCHANGE_MANAGE_AS_APP_VALUE}"
         observation = await self.observe(ctx)
         if observation.verdict is Verdict.OK:
-            await ctx.audit.settle(0, action, observation.facts)
+            made = await ctx.audit.settle(0, action, observation.facts)
+            await own(
+                ctx, GrantKind.APP_ROLE, observation.facts["app_role_assignment_id"], made_by_exomi=made
+            )
             return StepResult(done=True, message=observation.detail, facts=observation.facts)
         principal_id = ctx.fact("principal_id")
         before = {"principal_id": principal_id, "granted": False}
@@ -159,11 +163,12 @@ class AppRoleGrant(Step):
                 return await self.apply(ctx)
             raise _replication_or(error, principal_id) from error
         await ctx.audit.done(0, action, before, {"assignment_id": grant.id, "granted": True}, request_id)
+        await own(ctx, GrantKind.APP_ROLE, grant.id, made_by_exomi=True)
         return StepResult(
             done=True,
             changed=True,
             message=f"granted {constants.EXCHANGE_MANAGE_AS_APP_VALUE} (assignment {grant.id})",
-            facts={"app_role_assignment_id": grant.id, "app_role_granted_by_exomi": True},
+            facts={"app_role_assignment_id": grant.id},
         )
 
 
@@ -176,6 +181,11 @@ class EntraRole(Step):
         decision = ctx.decision
         return str(decision.role.value), decision.role_template_id.lower()
 
+    async def _earlier(self, ctx: StepContext, keep: str | None) -> list[OwnedGrant]:
+        """Roles exomi assigned earlier for this target that it no longer asks for (another role)."""
+        ledger = await ctx.state.ledger(ctx.fact("principal_id"))
+        return [g for g in ledger.needed_by(ctx.target.key, GrantKind.ENTRA_ROLE) if g.assignment_id != keep]
+
     async def observe(self, ctx: StepContext) -> Observation:
         role_name, role_id = self._wanted(ctx)
         grants = await ctx.graph.role_grants(ctx.fact("principal_id"))
@@ -183,29 +193,31 @@ class EntraRole(Step):
             (g for g in grants if g.role_definition_id.lower() == role_id and g.directory_scope_id == "/"),
             None,
         )
-        previous = ctx.target_record.granted.role_assignment_id if ctx.target_record else None
-        stale = next(
-            (g for g in grants if previous and g.id == previous and g.role_definition_id.lower() != role_id),
-            None,
-        )
+        present = {g.id for g in grants}
+        earlier = [
+            g
+            for g in await self._earlier(ctx, held.id if held else None)
+            if g.assignment_id in present and not g.needed_by_others(ctx.target.key)
+        ]
         facts = {"role_assignment_id": held.id} if held else {}
-        if held and not stale:
+        removal = "".join(f" and remove the earlier assignment {g.assignment_id} ({g.name})" for g in earlier)
+        if held and not earlier:
             return Observation(
                 Verdict.OK, f"identity holds the Entra role {role_name} (assignment {held.id})", facts=facts
             )
-        if held and stale:
+        if held:
             return Observation(
                 Verdict.WRONG,
-                f"identity holds {role_name} and also a role exomi granted earlier ({stale.role_definition_id})",
-                action=f"remove the earlier role assignment {stale.id}",
+                f"identity holds {role_name} and also a role exomi assigned earlier for this target "
+                f"({', '.join(g.name for g in earlier)})",
+                action=removal.removeprefix(" and "),
                 facts=facts,
             )
         return Observation(
             Verdict.MISSING,
             f"identity does not hold the Entra role {role_name}",
             fix="exomi assigns it (directory scope /)",
-            action=f"assign {role_name}"
-            + (f" and remove the earlier assignment {stale.id}" if stale else ""),
+            action=f"assign {role_name}{removal}",
         )
 
     async def apply(self, ctx: StepContext) -> StepResult:
@@ -227,22 +239,50 @@ class EntraRole(Step):
             await ctx.audit.done(
                 0, action, before, {"assignment_id": grant.id, "role": role_name}, request_id
             )
-            facts = {"role_assignment_id": grant.id, "role_granted_by_exomi": True}
+            facts = {"role_assignment_id": grant.id}
+            await own(ctx, GrantKind.ENTRA_ROLE, grant.id, made_by_exomi=True)
             changed = True
         else:
-            await ctx.audit.settle(0, action, facts)
-        previous = ctx.target_record.granted.role_assignment_id if ctx.target_record else None
-        if previous and previous != facts["role_assignment_id"]:
-            grants = await ctx.graph.role_grants(principal_id)
-            if any(g.id == previous for g in grants):
-                removal = f"remove earlier Entra role assignment {previous}"
-                await ctx.audit.intend(1, removal, {"assignment_id": previous})
-                await ctx.graph.remove_role(previous)
-                await ctx.audit.done(1, removal, {"assignment_id": previous}, {"removed": True})
+            made = await ctx.audit.settle(0, action, facts)
+            await own(ctx, GrantKind.ENTRA_ROLE, facts["role_assignment_id"], made_by_exomi=made)
+        # A role exomi assigned earlier for this target: no longer needed by it, removed unless another
+        # target sharing the identity still needs it.
+        present = {g.id for g in await ctx.graph.role_grants(principal_id)}
+        for index, earlier in enumerate(await self._earlier(ctx, facts["role_assignment_id"]), start=1):
+            removal = f"remove earlier Entra role assignment {earlier.assignment_id}"
+            if earlier.needed_by_others(ctx.target.key):
+                await ctx.state.update_ledger(
+                    principal_id, lambda lg, g=earlier: lg.release(ctx.target.key, g.assignment_id)
+                )
+                continue
+            if earlier.assignment_id in present:
+                await ctx.audit.intend(index, removal, {"assignment_id": earlier.assignment_id})
+                await ctx.graph.remove_role(earlier.assignment_id)
+                await ctx.audit.done(
+                    index, removal, {"assignment_id": earlier.assignment_id}, {"removed": True}
+                )
                 changed = True
             else:
-                await ctx.audit.settle(
-                    1, f"remove earlier Entra role assignment {previous}", {"removed": True}
-                )
+                await ctx.audit.settle(index, removal, {"removed": True})
+            await ctx.state.update_ledger(principal_id, lambda lg, g=earlier: lg.forget(g.assignment_id))
         message = f"assigned {role_name}" if changed else observation.detail
         return StepResult(done=True, changed=changed, message=message, facts=facts)
+
+
+async def own(ctx: StepContext, kind: GrantKind, assignment_id: str, *, made_by_exomi: bool) -> None:
+    """Record in the identity's ledger that this target needs the grant (and that exomi owns it, when
+    exomi made it): what revoke and rollback remove rests on this (shared/ownership.py)."""
+    name = constants.EXCHANGE_MANAGE_AS_APP_VALUE if kind is GrantKind.APP_ROLE else str(ctx.decision.role)
+
+    def change(ledger: Ledger) -> Ledger:
+        return ledger.record(
+            kind,
+            assignment_id,
+            name,
+            target_key=ctx.target.key,
+            target=ctx.target.canonical,
+            request_id=ctx.request.id,
+            made_by_exomi=made_by_exomi,
+        )
+
+    await ctx.state.update_ledger(ctx.fact("principal_id"), change)

@@ -7,41 +7,51 @@ from shared.azure.failures import UpstreamRejected
 from shared.engine.context import Observation, StepContext, StepResult, Verdict
 from shared.engine.step import Step
 from shared.ids import TargetKind
-from shared.models import TargetStatus
+from shared.ownership import GrantKind, OwnedGrant
 
 
 class RevokeScope(Step):
     name = "revoke-scope"
-    title = "What exomi granted for the target, and who else uses the identity"
+    title = "What exomi granted for the target, and who else needs it"
 
     async def observe(self, ctx: StepContext) -> Observation:
         record = ctx.target_record
         if record is None or record.principal_id is None:
             return Observation(
-                Verdict.NOT_APPLICABLE,
-                "exomi has no record of granting anything for this target",
-                facts={"shared_with": []},
+                Verdict.NOT_APPLICABLE, NOTHING, facts={"principal_id": None, "shared_with": []}
             )
-        others = [
-            t.target
-            for t in await ctx.state.targets.list_by_principal(record.principal_id)
-            if t.target_key != record.target_key
-            and t.status in (TargetStatus.PROVISIONED, TargetStatus.PROVISIONING)
-        ]
-        granted = record.granted
-        parts = [
-            f"app role assignment {granted.app_role_assignment_id}"
-            if granted.app_role_assignment_id
-            else None,
-            f"role assignment {granted.role_assignment_id}" if granted.role_assignment_id else None,
-            f"runbook {granted.runbook_name}" if granted.runbook_name else None,
-        ]
-        detail = "exomi granted: " + (", ".join(p for p in parts if p) or "nothing that needs removal")
-        if others:
-            detail += f"; the identity is also used by {', '.join(others)}"
+        ledger = await ctx.state.ledger(record.principal_id)
+        needs = ledger.needed_by(ctx.target.key)
+        parts = []
+        for grant in needs:
+            others = grant.needed_by_others(ctx.target.key)
+            kept = f" (kept: also needed by {', '.join(others)})" if others else ""
+            parts.append(f"{grant.kind.value} {grant.name} ({grant.assignment_id}){kept}")
+        if record.granted.runbook_name:
+            parts.append(f"runbook {record.granted.runbook_name}")
+        shared_with = sorted({t for g in needs for t in g.needed_by_others(ctx.target.key)})
+        if not parts:
+            return Observation(
+                Verdict.NOT_APPLICABLE,
+                NOTHING,
+                facts={"principal_id": record.principal_id, "shared_with": []},
+            )
+        detail = "exomi granted: " + ", ".join(parts)
+        if shared_with:
+            detail += f"; the identity is also used by {', '.join(shared_with)}"
         return Observation(
-            Verdict.OK, detail, facts={"principal_id": record.principal_id, "shared_with": others}
+            Verdict.OK, detail, facts={"principal_id": record.principal_id, "shared_with": shared_with}
         )
+
+    async def apply(self, ctx: StepContext) -> StepResult:
+        observation = await self.observe(ctx)
+        if observation.verdict is Verdict.NOT_APPLICABLE:
+            # Nothing of exomi's here (never provisioned, or revoked already): the revocation ends now.
+            await ctx.audit.done(0, NOTHING, None, {"removed": []})
+        return StepResult(done=True, message=observation.detail, facts=observation.facts)
+
+
+NOTHING = "nothing of exomi's to revoke for this target"
 
 
 class RemoveRunbook(Step):
@@ -76,82 +86,113 @@ class RemoveRunbook(Step):
         return StepResult(done=True, changed=True, message=f"deleted runbook {name}")
 
 
-class _RemoveGrant(Step):
+class _RemoveGrants(Step):
+    """Remove the grants of one kind exomi made that this target needs and no other target needs;
+    release the target from those another target still needs (shared/ownership.py)."""
+
     after = ("revoke-scope",)
+    kind: GrantKind
     what = ""
 
-    def _assignment_id(self, ctx: StepContext) -> str | None:
-        raise NotImplementedError
-
-    async def _exists(self, ctx: StepContext, assignment_id: str) -> bool:
+    async def _present(self, ctx: StepContext) -> set[str]:
         raise NotImplementedError
 
     async def _remove(self, ctx: StepContext, assignment_id: str) -> None:
         raise NotImplementedError
 
-    async def observe(self, ctx: StepContext) -> Observation:
-        assignment_id = self._assignment_id(ctx)
-        if assignment_id is None:
-            return Observation(Verdict.NOT_APPLICABLE, f"exomi did not grant the {self.what}")
-        shared_with = ctx.facts.get("shared_with") or []
-        if shared_with:
-            return Observation(
-                Verdict.OK, f"kept the {self.what}: the identity is also used by {', '.join(shared_with)}"
-            )
+    async def _needs(self, ctx: StepContext) -> list[OwnedGrant]:
+        principal_id = ctx.facts.get("principal_id")
+        if principal_id is None:
+            return []
+        return (await ctx.state.ledger(principal_id)).needed_by(ctx.target.key, self.kind)
+
+    async def _present_or_none(self, ctx: StepContext) -> set[str]:
         try:
-            exists = await self._exists(ctx, assignment_id)
+            return await self._present(ctx)
         except UpstreamRejected as error:
             if error.status != 404:
                 raise
-            exists = False  # the principal itself is gone (its resource was deleted): so are its grants
-        if not exists:
-            return Observation(Verdict.OK, f"the {self.what} ({assignment_id}) is gone")
+            return set()  # the principal itself is gone (its resource was deleted): so are its grants
+
+    async def observe(self, ctx: StepContext) -> Observation:
+        needs = await self._needs(ctx)
+        if not needs:
+            return Observation(Verdict.NOT_APPLICABLE, f"exomi did not grant the {self.what}")
+        present = await self._present_or_none(ctx)
+        kept = [g for g in needs if g.needed_by_others(ctx.target.key)]
+        removable = [g for g in needs if g not in kept and g.assignment_id in present]
+        detail = "; ".join(
+            [
+                f"kept the {self.what} {g.name}: also needed by {', '.join(g.needed_by_others(ctx.target.key))}"
+                for g in kept
+            ]
+            + [
+                f"the {self.what} {g.name} ({g.assignment_id}) is gone"
+                for g in needs
+                if g not in kept and g not in removable
+            ]
+        )
+        if not removable:
+            return Observation(Verdict.OK, detail or f"no {self.what} to remove")
+        names = ", ".join(f"{g.name} ({g.assignment_id})" for g in removable)
         return Observation(
-            Verdict.WRONG, f"the {self.what} ({assignment_id}) exists", action=f"remove the {self.what}"
+            Verdict.WRONG, f"the {self.what} {names} exists", action=f"remove the {self.what} {names}"
         )
 
     async def apply(self, ctx: StepContext) -> StepResult:
-        observation = await self.observe(ctx)
-        assignment_id = self._assignment_id(ctx)
-        action = f"remove the {self.what}"
-        if observation.verdict is not Verdict.WRONG:
-            if assignment_id and not ctx.facts.get("shared_with"):
-                await ctx.audit.settle(0, action, {"removed": True})
-            return StepResult(
-                done=True, message=observation.detail, facts={"kept": bool(ctx.facts.get("shared_with"))}
-            )
-        before = {"assignment_id": assignment_id, "principal_id": ctx.fact("principal_id")}
-        await ctx.audit.intend(0, action, before)
-        await self._remove(ctx, assignment_id)
-        await ctx.audit.done(0, action, before, {"removed": True})
-        return StepResult(done=True, changed=True, message=f"removed the {self.what} ({assignment_id})")
+        needs = await self._needs(ctx)
+        if not needs:
+            return StepResult(done=True, message=f"exomi did not grant the {self.what}")
+        principal_id = ctx.fact("principal_id")
+        present = await self._present_or_none(ctx)
+        target_key = ctx.target.key
+        messages: list[str] = []
+        changed = False
+        for index, grant in enumerate(needs):
+            others = grant.needed_by_others(target_key)
+            if others:
+                await ctx.state.update_ledger(
+                    principal_id, lambda lg, g=grant: lg.release(target_key, g.assignment_id)
+                )
+                messages.append(f"kept the {self.what} {grant.name}: also needed by {', '.join(others)}")
+                continue
+            action = f"remove the {self.what} {grant.name}"
+            before = {"assignment_id": grant.assignment_id, "principal_id": principal_id}
+            if grant.assignment_id in present:
+                await ctx.audit.intend(index, action, before)
+                await self._remove(ctx, grant.assignment_id)
+                await ctx.audit.done(index, action, before, {"removed": True})
+                changed = True
+                messages.append(f"removed the {self.what} {grant.name} ({grant.assignment_id})")
+            else:
+                await ctx.audit.settle(index, action, {"removed": True})
+                messages.append(f"the {self.what} {grant.name} ({grant.assignment_id}) is gone")
+            # Removed first, forgotten after: a crash in between finds it gone and forgets it then.
+            await ctx.state.update_ledger(principal_id, lambda lg, g=grant: lg.forget(g.assignment_id))
+        return StepResult(done=True, changed=changed, message="; ".join(messages))
 
 
-class RemoveAppRole(_RemoveGrant):
+class RemoveAppRole(_RemoveGrants):
     name = "revoke-app-role"
     title = "Remove the Exchange.ManageAsApp grant exomi made"
-    what = "Exchange.ManageAsApp grant"
+    kind = GrantKind.APP_ROLE
+    what = "app role"
 
-    def _assignment_id(self, ctx):
-        return ctx.target_record.granted.app_role_assignment_id if ctx.target_record else None
-
-    async def _exists(self, ctx, assignment_id):
-        return any(g.id == assignment_id for g in await ctx.graph.app_role_grants(ctx.fact("principal_id")))
+    async def _present(self, ctx):
+        return {g.id for g in await ctx.graph.app_role_grants(ctx.fact("principal_id"))}
 
     async def _remove(self, ctx, assignment_id):
         await ctx.graph.revoke_app_role(ctx.fact("principal_id"), assignment_id)
 
 
-class RemoveEntraRole(_RemoveGrant):
+class RemoveEntraRole(_RemoveGrants):
     name = "revoke-entra-role"
-    title = "Remove the Entra role assignment exomi made"
-    what = "Entra role assignment"
+    title = "Remove the Entra role assignments exomi made"
+    kind = GrantKind.ENTRA_ROLE
+    what = "Entra role"
 
-    def _assignment_id(self, ctx):
-        return ctx.target_record.granted.role_assignment_id if ctx.target_record else None
-
-    async def _exists(self, ctx, assignment_id):
-        return any(g.id == assignment_id for g in await ctx.graph.role_grants(ctx.fact("principal_id")))
+    async def _present(self, ctx):
+        return {g.id for g in await ctx.graph.role_grants(ctx.fact("principal_id"))}
 
     async def _remove(self, ctx, assignment_id):
         await ctx.graph.remove_role(assignment_id)

@@ -8,20 +8,24 @@ implement "one active request per target"; `finish` ends a request and frees its
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
 
 from azure.core.credentials_async import AsyncTokenCredential
 
+from shared.constants import EXCHANGE_MANAGE_AS_APP_VALUE
 from shared.errors import ConcurrencyError, Conflict, ExomiError, IdempotencyConflict, Transient
-from shared.ids import ResourceId
-from shared.models import Operation, ProvisionRequest, Requester, RequestStatus, RevokeRequest
+from shared.ids import ResourceId, validate_guid
+from shared.models import Operation, ProvisionRequest, Requester, RequestStatus, RevokeRequest, TargetStatus
+from shared.ownership import GrantKind, Ledger
 from shared.policy import Decision
 from shared.settings import Settings
 from shared.state.audit import AuditLog
 from shared.state.events import EventLog
 from shared.state.idempotency import IdempotencyEntry, IdempotencyStore, check_idempotency_key
+from shared.state.ledger import LedgerStore, update_ledger
 from shared.state.records import (
     Approval,
     AuditRecord,
@@ -64,6 +68,7 @@ class StateStore:
         self.idempotency = IdempotencyStore(tables.idempotency)
         self.events = EventLog(tables.events)
         self.refusals = RefusalLog(tables.refusals)
+        self.ledgers = LedgerStore(tables.ledger)
 
     @classmethod
     async def open(
@@ -222,6 +227,39 @@ class StateStore:
         )
         await self.release_target(record.target_key, record.id)
         return updated
+
+    # --- what exomi owns on each identity ------------------------------------------------------------
+
+    async def ledger(self, principal_id: str) -> Ledger:
+        """The identity's ownership ledger. An identity exomi provisioned before the ledger existed gets
+        one from its targets' records (each one's granted assignments, needed by it)."""
+        found = await self.ledgers.find(principal_id)
+        if found is not None:
+            return found
+        ledger = Ledger(principal_id=validate_guid(principal_id, "principal_id"))
+        for record in await self.targets.list_by_principal(principal_id):
+            if record.status is TargetStatus.REVOKED:
+                continue
+            request_id = record.last_request_id or ""
+            granted = record.granted
+            for kind, assignment_id, name in (
+                (GrantKind.APP_ROLE, granted.app_role_assignment_id, EXCHANGE_MANAGE_AS_APP_VALUE),
+                (GrantKind.ENTRA_ROLE, granted.role_assignment_id, record.role.value if record.role else ""),
+            ):
+                if assignment_id:
+                    ledger = ledger.record(
+                        kind,
+                        assignment_id,
+                        name,
+                        target_key=record.target_key,
+                        target=record.target,
+                        request_id=request_id,
+                        made_by_exomi=True,
+                    )
+        return ledger
+
+    async def update_ledger(self, principal_id: str, change: Callable[[Ledger], Ledger]) -> Ledger:
+        return await update_ledger(lambda: self.ledger(principal_id), self.ledgers, change)
 
     # --- one active request per target -------------------------------------------------------------
 

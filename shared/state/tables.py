@@ -8,7 +8,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 from shared.errors import ConfigurationError
 from shared.settings import StorageSettings
 
-TABLE_NAMES = ("requests", "steps", "audit", "targets", "idempotency", "events", "refusals")
+TABLE_NAMES = ("requests", "steps", "audit", "targets", "idempotency", "events", "refusals", "ledger")
 
 
 def open_table_service(
@@ -33,7 +33,7 @@ def open_table_service(
 
 class Tables:
     """Clients for `<prefix>requests`, `<prefix>steps`, `<prefix>audit`, `<prefix>targets`, `<prefix>idempotency`,
-    `<prefix>events`, `<prefix>refusals`."""
+    `<prefix>events`, `<prefix>refusals`, `<prefix>ledger`."""
 
     def __init__(self, service: TableServiceClient, prefix: str) -> None:
         self.service = service
@@ -45,6 +45,7 @@ class Tables:
         self.idempotency = self._client("idempotency")
         self.events = self._client("events")
         self.refusals = self._client("refusals")
+        self.ledger = self._client("ledger")
 
     def _client(self, name: str) -> TableClient:
         return self.service.get_table_client(f"{self.prefix}{name}")

@@ -4,7 +4,13 @@ target uses it); plan and diagnose change nothing and say what would change or w
 from __future__ import annotations
 
 from tests.engine.conftest import RG
-from tests.engine.test_provision import assert_succeeded, exchange_grants, grants_of
+from tests.engine.test_provision import (
+    GLOBAL_READER,
+    RECIPIENT_ADMIN,
+    assert_succeeded,
+    exchange_grants,
+    grants_of,
+)
 
 
 def _provision(exomi, emulator, target_id: str, *extra: str) -> dict:
@@ -53,6 +59,53 @@ async def test_a_shared_user_assigned_identity_keeps_its_grants_until_the_last_t
     assert code == 0 and output["status"] == "revoked"
     app_roles, roles = await grants_of(emulator, uai.principal_id)
     assert exchange_grants(app_roles, emulator.exchange_service_principal_id) == [] and roles == []
+
+
+async def test_targets_sharing_an_identity_with_different_roles_leave_nothing_behind(
+    emulator, exomi, targets
+):
+    uai = targets.user_assigned_identity()
+    first = targets.automation_account("ContosoAzAuto1", system=False, user_assigned=[uai.id])
+    second = targets.automation_account("ContosoAzAuto2", system=False, user_assigned=[uai.id])
+    _provision(exomi, emulator, first.id, "--identity", uai.id, "--role", "Exchange Recipient Administrator")
+    _provision(exomi, emulator, second.id, "--identity", uai.id, "--role", "Global Reader")
+    assert emulator.exchange_access(uai.principal_id) == (1, sorted([RECIPIENT_ADMIN, GLOBAL_READER]))
+
+    # The first target's role goes with it (nobody else needs it); Exchange.ManageAsApp stays for the second.
+    code, output, _ = exomi.run("revoke", "--target", first.id)
+    assert code == 0 and output["status"] == "revoked"
+    assert emulator.exchange_access(uai.principal_id) == (1, [GLOBAL_READER])
+    code, output, _ = exomi.run("revoke", "--target", second.id)
+    assert code == 0 and output["status"] == "revoked"
+    assert emulator.exchange_access(uai.principal_id) == (0, [])
+
+
+async def test_a_target_changing_role_keeps_the_role_another_target_of_the_identity_needs(
+    emulator, exomi, targets
+):
+    uai = targets.user_assigned_identity()
+    first = targets.automation_account("ContosoAzAuto1", system=False, user_assigned=[uai.id])
+    second = targets.automation_account("ContosoAzAuto2", system=False, user_assigned=[uai.id])
+    _provision(exomi, emulator, first.id, "--identity", uai.id, "--role", "Exchange Recipient Administrator")
+    _provision(exomi, emulator, second.id, "--identity", uai.id, "--role", "Exchange Recipient Administrator")
+    _provision(exomi, emulator, first.id, "--identity", uai.id, "--role", "Global Reader")
+    # The second target still asks for Exchange Recipient Administrator: the change must not take it away.
+    assert emulator.exchange_access(uai.principal_id) == (1, sorted([RECIPIENT_ADMIN, GLOBAL_READER]))
+    _provision(exomi, emulator, second.id, "--identity", uai.id, "--role", "Global Reader")
+    assert emulator.exchange_access(uai.principal_id) == (1, [GLOBAL_READER])  # now nobody needs it
+
+
+def test_revoking_a_target_exomi_never_provisioned_ends_at_once(emulator, exomi, targets):
+    account = targets.automation_account()
+    position = emulator.log_position()
+    code, output, stderr = exomi.run("revoke", "--target", account.id)
+    assert code == 0 and output["status"] == "revoked", (output, stderr)
+    assert "nothing of exomi's to revoke" in output["message"]
+    assert emulator.writes_since(position) == []
+    code, status, _ = exomi.run("status", output["id"])
+    assert any("nothing of exomi's to revoke" in a["action"] for a in status["audit"])
+    # It holds nothing: a provision can follow at once.
+    _provision(exomi, emulator, account.id)
 
 
 async def test_revoking_a_deleted_resource_finishes_cleanly(emulator, exomi, targets):
