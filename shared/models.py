@@ -185,6 +185,13 @@ class Requester(BaseModel):
         )
 
     @property
+    def idempotency_scope(self) -> str:
+        """Whose Idempotency-Keys these are: the authenticated principal (never a name it merely asserts)."""
+        if self.kind is RequesterKind.FUNCTION_KEY:
+            return FUNCTION_KEY_CALLER
+        return f"{self.kind.value}:{self.principal_id or self.principal_name or self.name}"
+
+    @property
     def identified(self) -> bool:
         return self.kind is not RequesterKind.FUNCTION_KEY
 

@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from shared.constants import RUNTIME_ENVIRONMENT_NAME_FORMAT
-from shared.errors import ConfigurationError, PolicyRefusal
+from shared.errors import ConfigurationError, InputError, PolicyRefusal
 from shared.ids import TargetKind, domain_matches, validate_domain_pattern, validate_host_pattern
 from shared.models import (
     Channel,
@@ -107,7 +107,33 @@ def default_runtime_environment(runtime: Runtime) -> str:
 OrganizationPattern = Annotated[
     StrictStr, AfterValidator(checked(validate_domain_pattern, "allowed_organizations"))
 ]
-HostPattern = Annotated[StrictStr, AfterValidator(checked(validate_host_pattern, "callback_hosts"))]
+HTTPS_PORT = 443
+
+
+def split_port(entry: str) -> tuple[str, int]:
+    """A callback_hosts entry as (host pattern, port): 'host' means port 443, 'host:8443' names a port
+    ('[::1]:8443' for an IPv6 literal)."""
+    if entry.startswith("[") and "]" in entry:
+        host, _, rest = entry[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else HTTPS_PORT
+    if entry.count(":") == 1:
+        host, _, port = entry.partition(":")
+        if port.isdigit():
+            return host, int(port)
+    return entry, HTTPS_PORT
+
+
+def _check_callback_host(value: str, field: str) -> str:
+    host, port = split_port(value)
+    if not 1 <= port <= 65535:
+        raise InputError(field, f"port {port} is not a TCP port")
+    pattern = validate_host_pattern(host, field)
+    if port == HTTPS_PORT:
+        return pattern
+    return f"[{pattern}]:{port}" if ":" in pattern else f"{pattern}:{port}"
+
+
+HostPattern = Annotated[StrictStr, AfterValidator(checked(_check_callback_host, "callback_hosts"))]
 
 
 class Policy(BaseModel):
@@ -247,12 +273,19 @@ class Policy(BaseModel):
                 )
             modules[name] = version
         if request.callback_url is not None:
-            host = (urlsplit(request.callback_url).hostname or "").lower()
-            if not any(domain_matches(host, pattern) for pattern in self.callback_hosts):
+            parts = urlsplit(request.callback_url)
+            host, port = (parts.hostname or "").lower(), parts.port or HTTPS_PORT
+            allowed = any(
+                domain_matches(host, pattern) and port == pattern_port
+                for pattern, pattern_port in map(split_port, self.callback_hosts)
+            )
+            if not allowed:
+                where = host if port == HTTPS_PORT else f"{host}:{port}"
                 return _refused(
                     "callback_hosts",
-                    f"callbacks to host '{host}' are not allowed.",
-                    f"leave callback_url out, or ask the exomi operator to add '{host}' to callback_hosts {_WHERE}.",
+                    f"callbacks to '{where}' are not allowed (a host listed without a port allows port "
+                    f"{HTTPS_PORT} only).",
+                    f"leave callback_url out, or ask the exomi operator to add '{where}' to callback_hosts {_WHERE}.",
                     field="callback_url",
                 )
         expires_at, refusal = self._expiry(request, role, now)
@@ -273,6 +306,29 @@ class Policy(BaseModel):
             module_versions=modules,
             runbook_name=request.runbook_name,
             expires_at=expires_at,
+        )
+
+    def desired_values(self, request: ProvisionRequest) -> Decision:
+        """The values a request asks for with the policy's defaults filled in, whether or not the policy
+        allows them: what diagnose compares the tenant with when the policy refuses the request."""
+        role = request.role or self.default_role
+        uses_environment = (
+            request.target_id.kind is TargetKind.AUTOMATION_ACCOUNT
+            and request.runtime.uses_runtime_environment
+        )
+        return Decision(
+            allowed=True,
+            role=role,
+            role_template_id=role.template_id,
+            runtime=request.runtime,
+            runtime_environment=(request.runtime_environment or default_runtime_environment(request.runtime))
+            if uses_environment
+            else None,
+            module_versions={
+                **self.pinned_module_versions.get(request.runtime, {}),
+                **(request.module_versions or {}),
+            },
+            runbook_name=request.runbook_name,
         )
 
     def _expiry(

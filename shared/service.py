@@ -719,17 +719,9 @@ class ExomiService:
         decision = self.app.policy.evaluate(request)
         report = PlanReport(target=request.target, decision=decision)
         if not decision.allowed:
-            # Diagnose still looks: the refusal is one more finding.
+            # Diagnose still looks, at what the request asks for: the refusal is one more finding.
             report.refused = _refusal(decision).to_dict()
-            decision = decision.model_copy(
-                update={
-                    "allowed": True,
-                    "role": request.role,
-                    "role_template_id": request.role.template_id if request.role else None,
-                }
-            )
-            if decision.role is None:
-                return report
+            decision = self.app.policy.desired_values(request)
         report.steps = await self._observe_all(request, decision, Operation.PROVISION, record)
         if record is not None and record.last_verified_at is not None:
             report.steps.append(

@@ -13,6 +13,7 @@ from urllib.parse import urlencode, urlsplit
 from shared.errors import ExomiError, InputError
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_NESTING = 32  # a request body is a flat object with small maps; anything deeper is not one of ours
 API_PREFIX = "/api"  # host.json extensions.http.routePrefix
 JSON = "application/json"
 
@@ -81,6 +82,10 @@ class ApiRequest:
             raise MalformedJson("the body is not UTF-8 text.") from None
         except ValueError as error:
             raise MalformedJson(f"the body is not valid JSON: {error}") from None
+        except RecursionError:  # the parser gives up on very deep nesting; so do we
+            raise MalformedJson(f"the body is nested more than {MAX_NESTING} levels deep.") from None
+        if _depth(data) > MAX_NESTING:
+            raise MalformedJson(f"the body is nested more than {MAX_NESTING} levels deep.")
         if not isinstance(data, dict):
             raise InputError("body", "must be a JSON object")
         return data
@@ -95,6 +100,19 @@ class ApiRequest:
             params["code"] = self.query["code"]
         url = f"{parts.scheme}://{parts.netloc}{API_PREFIX}/{path.lstrip('/')}"
         return f"{url}?{urlencode(params)}" if params else url
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in a parsed JSON value (iteratively: no recursion limit)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            pending.extend(
+                (child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)
+            )
+    return deepest
 
 
 def _no_constant(name: str) -> Any:

@@ -115,20 +115,23 @@ class StateStore:
         if idempotency_key is None:
             return await self._create(request, decision, new_request_id(), admission)
         key = check_idempotency_key(idempotency_key)
+        # Keys belong to the authenticated caller; a name it asserts (X-Exomi-On-Behalf-Of) is not part of
+        # the scope, but it is part of the body's fingerprint (requested_by), so a replay must repeat it.
+        scope = admission.requester.idempotency_scope if admission.requester else request.requested_by
         body_hash = hashlib.sha256(request.fingerprint().encode()).hexdigest()
-        entry = await self.idempotency.get(request.requested_by, key)
+        entry = await self.idempotency.get(scope, key)
         if entry is None:
             # Record the key first, so that concurrent submissions with the same key agree on one id.
             request_id = new_request_id()
-            etag = await self.idempotency.create(request.requested_by, key, request_id, body_hash)
+            etag = await self.idempotency.create(scope, key, request_id, body_hash)
             if etag is not None:
                 try:
                     return await self._create(request, decision, request_id, admission)
                 except Conflict:
                     # Refused: leave nothing behind (a crash here leaves a key whose replay behaves the same).
-                    await self.idempotency.delete(request.requested_by, key, etag)
+                    await self.idempotency.delete(scope, key, etag)
                     raise
-            entry = await self.idempotency.get(request.requested_by, key)  # a concurrent submission won
+            entry = await self.idempotency.get(scope, key)  # a concurrent submission won
             if entry is None:
                 raise Transient("the idempotency key changed while the request was being recorded; retry")
         return await self._replay(entry, body_hash, request, decision, admission)

@@ -193,6 +193,15 @@ def test_plan_and_diagnose_answer_without_writing_anything(emulator, targets, st
     assert verdicts["app-role"] == "missing" and verdicts["identity"] == "ok"
     missing = api.post("diagnose", {"organization": emulator.organization})
     assert missing.status_code == 422 and missing.json()["error"]["field"] == "target"
+    # Diagnose still looks when the policy refuses the desired state (a finding, not a 500).
+    outside = api.post(
+        "diagnose",
+        {"target": account.id, "organization": "fabrikam.onmicrosoft.com", "role": "Global Reader"},
+    )
+    assert outside.status_code == 200, outside.text
+    outside_document = PlanDocument.model_validate(outside.json())
+    assert outside_document.refused.rule == "allowed_organizations"
+    assert {s.name: s.verdict for s in outside_document.steps}["entra-role"] == "missing"
 
     assert emulator.writes_since(position) == []
     api.no_state()

@@ -98,6 +98,13 @@ def test_principal_headers_are_ignored_unless_app_service_authentication_is_trus
     assert asserted.json()["requested_by"] == "function-key caller (asserted: alice@contoso.com)"
     audit = api.get(f"requests/{asserted.json()['id']}", params={"include": "audit"}).json()["audit"]
     assert [a["requested_by"] for a in audit] == ["function-key caller (asserted: alice@contoso.com)"]
+    # The key belongs to the authenticated caller: asserting another name does not make it a new key.
+    other = api.post(
+        "requests",
+        {"target": account_id(emulator, "ContosoAuto2"), "organization": emulator.organization},
+        headers={"X-Exomi-On-Behalf-Of": "mallory@contoso.com", "Idempotency-Key": "ticket-1"},
+    )
+    assert other.status_code == 409 and other.json()["error"]["code"] == "IdempotencyKeyReused"
 
 
 PEOPLE = [{"name": "people", "channels": ["http"], "principals": ["*@contoso.com"]}]

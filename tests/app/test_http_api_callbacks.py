@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from azure.data.tables import TableServiceClient
@@ -28,7 +29,9 @@ def test_the_final_result_is_called_back_with_a_retry_after_a_failure(
     # exomi trusts the receiver's CA through the same setting that makes it trust the emulator's.
     bundle = tmp_path / "ca-bundle.pem"
     bundle.write_text(Path(emulator.ca_bundle).read_text() + receiver.ca_cert.read_text())
-    api = start_api(env={"EXOMI_CA_BUNDLE": str(bundle)}, policy={"callback_hosts": ["127.0.0.1"]})
+    # The receiver listens on a port of its own: the policy names it (a host alone means port 443).
+    netloc = urlsplit(receiver.base_url).netloc
+    api = start_api(env={"EXOMI_CA_BUNDLE": str(bundle)}, policy={"callback_hosts": [netloc]})
     callback_url = f"{receiver.base_url}/hooks/exomi?sig=s3cr3t-signature"
     receiver.respond_with(500)  # the first delivery fails; exomi tries again
 

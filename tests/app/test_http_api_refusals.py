@@ -40,8 +40,10 @@ def test_each_kind_of_bad_input_is_refused_with_its_status_and_writes_nothing(em
             f"/api/{path}", content=content, headers={"content-type": "application/json", **(headers or {})}
         )
 
-    # 400: not JSON at all.
+    # 400: not JSON at all, or nested far deeper than any request.
     error_of(post(raw=b'{"target": '), 400, "MalformedJson", None)
+    error_of(post(raw=b'{"a":' * 1000 + b"1" + b"}" * 1000), 400, "MalformedJson", None)
+    error_of(post(raw=b"[" * 40 + b"]" * 40), 400, "MalformedJson", None)
     error_of(post("plan", raw=b"\xff\xfe"), 400, "MalformedJson", None)
     # 415: not sent as JSON.
     error_of(
@@ -85,6 +87,12 @@ def test_each_kind_of_bad_input_is_refused_with_its_status_and_writes_nothing(em
         ({**good, "organization": "fabrikam.onmicrosoft.com"}, "allowed_organizations", "organization"),
         ({**good, "target": account_id(emulator, subscription=OTHER_SUB)}, "allowed_scopes", "target"),
         ({**good, "callback_url": "https://evil.example.com/cb?sig=x"}, "callback_hosts", "callback_url"),
+        # An allowed host, another port than 443: the policy names no port for it.
+        (
+            {**good, "callback_url": "https://prod-1.westeurope.logic.azure.com:8443/cb"},
+            "callback_hosts",
+            "callback_url",
+        ),
     ]:
         error = error_of(post(body=body), 403, "PolicyRefused", field)
         assert error["rule"] == rule and "To fix" in error["message"]
@@ -102,6 +110,7 @@ def test_each_kind_of_bad_input_is_refused_with_its_status_and_writes_nothing(em
         ("allow_global_administrator", "function-key caller", "http"),
         ("allowed_organizations", "function-key caller", "http"),
         ("allowed_scopes", "function-key caller", "http"),
+        ("callback_hosts", "function-key caller", "http"),
         ("callback_hosts", "function-key caller", "http"),
     ]
 

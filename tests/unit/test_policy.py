@@ -165,6 +165,23 @@ def test_a_runtime_not_allowed_is_refused():
     assert refused_rule(only_51.evaluate(request(runtime="7.4"))) == "allowed_runtimes"
 
 
+def test_callbacks_go_to_port_443_unless_the_policy_names_a_port():
+    hosts = policy(callback_hosts=["*.logic.azure.com", "hooks.contoso.com:8443", "[::1]:9443"])
+    allowed = [
+        "https://prod-1.westeurope.logic.azure.com/cb",
+        "https://prod-1.westeurope.logic.azure.com:443/cb",
+        "https://hooks.contoso.com:8443/cb",
+        "https://[::1]:9443/cb",
+    ]
+    refused = ["https://prod-1.westeurope.logic.azure.com:8443/cb", "https://hooks.contoso.com/cb"]
+    for url in allowed:
+        assert hosts.evaluate(request(callback_url=url)).allowed, url
+    for url in refused:
+        assert refused_rule(hosts.evaluate(request(callback_url=url))) == "callback_hosts", url
+    with pytest.raises(ConfigurationError):
+        policy(callback_hosts=["hooks.contoso.com:70000"])
+
+
 def test_callback_hosts_are_allow_listed():
     url = "https://prod-12.westeurope.logic.azure.com/workflows/abc/triggers/manual/paths/invoke"
     assert refused_rule(policy().evaluate(request(callback_url=url))) == "callback_hosts"
