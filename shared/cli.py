@@ -229,14 +229,18 @@ def _show_request(
     what: str,
     *,
     kept: list[str] | None = None,
+    rolled_back: list[str] | None = None,
 ) -> int:
     if printer.as_json:
         data = printer.request(record)
         if kept is not None:
             data["kept"] = kept
+            data["rolled_back"] = rolled_back or []
         print(json.dumps(data, indent=2))
     else:
         printer.out(f"request {record.id} {what}: now {record.status.value}")
+        for change in rolled_back or []:
+            printer.out(f"  rolled back: {change}")
         for change in kept or []:
             printer.out(f"  kept (revoke the target to remove it): {change}")
     return EXIT_OK
@@ -342,7 +346,14 @@ async def _run(args: argparse.Namespace, printer: Printer) -> int:
             )
         if args.command == "cancel":
             cancellation = await service.cancel(args.request_id, requester, Channel.CLI)
-            _show_request(service, printer, cancellation.request, "cancelled", kept=cancellation.kept)
+            _show_request(
+                service,
+                printer,
+                cancellation.request,
+                "cancelled",
+                kept=cancellation.kept,
+                rolled_back=cancellation.rolled_back,
+            )
             return EXIT_OK
         if args.command == "refusals":
             since = datetime.fromisoformat(args.since.replace("Z", "+00:00")) if args.since else None

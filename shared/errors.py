@@ -275,3 +275,14 @@ class GaveUp(ExomiError):
 
     code = "GaveUp"
     http_status = 500
+
+
+class RecordedError(ExomiError):
+    """An error read back from state (a step's stored error), to end its request with."""
+
+    def __init__(self, recorded: dict[str, Any]) -> None:
+        super().__init__(str(recorded.get("message") or "failed"))
+        self.recorded = dict(recorded)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": "Error", **self.recorded, "message": self.message}

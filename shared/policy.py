@@ -14,7 +14,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -150,6 +150,7 @@ class Policy(BaseModel):
     callback_hosts: list[HostPattern]
     allowed_channels: list[Channel]
     heal_drift: StrictBool  # reconciliation re-provisions what went missing (else it only reports)
+    on_failure: Literal["rollback", "keep"]  # what a failed or cancelled request does with what it granted
     rules: list[AccessRule]  # who may ask for what (shared/authorization.py); empty: nobody, except operators
     approval: ApprovalPolicy
     expiry: ExpiryPolicy

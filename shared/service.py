@@ -103,7 +103,14 @@ class ExomiApp:
         arm, graph = ArmGateway(clients), GraphGateway(clients)
         queue = WorkQueue.open(settings, clients.credential)
         return cls(
-            settings, policy, clients, state, arm, graph, Engine(state, arm, graph, settings.engine), queue
+            settings,
+            policy,
+            clients,
+            state,
+            arm,
+            graph,
+            Engine(state, arm, graph, settings.engine, roll_back_on_failure=policy.on_failure == "rollback"),
+            queue,
         )
 
     async def close(self) -> None:
@@ -166,7 +173,10 @@ class Attempt:
 @dataclass(frozen=True)
 class Cancellation:
     request: RequestRecord
-    kept: list[str]  # what the request had already changed (it stays until revoked)
+    kept: list[
+        str
+    ]  # what the request had changed and left in place (needed by another target, or on_failure keep)
+    rolled_back: list[str]  # what it had granted and exomi took back (on_failure rollback)
 
 
 @dataclass(frozen=True)
@@ -563,26 +573,41 @@ class ExomiService:
                 )
             except ConcurrencyError:
                 continue
-            audit = await self.app.state.audit.list_for_request(record.id)
-            granted = [
-                entry.action
-                for entry in audit
-                if entry.step not in ("request", "approval", "callback")
-                and not entry.action.endswith("(started)")
-            ]
+            kept, rolled_back = await self._after_cancel(record)
+            if rolled_back:
+                updated = await self.app.state.requests.update(
+                    updated.model_copy(
+                        update={"message": f"{error.message} (rolled back: {'; '.join(rolled_back)})"}
+                    )
+                )
             await self._audit_request(
                 updated,
                 "request",
                 f"request cancelled by {caller.name}",
                 before={"status": record.status.value},
-                after={"status": RequestStatus.CANCELLED.value, "kept": granted},
+                after={"status": RequestStatus.CANCELLED.value, "kept": kept, "rolled_back": rolled_back},
                 by=caller,
                 sequence=2,
             )
             log.info("request %s was cancelled by %s", record.id, caller.name)
             await self.enqueue(updated)  # the worker delivers its callback, if any
-            return Cancellation(updated, granted)
+            return Cancellation(updated, kept, rolled_back)
         raise Transient(f"request {request_id} kept changing while it was being cancelled; try again")
+
+    async def _after_cancel(self, record: RequestRecord) -> tuple[list[str], list[str]]:
+        """What a cancelled request leaves in place and what it rolled back (policy on_failure)."""
+        if record.operation is Operation.PROVISION and self.policy.on_failure == "rollback":
+            target_record = await self.app.state.targets.get(record.target_key)
+            rollback, _ = await self.app.engine.roll_back(record, target_record)
+            return rollback.kept + rollback.failed, rollback.removed
+        audit = await self.app.state.audit.list_for_request(record.id)
+        changes = [
+            entry.action
+            for entry in audit
+            if entry.step not in ("request", "approval", "callback")
+            and not entry.action.endswith("(started)")
+        ]
+        return changes, []
 
     async def _may_cancel(
         self, record: RequestRecord, caller: Requester, channel: Channel

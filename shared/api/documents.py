@@ -136,7 +136,11 @@ class RequestDocument(RequestSummary):
 class CancelDocument(RequestDocument):
     """A cancelled request, and what it had already changed (which stays until the target is revoked)."""
 
-    kept: list[str] = Field(description="The changes the request had made before it was cancelled.")
+    kept: list[str] = Field(
+        description="What the request had changed and left in place: still needed by another target, or all "
+        "of it when the policy's on_failure is keep."
+    )
+    rolled_back: list[str] = Field(description="What the request had granted and exomi took back.")
 
 
 class RequestList(_Document):

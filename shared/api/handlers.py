@@ -236,6 +236,7 @@ async def cancel_request(request: ApiRequest) -> ApiResponse:
     report = await service.status(cancellation.request.id)
     response = await _request_answer(request, service, report, accepted=False, always_ok=True)
     response.body["kept"] = cancellation.kept
+    response.body["rolled_back"] = cancellation.rolled_back
     return response
 
 

@@ -20,8 +20,9 @@ from shared.azure.arm import ArmGateway
 from shared.azure.graph import GraphGateway
 from shared.engine.context import AuditTrail, StepContext, StepResult
 from shared.engine.plan import dependencies, steps_for
+from shared.engine.rollback import Rollback, roll_back
 from shared.engine.step import Step, backoff
-from shared.errors import ErrorCategory, ExomiError, OperationFailed
+from shared.errors import ErrorCategory, ExomiError, OperationFailed, RecordedError
 from shared.ids import parse_resource_id
 from shared.models import Channel, Operation, ProvisionRequest, RequestStatus, StepStatus, TargetStatus
 from shared.ownership import GrantKind, Ledger
@@ -58,12 +59,19 @@ def _facts(record: StepRecord | None) -> dict[str, Any]:
 
 class Engine:
     def __init__(
-        self, state: StateStore, arm: ArmGateway, graph: GraphGateway, timings: EngineTimings
+        self,
+        state: StateStore,
+        arm: ArmGateway,
+        graph: GraphGateway,
+        timings: EngineTimings,
+        *,
+        roll_back_on_failure: bool = True,
     ) -> None:
         self.state = state
         self.arm = arm
         self.graph = graph
         self.timings = timings
+        self.roll_back_on_failure = roll_back_on_failure  # policy on_failure
 
     async def advance(self, request_id: str) -> RequestRecord:
         """Runs what can run now; returns the request as stored afterwards."""
@@ -76,6 +84,11 @@ class Engine:
         stored = {s.name: s for s in await self.state.steps.list(request_id)}
         audit = await self.state.audit.list_for_request(request_id)
         target_record = await self.state.targets.get(target.key)
+        failed = next((s for s in stored.values() if s.status is StepStatus.FAILED), None)
+        if failed is not None:  # a pass stopped between a step's failure and the request's end
+            return await self._fail(
+                record, RecordedError(failed.error or {"message": failed.message}), target_record
+            )
         if record.status is RequestStatus.QUEUED or record.check_again_at is not None:
             record = await self._update(
                 record, status=RequestStatus.RUNNING, check_again_at=None, message="working"
@@ -257,9 +270,40 @@ class Engine:
     async def _fail(
         self, record: RequestRecord, error: ExomiError, target_record: TargetRecord | None
     ) -> RequestRecord:
-        if target_record is not None and record.operation is Operation.PROVISION:
-            await self.state.targets.save(target_record.model_copy(update={"status": TargetStatus.FAILED}))
-        return await self.state.finish(record, RequestStatus.FAILED, message=error.message, error=error)
+        message = error.message
+        if record.operation is Operation.PROVISION:
+            if self.roll_back_on_failure:
+                rollback, target_record = await self.roll_back(record, target_record)
+                message = f"{message} ({rollback.summary()})"
+            if target_record is not None:
+                await self.state.targets.save(
+                    target_record.model_copy(update={"status": TargetStatus.FAILED})
+                )
+        return await self.state.finish(record, RequestStatus.FAILED, message=message, error=error)
+
+    async def roll_back(
+        self, record: RequestRecord, target_record: TargetRecord | None
+    ) -> tuple[Rollback, TargetRecord | None]:
+        """Take back what the request granted that no other target needs (shared/engine/rollback.py);
+        the target's record then says what exomi still holds for it."""
+        target = parse_resource_id(record.target)
+        principal_id = target_record.principal_id if target_record is not None else None
+        rollback = await roll_back(self.state, self.graph, self.arm, record, target, principal_id)
+        if target_record is None or principal_id is None:
+            return rollback, target_record
+        target_record = await self.state.targets.get(target.key) or target_record
+        ledger = await self.state.ledger(principal_id)
+        needs = {g.kind: g.assignment_id for g in ledger.needed_by(target.key)}
+        runbook = target_record.granted.runbook_name
+        granted = target_record.granted.model_copy(
+            update={
+                "app_role_assignment_id": needs.get(GrantKind.APP_ROLE),
+                "role_assignment_id": needs.get(GrantKind.ENTRA_ROLE),
+                "runbook_name": None if any(f"runbook {runbook}" == r for r in rollback.removed) else runbook,
+            }
+        )
+        target_record = await self.state.targets.save(target_record.model_copy(update={"granted": granted}))
+        return rollback, target_record
 
     async def _save_target(
         self,

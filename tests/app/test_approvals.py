@@ -186,7 +186,7 @@ def test_a_request_is_cancelled_by_its_requester_and_not_by_a_stranger(emulator,
     ]
 
 
-def test_cancelling_a_waiting_request_reports_what_it_already_granted(emulator, start_api, targets, people):
+def test_cancelling_a_waiting_request_rolls_back_what_it_granted(emulator, start_api, targets, people):
     emulator.set_timings(propagation_delay=3600)  # verification waits: the grants are made, the request waits
     api = start(start_api, people)
     account = targets.automation_account()
@@ -210,8 +210,10 @@ def test_cancelling_a_waiting_request_reports_what_it_already_granted(emulator, 
 
     cancelled = eventually(cancel, timeout=30, what="the cancellation to be accepted", interval=0.3)
     assert cancelled.status_code == 200, cancelled.text
-    kept = cancelled.json()["kept"]
-    assert any("Exchange.ManageAsApp" in change for change in kept)
-    assert any("Entra role" in change for change in kept)
-    # Until rollback lands (issue "Nothing left behind"), what it granted stays, and the answer says so.
-    assert emulator.exchange_access(account.identity.principal_id)[0] == 1
+    # What it had granted, nobody else needs: rolled back (policy on_failure, default rollback).
+    rolled_back = cancelled.json()["rolled_back"]
+    assert any("Exchange.ManageAsApp" in change for change in rolled_back)
+    assert any("entra-role" in change for change in rolled_back)
+    assert any("runbook" in change for change in rolled_back)
+    assert cancelled.json()["kept"] == []
+    assert emulator.exchange_access(account.identity.principal_id) == (0, [])

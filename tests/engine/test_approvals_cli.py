@@ -67,8 +67,8 @@ def test_a_denied_or_cancelled_request_ends_with_nothing_granted(emulator, exomi
     code, output, _ = exomi.run("deny", denied["id"], "--as", "secops-eve@jumphost", "--comment", "no ticket")
     assert code == 0 and output["status"] == "denied"
     assert output["error"]["code"] == "ApprovalDenied"
-    code, output, _ = exomi.run("cancel", cancelled["id"])
-    assert code == 0 and output["status"] == "cancelled" and output["kept"] == []
+    code, output, stderr = exomi.run("cancel", cancelled["id"])
+    assert code == 0 and output["status"] == "cancelled" and output["kept"] == [], (output, stderr)
     code, output, _ = exomi.run("cancel", cancelled["id"])
     assert code == 2 and output["error"]["code"] == "Conflict"  # it has ended already
 
