@@ -66,6 +66,11 @@ async def cancel_request(req: func.HttpRequest) -> func.HttpResponse:
     return await http_api.serve("cancel_request", req)
 
 
+@app.route(route="findings", methods=["GET"])
+async def list_findings(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_api.serve("list_findings", req)
+
+
 @app.route(route="refusals", methods=["GET"])
 async def list_refusals(req: func.HttpRequest) -> func.HttpResponse:
     return await http_api.serve("list_refusals", req)

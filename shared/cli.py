@@ -32,6 +32,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.api.documents import finding_list
 from shared.errors import ExomiError, InputError
 from shared.models import Channel, Requester, RequestStatus
 from shared.service import ExomiApp, ExomiService, PlanReport
@@ -137,6 +138,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--as", dest="acting_as", help="who decides (default: user@host)")
         if name != "cancel":
             sub.add_argument("--comment", help="kept with the decision")
+    sub = commands.add_parser("findings", help="every target's latest findings (extra privilege, drift)")
+    sub.add_argument("--severity", choices=["high", "medium", "low"], help="only at least this severe")
     sub = commands.add_parser("refusals", help="list refused attempts")
     sub.add_argument("--since", help="ISO 8601 date or time")
     sub.add_argument("--channel", choices=[c.value for c in Channel])
@@ -203,6 +206,7 @@ class Printer:
                         "target": report.target,
                         "refused": report.refused,
                         "approval_required": report.approval,
+                        "findings": [f.model_dump(mode="json") for f in report.findings],
                         "steps": [s.__dict__ for s in report.steps],
                     },
                     indent=2,
@@ -214,6 +218,9 @@ class Printer:
             self.out(f"refused by policy rule '{report.refused.get('rule')}': {report.refused['message']}")
         if report.approval:
             self.out(f"an approver must approve it first: {'; '.join(report.approval)}")
+        for finding in report.findings:
+            self.out(f"  [{finding.severity.upper():<7}] {finding.detail}")
+            self.out(f"{'':>12}fix: {finding.fix}")
         for step in report.steps:
             self.out(f"  [{VERDICTS.get(step.verdict, step.verdict)}] {step.name:<12} {step.detail}")
             if step.action and step.verdict in ("missing", "wrong"):
@@ -318,7 +325,7 @@ async def _run(args: argparse.Namespace, printer: Printer) -> int:
             report = await service.diagnose(_request_body(args), requester=requester, channel=Channel.CLI)
             printer.plan(report)
             problems = [s for s in report.steps if s.verdict in ("missing", "wrong", "error")]
-            return EXIT_OK if not problems else EXIT_FAILED
+            return EXIT_OK if not problems and not report.findings else EXIT_FAILED
         if args.command == "status":
             report = await service.status(args.request_id)
             if printer.as_json:
@@ -355,6 +362,22 @@ async def _run(args: argparse.Namespace, printer: Printer) -> int:
                 rolled_back=cancellation.rolled_back,
             )
             return EXIT_OK
+        if args.command == "findings":
+            listing = finding_list(await service.findings())
+            order = ["high", "medium", "low"]
+            rows = [
+                f
+                for f in listing.value
+                if args.severity is None or order.index(f.severity) <= order.index(args.severity)
+            ]
+            rows.sort(key=lambda f: (order.index(f.severity), f.target.lower()))
+            if printer.as_json:
+                print(json.dumps([f.model_dump(mode="json") for f in rows], indent=2))
+            for finding in rows:
+                printer.out(
+                    f"[{finding.severity.upper():<6}] {finding.target}\n         {finding.detail}\n         fix: {finding.fix}"
+                )
+            return EXIT_FAILED if rows else EXIT_OK
         if args.command == "refusals":
             since = datetime.fromisoformat(args.since.replace("Z", "+00:00")) if args.since else None
             if since is not None and since.tzinfo is None:

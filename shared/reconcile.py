@@ -28,8 +28,9 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared import constants, tags
+from shared import tags
 from shared.engine.context import Verdict, resource_ref
+from shared.engine.privileges import drift_of, observe_privileges
 from shared.errors import ConcurrencyError, Conflict, ExomiError, PolicyRefusal
 from shared.ids import parse_resource_id
 from shared.models import Channel, Operation, Requester, RequestStatus, TargetStatus
@@ -231,50 +232,13 @@ async def _desired_body(service: ExomiService, record: TargetRecord) -> dict[str
 
 
 async def _extra_grants(service: ExomiService, record: TargetRecord, now: datetime) -> list[DriftFinding]:
-    """Exchange app roles other than Exchange.ManageAsApp and Entra roles other than the desired one that
-    the identity holds and no record of exomi's accounts for."""
+    """What the identity holds beyond what the target needs, read from Graph now (shared/findings.py)."""
     if record.principal_id is None:
         return []
-    graph = service.app.graph
-    exchange = await graph.find_principal_by_app_id(constants.EXO_APP_ID)
-    app_grants = await graph.app_role_grants(record.principal_id)
-    role_grants = await graph.role_grants(record.principal_id)
-    found: list[DriftFinding] = []
-    if exchange is not None:
-        names = {role.id.lower(): role.value or role.id for role in exchange.app_roles}
-        for grant in app_grants:
-            if (
-                grant.resource_id.lower() == exchange.id.lower()
-                and grant.app_role_id.lower() != constants.EXCHANGE_MANAGE_AS_APP_ROLE_ID
-            ):
-                name = names.get(grant.app_role_id.lower(), grant.app_role_id)
-                found.append(
-                    _finding(
-                        "extra",
-                        f"app-role:{name}",
-                        f"the identity holds the Exchange app role {name} (assignment {grant.id}), which exomi "
-                        "did not grant; it is kept (look-alikes of Exchange.ManageAsApp do not work)",
-                        now,
-                    )
-                )
-    wanted = record.role.template_id.lower() if record.role else None
-    # Grants exomi made for this target or for another target that shares the identity.
-    ours = {grant.assignment_id for grant in (await service.app.state.ledger(record.principal_id)).grants}
-    role_names = {template.lower(): name for name, template in constants.SUPPORTED_ROLES.items()}
-    for grant in role_grants:
-        if grant.role_definition_id.lower() == wanted or grant.id in ours:
-            continue
-        name = role_names.get(grant.role_definition_id.lower(), grant.role_definition_id)
-        found.append(
-            _finding(
-                "extra",
-                f"entra-role:{name}",
-                f"the identity holds the Entra role {name} (assignment {grant.id}, scope {grant.directory_scope_id}), "
-                "which exomi did not grant; it is kept",
-                now,
-            )
-        )
-    return found
+    findings = await observe_privileges(
+        service.app.graph, service.app.state, record.principal_id, record.role
+    )
+    return [drift_of(finding, now) for finding in findings]
 
 
 async def _heal(service: ExomiService, body: dict[str, Any], record: TargetRecord) -> RequestRecord | None:

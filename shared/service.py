@@ -29,6 +29,7 @@ from shared.azure.clients import AzureClients, AzureEndpoints
 from shared.azure.graph import GraphGateway
 from shared.engine.context import Observation, StepContext, Verdict
 from shared.engine.plan import dependencies, steps_for
+from shared.engine.privileges import observe_privileges
 from shared.engine.runner import Engine
 from shared.errors import (
     ApprovalDenied,
@@ -42,6 +43,7 @@ from shared.errors import (
     PolicyRefusal,
     Transient,
 )
+from shared.findings import Finding
 from shared.ids import ResourceId, parse_resource_id
 from shared.models import (
     Channel,
@@ -144,6 +146,7 @@ class PlanReport:
     steps: list[StepReport] = field(default_factory=list)
     refused: dict[str, Any] | None = None
     approval: list[str] = field(default_factory=list)  # why an approver would have to approve it first
+    findings: list[Finding] = field(default_factory=list)  # diagnose: privileges beyond what it needs (live)
 
     @property
     def changes(self) -> list[StepReport]:
@@ -338,6 +341,16 @@ class ExomiService:
             refusal.reason,
         )
         return refusal
+
+    async def findings(self) -> list[TargetRecord]:
+        """The targets exomi holds something for, with their latest findings (a provision's end or the
+        reconciliation timer, both from live Graph reads)."""
+        found: list[TargetRecord] = []
+        for status in (TargetStatus.PROVISIONED, TargetStatus.FAILED, TargetStatus.PROVISIONING):
+            found += [
+                record async for record in self.app.state.targets.list_by_status(status) if record.drift
+            ]
+        return sorted(found, key=lambda record: record.target.lower())
 
     async def list_refusals(self, **filters: Any) -> Page[RefusalRecord]:
         return await self.app.state.refusals.list(**filters)
@@ -720,7 +733,7 @@ class ExomiService:
             report.refused = authorization.refusal.to_dict()
             return report
         report.approval = list(authorization.approval_reasons)
-        report.steps = await self._observe_all(request, decision, Operation.PROVISION)
+        report.steps, _ = await self._observe_all(request, decision, Operation.PROVISION)
         return report
 
     async def diagnose(
@@ -747,7 +760,20 @@ class ExomiService:
             # Diagnose still looks, at what the request asks for: the refusal is one more finding.
             report.refused = _refusal(decision).to_dict()
             decision = self.app.policy.desired_values(request)
-        report.steps = await self._observe_all(request, decision, Operation.PROVISION, record)
+        report.steps, facts = await self._observe_all(request, decision, Operation.PROVISION, record)
+        principal_id = facts.get("principal_id") or (record.principal_id if record is not None else None)
+        if principal_id:
+            # Live state, never exomi's records alone: what the identity holds beyond what it needs.
+            try:
+                report.findings = await observe_privileges(
+                    self.app.graph, self.app.state, principal_id, decision.role
+                )
+            except ExomiError as error:  # e.g. not visible in the directory yet
+                report.steps.append(
+                    StepReport(
+                        "privileges", "What the identity holds beyond its needs", "error", error.message
+                    )
+                )
         if record is not None and record.last_verified_at is not None:
             report.steps.append(
                 StepReport(
@@ -761,7 +787,7 @@ class ExomiService:
 
     async def _observe_all(
         self, request: ProvisionRequest, decision: Decision, operation: Operation, target_record=None
-    ) -> list[StepReport]:
+    ) -> tuple[list[StepReport], dict[str, Any]]:
         target = parse_resource_id(request.target)
         if target_record is None:
             target_record = await self.app.state.targets.get(target.key)
@@ -826,4 +852,4 @@ class ExomiService:
             if observation.verdict in (Verdict.MISSING, Verdict.WRONG, Verdict.PENDING):
                 unsettled.add(step.name)
                 facts["changed"] = True
-        return reports
+        return reports, facts

@@ -10,7 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.errors import InputError
 from shared.models import SYSTEM_IDENTITY, Channel, Operation, RequestStatus, StepStatus
-from shared.state.records import AuditRecord, RefusalRecord, RequestRecord, StepRecord, TargetRecord
+from shared.state.records import (
+    AuditRecord,
+    DriftFinding,
+    RefusalRecord,
+    RequestRecord,
+    StepRecord,
+    TargetRecord,
+)
 
 if TYPE_CHECKING:  # annotations only: the service imports callbacks, which import this module
     from shared.service import PlanReport, StatusReport
@@ -68,6 +75,25 @@ class AuditDocument(_Document):
     at: datetime
 
 
+class FindingDocument(_Document):
+    """Something the identity holds beyond what its target needs, read from Microsoft Graph."""
+
+    severity: Literal["high", "medium", "low"]
+    kind: str = Field(description="extra-privilege, look-alike or unmanaged (a grant exomi did not make).")
+    what: str = Field(description="e.g. entra-role:Global Administrator, app-role:Exchange.ManageAsAppV2.")
+    detail: str
+    fix: str = Field(description="How to remove it; exomi never removes a grant it did not make.")
+
+
+class TargetFinding(FindingDocument):
+    target: str
+    found_at: datetime = Field(description="When exomi first saw it (it is kept while it persists).")
+
+
+class FindingList(_Document):
+    value: list[TargetFinding] = Field(description="The latest findings of every target exomi provisioned.")
+
+
 class ResultDocument(_Document):
     """What a succeeded provision request left in place, as last verified."""
 
@@ -81,6 +107,9 @@ class ResultDocument(_Document):
     runbook_name: str | None
     verified_at: datetime | None = Field(description="When the connection last worked.")
     expires_at: datetime | None = Field(description="When exomi takes the access away (null: until revoked).")
+    findings: list[FindingDocument] = Field(
+        description="What the identity holds beyond what the target asked for, as read at the end of the request."
+    )
     connect_command: str | None = Field(description="The line a runbook or script uses to connect.")
 
 
@@ -245,6 +274,9 @@ class PlanDocument(_Document):
     approval_required: list[str] = Field(
         description="Why an approver would have to approve the request first (empty: no approval)."
     )
+    findings: list[FindingDocument] = Field(
+        description="Diagnose: what the identity holds beyond what the target needs, read live from Graph."
+    )
     decision: DecisionDocument | None
     changes: list[str] = Field(description="The steps whose verdict is missing or wrong.")
     steps: list[PlanStepDocument]
@@ -328,8 +360,39 @@ def _result(record: RequestRecord, target: TargetRecord | None) -> ResultDocumen
         runbook_name=target.granted.runbook_name,
         verified_at=target.last_verified_at,
         expires_at=target.expires_at,
+        findings=[_finding(f) for f in target.drift if f.kind == "extra" and f.severity],
         connect_command=connect,
     )
+
+
+def _finding(finding: DriftFinding) -> FindingDocument:
+    return FindingDocument(
+        severity=finding.severity or "low",
+        kind=finding.category or "unmanaged",
+        what=finding.what,
+        detail=finding.detail,
+        fix=finding.fix or "",
+    )
+
+
+def finding_list(targets: list[TargetRecord]) -> FindingList:
+    """Every target's latest findings: extra privilege and drift (missing setup, errors)."""
+    rows = []
+    for target in targets:
+        for finding in target.drift:
+            severity = finding.severity or ("medium" if finding.kind != "extra" else "low")
+            rows.append(
+                TargetFinding(
+                    target=target.target,
+                    severity=severity,
+                    kind=finding.category or (finding.kind if finding.kind != "extra" else "unmanaged"),
+                    what=finding.what,
+                    detail=finding.detail,
+                    fix=finding.fix or "",
+                    found_at=finding.found_at,
+                )
+            )
+    return FindingList(value=rows)
 
 
 def plan_document(report: PlanReport) -> dict[str, Any]:
@@ -350,6 +413,9 @@ def plan_document(report: PlanReport) -> dict[str, Any]:
         if decision is not None
         else None,
         approval_required=report.approval,
+        findings=[
+            FindingDocument.model_validate(f.model_dump(exclude={"assignment_id"})) for f in report.findings
+        ],
         changes=[step.name for step in report.changes],
         steps=[PlanStepDocument.model_validate(step.__dict__) for step in report.steps],
     )

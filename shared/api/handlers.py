@@ -22,6 +22,7 @@ from shared.api.documents import (
     HealthDocument,
     RefusalList,
     RequestList,
+    finding_list,
     plan_document,
     refusal_document,
     request_document,
@@ -50,6 +51,7 @@ IDEMPOTENCY_KEY = "Idempotency-Key"
 LIST_FILTERS = ("status", "operation", "channel", "target", "external_reference")
 LIST_PARAMETERS = (*LIST_FILTERS, "page_size", "continuation_token")
 REFUSAL_PARAMETERS = ("since", "channel", "target", "page_size", "continuation_token")
+SEVERITIES = ("high", "medium", "low")
 DEFAULT_PAGE_SIZE = 50
 HEALTH_TIMEOUT_SECONDS = 10.0
 # Terminal statuses that answer 200; failed and cancelled answer 422 (see docs/API.md).
@@ -246,6 +248,26 @@ def _request_id(request: ApiRequest) -> str:
         return validate_guid(request_id, "id")
     except InputError:  # not even a request id
         raise NotFound("request", request_id[:80]) from None
+
+
+# ------------------------------------------------------------------------------ findings
+
+
+async def list_findings(request: ApiRequest) -> ApiResponse:
+    """GET /findings: every target's latest findings (extra privilege, missing setup), highest first."""
+    service, _ = await _open(request, records=False)
+    severity = request.query.get("severity")
+    if severity is not None and severity not in SEVERITIES:
+        raise InputError("severity", f"must be one of {', '.join(SEVERITIES)}")
+    unknown = sorted(set(request.query) - {"severity", "code"})
+    if unknown:
+        raise InputError(unknown[0], "is not a filter; the filter is: severity")
+    document = finding_list(await service.findings())
+    if severity is not None:
+        at_least = SEVERITIES.index(severity)
+        document.value = [f for f in document.value if SEVERITIES.index(f.severity) <= at_least]
+    document.value.sort(key=lambda f: (SEVERITIES.index(f.severity), f.target.lower()))
+    return ApiResponse(200, document.model_dump(mode="json"))
 
 
 # ------------------------------------------------------------------------------ refusals

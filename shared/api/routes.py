@@ -19,6 +19,7 @@ from shared.api.caller import ON_BEHALF_OF
 from shared.api.documents import (
     CancelDocument,
     ErrorDocument,
+    FindingList,
     HealthDocument,
     PlanDocument,
     RefusalList,
@@ -220,6 +221,23 @@ ROUTES: tuple[Route, ...] = (
             **errors(401, 403, 404, 409),
         },
         parameters=(Parameter("id", "path", "The request id.", required=True),),
+    ),
+    Route(
+        "list_findings",
+        "GET",
+        "findings",
+        handlers.list_findings,
+        "List findings",
+        "Every target's latest findings, read from Microsoft Graph at the end of its last request and by "
+        "the reconciliation timer: Global Administrator or another role above the one asked for, "
+        "look-alikes of Exchange.ManageAsApp, grants exomi did not make, missing setup. Highest first.",
+        {200: Answer("The findings.", FindingList), **errors(401, 403, 422)},
+        parameters=(
+            Parameter(
+                "severity", "query", "Only findings at least this severe.", enum=("high", "medium", "low")
+            ),
+        ),
+        tags=("audit",),
     ),
     Route(
         "list_refusals",

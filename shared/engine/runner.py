@@ -20,9 +20,11 @@ from shared.azure.arm import ArmGateway
 from shared.azure.graph import GraphGateway
 from shared.engine.context import AuditTrail, StepContext, StepResult
 from shared.engine.plan import dependencies, steps_for
+from shared.engine.privileges import drift_of, observe_privileges
 from shared.engine.rollback import Rollback, roll_back
 from shared.engine.step import Step, backoff
 from shared.errors import ErrorCategory, ExomiError, OperationFailed, RecordedError
+from shared.findings import Finding
 from shared.ids import parse_resource_id
 from shared.models import Channel, Operation, ProvisionRequest, RequestStatus, StepStatus, TargetStatus
 from shared.ownership import GrantKind, Ledger
@@ -141,6 +143,12 @@ class Engine:
             record = _with_end_of_access(record)
             target_record = await self._save_target(record, target, facts, target_record, succeeded=True)
             summary = "; ".join(stored[s.name].message or s.title for s in steps)
+            if record.operation is Operation.PROVISION and target_record is not None:
+                target_record, findings = await self._privilege_findings(record, target_record)
+                if findings:
+                    summary += f". {len(findings)} finding(s): " + "; ".join(
+                        f"[{f.severity}] {f.detail}" for f in findings
+                    )
             status = (
                 RequestStatus.REVOKED if record.operation is Operation.REVOKE else RequestStatus.SUCCEEDED
             )
@@ -280,6 +288,26 @@ class Engine:
                     target_record.model_copy(update={"status": TargetStatus.FAILED})
                 )
         return await self.state.finish(record, RequestStatus.FAILED, message=message, error=error)
+
+    async def _privilege_findings(
+        self, record: RequestRecord, target_record: TargetRecord
+    ) -> tuple[TargetRecord, list[Finding]]:
+        """What the identity holds beyond what the target asked for, read from Graph at the end of the
+        request (a provision that succeeds is not "all OK" while it holds Global Administrator)."""
+        if target_record.principal_id is None:
+            return target_record, []
+        role = record.decision.role if record.decision else None
+        try:
+            findings = await observe_privileges(self.graph, self.state, target_record.principal_id, role)
+        except ExomiError as error:
+            log.warning("request %s: could not look for extra privileges: %s", record.id, error.message)
+            return target_record, []
+        now = utcnow()
+        kept = [f for f in target_record.drift if f.kind != "extra"]
+        updated = target_record.model_copy(
+            update={"drift": kept + [drift_of(f, now) for f in findings], "drift_checked_at": now}
+        )
+        return await self.state.targets.save(updated), findings
 
     async def roll_back(
         self, record: RequestRecord, target_record: TargetRecord | None

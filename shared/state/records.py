@@ -178,6 +178,10 @@ class DriftFinding(BaseModel):
     detail: str
     found_at: datetime  # when reconciliation first saw it (kept while it persists)
     request_id: str | None = None  # the request reconciliation sent to heal it, if any
+    # Privilege findings (shared/findings.py): extra-privilege, look-alike or unmanaged; high, medium, low.
+    category: str | None = None
+    severity: str | None = None
+    fix: str | None = None
 
 
 class TargetRecord(_Record):

@@ -89,6 +89,7 @@ EXPECTED = {
     "decide_approval": _http("requests/{id}/approval", "POST"),
     "cancel_request": _http("requests/{id}/cancel", "POST"),
     "list_refusals": _http("refusals", "GET"),
+    "list_findings": _http("findings", "GET"),
     "get_health": _http("health", "GET", "ANONYMOUS"),
     "get_openapi": _http("openapi.json", "GET", "ANONYMOUS"),
 }
