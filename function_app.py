@@ -38,6 +38,11 @@ async def reconcile(timer: func.TimerRequest) -> None:
     await reconciliation.run_once()
 
 
+@app.timer_trigger(schedule="*/30 * * * * *", arg_name="timer", run_on_startup=False)
+async def resume_requests(timer: func.TimerRequest) -> None:
+    await reconciliation.resume_once()
+
+
 # --- HTTP API (docs/API.md). One trigger per route of shared/api/routes.py, named by its operation id.
 
 

@@ -261,13 +261,24 @@ def _default_requester() -> str:
 
 
 async def _finish(
-    service: ExomiService, printer: Printer, record: RequestRecord, args: argparse.Namespace
+    service: ExomiService,
+    printer: Printer,
+    record: RequestRecord,
+    args: argparse.Namespace,
+    *,
+    take_over: bool = False,
 ) -> int:
     if getattr(args, "no_wait", False):
-        await service.enqueue(record)  # the Function app's queue worker takes it from here
+        if not await service.try_enqueue(record):  # the Function app's queue worker takes it from here
+            printer.out(
+                "  the work queue did not answer: the Function app's resume pass queues it within a minute"
+            )
     else:
         record = await service.run_to_end(
-            record.id, on_progress=printer.progress, give_up_after=getattr(args, "wait_seconds", None)
+            record.id,
+            on_progress=printer.progress,
+            give_up_after=getattr(args, "wait_seconds", None),
+            take_over=take_over,
         )
     report = await service.status(record.id)
     if printer.as_json:
@@ -403,7 +414,7 @@ async def _run(args: argparse.Namespace, printer: Printer) -> int:
             return EXIT_OK
         if args.command == "resume":
             record = (await service.status(args.request_id)).request
-            return await _finish(service, printer, record, args)
+            return await _finish(service, printer, record, args, take_over=True)
         if args.command == "list":
             filters = {
                 k: v

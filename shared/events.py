@@ -365,6 +365,10 @@ async def _sync_once(service: ExomiService, target: ResourceId, write: TagWrite)
 
     if active is not None:
         if Desired.of_request(active) == wanted:
+            if active.status is RequestStatus.QUEUED:
+                # Perhaps a redelivery after the queue did not take the work item: queue it (again; a
+                # duplicate is harmless, the pass that finds another one holding the request does nothing).
+                await service.try_enqueue(active, delay=timedelta(seconds=app.settings.engine.tag_settle))
             return Outcome(f"request {active.id} already works towards this state")
         if (
             active.status not in (RequestStatus.QUEUED, RequestStatus.AWAITING_APPROVAL)
@@ -446,6 +450,8 @@ async def _submit(
         await service.enqueue(submission.request)  # looked at again when its approval times out
         return Outcome(f"{what} request {submission.request.id} awaits approval", submission.request)
     # Tag requests wait a moment before they start, so that further tag writes can still replace them.
+    # A queue that does not answer fails the delivery: Event Grid delivers it again, and the redelivery
+    # finds the request queued and queues it (the resume pass would within a minute too).
     settle = service.app.settings.engine.tag_settle
     await service.enqueue(submission.request, delay=timedelta(seconds=settle))
     return Outcome(f"{what} request {submission.request.id}", submission.request)

@@ -3,7 +3,9 @@
 One run
 1. resumes requests whose work item is overdue: waiting ones more than ``resume_grace`` past their
    "check again at", queued ones ``queued_grace`` after they were recorded or approved (a crash between
-   recording and enqueueing), and ends requests that waited for an approver past the approval timeout;
+   recording and enqueueing, or a queue that did not answer), running ones whose pass stopped renewing
+   its lease (its worker died), and ends requests that waited for an approver past the approval timeout.
+   ``resume_once`` does only this, from a timer of its own every 30 seconds;
 2. checks every provisioned target (at most a few at a time; one broken target never stops the others):
    * its access past ``expires_at`` (a lost expiry work item) -> a revoke request (channel expiry);
    * deleted since -> a revoke request; tags that differ from the record, or an opt-in tag removed
@@ -76,6 +78,16 @@ async def run_once() -> ReconcileReport:
     return await reconcile(await exomi_service())
 
 
+async def resume_once() -> ReconcileReport:
+    """The frequent resume pass (its own timer, every 30 seconds): only step 1 of a reconciliation, so that
+    a request whose work item was lost or whose worker died goes on within a minute."""
+    report = ReconcileReport()
+    await _resume(await exomi_service(), utcnow(), report)
+    if report.resumed or report.approvals_expired:
+        log.info("resume pass: resumed %d, approvals expired %d", report.resumed, report.approvals_expired)
+    return report
+
+
 async def reconcile(service: ExomiService, now: datetime | None = None) -> ReconcileReport:
     now = now or utcnow()
     report = ReconcileReport()
@@ -109,7 +121,12 @@ async def _resume(service: ExomiService, now: datetime, report: ReconcileReport)
     token = None
     while True:
         page = await service.list_requests(
-            status=[RequestStatus.QUEUED, RequestStatus.WAITING, RequestStatus.AWAITING_APPROVAL],
+            status=[
+                RequestStatus.QUEUED,
+                RequestStatus.RUNNING,
+                RequestStatus.WAITING,
+                RequestStatus.AWAITING_APPROVAL,
+            ],
             page_size=200,
             continuation_token=token,
         )
@@ -132,6 +149,8 @@ async def _resume(service: ExomiService, now: datetime, report: ReconcileReport)
 def _overdue(record: RequestRecord, now: datetime, queued_grace: float, resume_grace: float) -> bool:
     if record.status is RequestStatus.QUEUED:  # since it was recorded, or approved
         return now - record.updated_at > timedelta(seconds=queued_grace)
+    if record.status is RequestStatus.RUNNING:  # its pass stopped renewing its lease: its worker died
+        return record.lease_until is None or record.lease_until < now
     return record.check_again_at is not None and now - record.check_again_at > timedelta(seconds=resume_grace)
 
 

@@ -194,6 +194,8 @@ class Outcome:
 
 
 EXPIRY_REQUESTER = "exomi-expiry"
+# A work item for a waiting request that comes more than this before the request is due is a duplicate.
+EARLY = timedelta(seconds=2)
 
 
 def approver_channel(requester: Requester) -> Channel:
@@ -366,6 +368,20 @@ class ExomiService:
             delay = due - utcnow() if due else timedelta(0)
         await self.app.queue.enqueue(record.id, delay)
 
+    async def try_enqueue(self, record: RequestRecord, *, delay: timedelta | None = None) -> bool:
+        """``enqueue``, for a request that is recorded already: when the queue does not answer, say so
+        (False) instead of failing; the resume pass queues a request that has no work item."""
+        try:
+            await self.enqueue(record, delay=delay)
+        except Exception as error:  # noqa: BLE001 - whatever the queue's failure, the request is safe
+            log.warning(
+                "request %s is recorded, but the work queue did not take it (%s); the resume pass will",
+                record.id,
+                error,
+            )
+            return False
+        return True
+
     async def find(self, request_id: str) -> RequestRecord | None:
         return await self.app.state.requests.find(request_id)
 
@@ -381,17 +397,23 @@ class ExomiService:
     async def list_requests(self, **filters: Any) -> Page[RequestRecord]:
         return await self.app.state.requests.list(**filters)
 
-    async def advance(self, request_id: str) -> RequestRecord:
-        return await self.app.engine.advance(request_id)
+    async def advance(self, request_id: str, *, take_over: bool = False) -> RequestRecord:
+        return await self.app.engine.advance(request_id, take_over=take_over)
 
     async def run_to_end(
-        self, request_id: str, *, on_progress: Progress | None = None, give_up_after: float | None = None
+        self,
+        request_id: str,
+        *,
+        on_progress: Progress | None = None,
+        give_up_after: float | None = None,
+        take_over: bool = False,
     ) -> RequestRecord:
         """Advance until the request ends (the CLI's foreground mode), sleeping while it waits. A request
         awaiting approval is returned as it is: only an approver can move it on."""
         deadline = None if give_up_after is None else asyncio.get_running_loop().time() + give_up_after
         while True:
-            record = await self.advance(request_id)
+            record = await self.advance(request_id, take_over=take_over)
+            take_over = False  # only the first pass takes it over: from then on this process holds it
             if on_progress is not None:
                 steps = sorted(await self.app.state.steps.list(request_id), key=lambda s: s.index)
                 result = on_progress(record, steps)
@@ -425,13 +447,25 @@ class ExomiService:
         if record is None:
             log.error("dropping a work item for unknown request %s", item.request_id)
             return
+        if not record.status.active:
+            # Ended elsewhere (cancelled, denied, or a duplicate work item): only its callback is left.
+            await callbacks.deliver(record, self.app.state, self.app.settings)
+            return
         if record.status is RequestStatus.AWAITING_APPROVAL:
             record = await self.expire_approval(record)
             if record.status.active:
                 await self.enqueue(record)  # looked at again when its approval times out
                 return
+        elif (
+            record.status is RequestStatus.WAITING
+            and record.check_again_at is not None
+            and record.check_again_at - utcnow() > EARLY
+        ):
+            return  # a duplicate work item: the one the last pass queued comes when the request is due
         else:
             record = await self.advance(item.request_id)  # an exception makes the host retry, then poison
+            if record.status is RequestStatus.RUNNING:
+                return  # another pass holds it (a duplicate work item): that pass queues it again
             if record.status.active:
                 await self.enqueue(record)
                 return

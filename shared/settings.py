@@ -91,13 +91,16 @@ class EngineTimings(BaseModel):
     replication_window: float = 1800.0  # how long a fresh principal may stay invisible before failing
     propagation_window: float = 7200.0  # how long verification may fail for authorization after a grant
     advance_budget: float = 60.0  # how long one engine pass may work before it yields
+    # How long a pass holds a running request without renewing (it renews every half of it while it
+    # works): a pass whose worker died is taken for dead after this, and the resume pass queues it again.
+    lease: float = 30.0
     # A request made from tags waits this long before it starts, so that a burst of tag writes ends in
     # one request for the final tags (a newer event replaces a request that has not started yet).
     tag_settle: float = 10.0
     resume_grace: float = (
         300.0  # reconciliation re-queues a waiting request this long past its "check again at"
     )
-    queued_grace: float = 60.0  # ... and a queued request this old (its work item was lost)
+    queued_grace: float = 30.0  # ... and a queued request this old (its work item was lost)
 
 
 class Settings(BaseModel):
@@ -202,6 +205,7 @@ _ENGINE_SETTINGS = {
     "advance_budget": "EXOMI_ADVANCE_BUDGET_SECONDS",
     "tag_settle": "EXOMI_TAG_SETTLE_SECONDS",
     "resume_grace": "EXOMI_RESUME_GRACE_SECONDS",
+    "lease": "EXOMI_LEASE_SECONDS",
     "queued_grace": "EXOMI_QUEUED_GRACE_SECONDS",
 }
 

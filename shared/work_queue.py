@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ResourceExistsError
@@ -70,12 +71,23 @@ class WorkQueue:
         storage = settings.storage
         if storage is None:
             raise ConfigurationError("AzureWebJobsStorage", "no storage is configured for the work queue")
+        # Fail fast when the queue does not answer (the defaults retry for more than a minute): the
+        # request is recorded already, and the resume pass queues a request that has no work item.
+        # (The async client builds its retry policy from these: initial_backoff, increment_base, retry_total.)
+        options: dict[str, Any] = {
+            "initial_backoff": 1,
+            "increment_base": 2,
+            "retry_total": 2,
+            "connection_timeout": 5,
+        }
         if storage.connection_string is not None:
             client = QueueClient.from_connection_string(
-                storage.connection_string.get_secret_value(), settings.queue_name
+                storage.connection_string.get_secret_value(), settings.queue_name, **options
             )
         elif storage.queue_service_uri and credential is not None:
-            client = QueueClient(storage.queue_service_uri, settings.queue_name, credential=credential)
+            client = QueueClient(
+                storage.queue_service_uri, settings.queue_name, credential=credential, **options
+            )
         else:
             raise ConfigurationError(
                 "AzureWebJobsStorage__queueServiceUri", "identity-based storage needs the queue service URI"

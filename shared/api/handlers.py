@@ -103,8 +103,11 @@ async def _submit(request: ApiRequest, *, revoke: bool) -> ApiResponse:
     except Conflict as error:
         url = request.url_for(_status_path(error.active_request_id)) if error.active_request_id else None
         return error_response(error, field="target", active_request_url=url)
-    if submission.created:
-        await service.enqueue(submission.request)
+    if submission.created or submission.request.status is RequestStatus.QUEUED:
+        # A replay of a request that may never have reached the queue queues it again (a duplicate work
+        # item is harmless: a pass that finds another one holding the request does nothing). A queue
+        # that does not answer fails nothing: the request is recorded and the resume pass queues it.
+        await service.try_enqueue(submission.request)
     # A replay answers like the original: 202 and the status URL, whatever the request's state now.
     report = await service.status(submission.request.id)
     response = await _request_answer(request, service, report, accepted=True)

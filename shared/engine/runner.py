@@ -75,11 +75,20 @@ class Engine:
         self.timings = timings
         self.roll_back_on_failure = roll_back_on_failure  # policy on_failure
 
-    async def advance(self, request_id: str) -> RequestRecord:
-        """Runs what can run now; returns the request as stored afterwards."""
+    async def advance(self, request_id: str, *, take_over: bool = False) -> RequestRecord:
+        """Runs what can run now; returns the request as stored afterwards. A pass holds the request
+        for ``timings.lease`` seconds (renewed while it works); a pass that finds another one holding it
+        does nothing, unless ``take_over`` (an operator knows the other one is dead)."""
         record = await self.state.requests.get(request_id)
         if not record.status.active or record.status is RequestStatus.AWAITING_APPROVAL:
             return record  # ended, or nothing may happen before an approver approves it
+        if (
+            record.status is RequestStatus.RUNNING
+            and record.lease_until is not None
+            and record.lease_until > utcnow()
+            and not take_over
+        ):
+            return record  # another pass works on it (a duplicate work item): it re-queues it if needed
         target = parse_resource_id(record.target)
         steps = steps_for(record.operation, target.kind)
         needs = dependencies(steps)
@@ -91,10 +100,14 @@ class Engine:
             return await self._fail(
                 record, RecordedError(failed.error or {"message": failed.message}), target_record
             )
-        if record.status is RequestStatus.QUEUED or record.check_again_at is not None:
-            record = await self._update(
-                record, status=RequestStatus.RUNNING, check_again_at=None, message="working"
-            )
+        # Claim it (ETag: of two passes starting at once, one fails and its work item is retried later).
+        record = await self._update(
+            record,
+            status=RequestStatus.RUNNING,
+            check_again_at=None,
+            message="working",
+            lease_until=self._lease(),
+        )
         facts: dict[str, Any] = {}
         for step in steps:
             if stored.get(step.name) and stored[step.name].status in FINISHED:
@@ -136,6 +149,11 @@ class Engine:
             target_record = await self._save_target(record, target, facts, target_record, succeeded=False)
             if failure is not None:
                 return await self._fail(record, failure, target_record)
+            if (
+                record.lease_until is not None
+                and (record.lease_until - utcnow()).total_seconds() < self.timings.lease / 2
+            ):
+                record = await self._update(record, lease_until=self._lease())  # the heartbeat of a long pass
             if time.monotonic() > deadline:
                 break
 
@@ -159,7 +177,11 @@ class Engine:
         check_again_at = min((w.check_again_at for w in waiting if w.check_again_at), default=utcnow())
         message = "; ".join(w.message for w in waiting if w.message) or "working"
         return await self._update(
-            record, status=RequestStatus.WAITING, check_again_at=check_again_at, message=message
+            record,
+            status=RequestStatus.WAITING,
+            check_again_at=check_again_at,
+            message=message,
+            lease_until=None,
         )
 
     @staticmethod
@@ -268,6 +290,9 @@ class Engine:
         )
         log.warning("request %s step %s failed: %s", base.request_id, step.name, error.message)
         return _Outcome(step, await self._save_step(record), error)
+
+    def _lease(self) -> datetime:
+        return utcnow() + timedelta(seconds=self.timings.lease)
 
     async def _save_step(self, record: StepRecord) -> StepRecord:
         return await self.state.steps.save(record)

@@ -87,6 +87,9 @@ class RequestRecord(_Record):
     message: str | None = None  # the latest human-readable progress or outcome
     error: dict[str, Any] | None = None  # ExomiError.to_dict() when the request failed
     check_again_at: datetime | None = None  # when a waiting request should be looked at again
+    # A running request is held by an engine pass until then (renewed while it works); after it, the
+    # pass is taken for dead and the resume pass queues the request again.
+    lease_until: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

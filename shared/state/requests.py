@@ -125,6 +125,7 @@ def _to_entity(record: RequestRecord) -> dict[str, Any]:
         "RequestedBy": record.requested_by,
         "ExternalReference": record.external_reference,
         "CheckAgainAt": record.check_again_at,
+        "LeaseUntil": record.lease_until,
         "CreatedAt": record.created_at,
         "UpdatedAt": record.updated_at,
     }
@@ -157,6 +158,7 @@ def _from_entity(entity: TableEntity) -> RequestRecord:
         message=entity.get("Message"),
         error=get_json(entity, "Error"),
         check_again_at=entity.get("CheckAgainAt"),
+        lease_until=entity.get("LeaseUntil"),
         created_at=entity["CreatedAt"],
         updated_at=entity["UpdatedAt"],
         etag=etag_of(entity.metadata),

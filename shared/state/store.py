@@ -225,6 +225,7 @@ class StateStore:
                     "message": message if message is not None else record.message,
                     "error": error.to_dict() if error else None,
                     "check_again_at": None,
+                    "lease_until": None,
                 }
             )
         )

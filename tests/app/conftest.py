@@ -9,7 +9,10 @@ import pytest
 
 from devhost.process import DevHostProcess
 from tests.engine.conftest import Targets, targets  # noqa: F401 - re-exported fixture
-from tests.support.api import start_api  # noqa: F401 - re-exported fixture (the HTTP API's hosts)
+from tests.support.api import (
+    QUIET_TIMERS,
+    start_api,  # noqa: F401 - re-exported fixture (the HTTP API's hosts)
+)
 from tests.support.exomi import ROOT, ExomiRunner
 
 # Faster queue retries than production's host.json, through the host's own override mechanism
@@ -29,7 +32,7 @@ def exomi(emulator, azurite) -> ExomiRunner:
 def function_host(exomi, tmp_path) -> Iterator[DevHostProcess]:
     host = DevHostProcess(
         ROOT,
-        env={**exomi.env(), **FAST_QUEUES, "FUNCTIONS_WORKER_RUNTIME": "python"},
+        env={**exomi.env(), **FAST_QUEUES, **QUIET_TIMERS, "FUNCTIONS_WORKER_RUNTIME": "python"},
         log_file=tmp_path / "host.log",
     )
     host.start()

@@ -80,6 +80,15 @@ EXPECTED = {
             "runOnStartup": False,
         }
     ],
+    "resume_requests": [
+        {
+            "direction": "IN",
+            "type": "timerTrigger",
+            "name": "timer",
+            "schedule": "*/30 * * * * *",
+            "runOnStartup": False,
+        }
+    ],
     "create_request": _http("requests", "POST"),
     "list_requests": _http("requests", "GET"),
     "get_request": _http("requests/{id}", "GET"),

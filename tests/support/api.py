@@ -19,6 +19,9 @@ from shared.state.tables import TABLE_NAMES
 from tests.support.exomi import ROOT, ExomiRunner, policy_for
 
 # Faster queue retries than production's host.json (AzureFunctionsJobHost__* overrides host.json).
+# The resume pass's own timer (every 30 s) is off in tests, so that a test decides when it runs (through
+# the admin API, with "AzureWebJobs.resume_requests.Disabled": "false" in its settings).
+QUIET_TIMERS = {"AzureWebJobs.resume_requests.Disabled": "true"}
 FAST_QUEUES = {
     "AzureFunctionsJobHost__extensions__queues__visibilityTimeout": "00:00:01",
     "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:00.200",
@@ -76,6 +79,12 @@ class Api:
                 seen.append(response)
         return response, seen
 
+    def follow_id(
+        self, request_id: str, deadline_seconds: float = 90
+    ) -> tuple[httpx.Response, list[httpx.Response]]:
+        """Follow a request by its id until it ends (as a client that knows its status URL)."""
+        return self.follow(self.get(f"requests/{request_id}"), deadline_seconds=deadline_seconds)
+
     def rows(self) -> dict[str, int]:
         """How many entities each of exomi's state tables holds."""
         service = TableServiceClient.from_connection_string(self.storage)
@@ -110,20 +119,36 @@ class StartApi(Protocol):
         policy: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
         worker: bool = True,
+        instance_of: Api | None = None,
     ) -> Api: ...
 
 
 @pytest.fixture
 def start_api(emulator, azurite, tmp_path) -> Iterator[StartApi]:
     """Start function_app.py under devhost: ``policy`` overrides fields of the test policy, ``env`` adds
-    app settings, ``worker=False`` disables the queue worker (requests then stay queued)."""
+    app settings, ``worker=False`` disables the queue worker (requests then stay queued), ``instance_of``
+    starts another instance of that app (the same state and settings, as Azure scales out)."""
     hosts: list[DevHostProcess] = []
 
     def start(
-        *, policy: dict[str, Any] | None = None, env: dict[str, str] | None = None, worker: bool = True
+        *,
+        policy: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+        worker: bool = True,
+        instance_of: Api | None = None,
     ) -> Api:
-        runner = ExomiRunner(emulator, azurite, policy=policy_for(emulator, **(policy or {})))
-        settings = {**runner.env(), **FAST_QUEUES, "FUNCTIONS_WORKER_RUNTIME": "python", **(env or {})}
+        runner = (
+            instance_of.exomi
+            if instance_of is not None
+            else ExomiRunner(emulator, azurite, policy=policy_for(emulator, **(policy or {})))
+        )
+        settings = {
+            **runner.env(),
+            **FAST_QUEUES,
+            **QUIET_TIMERS,
+            "FUNCTIONS_WORKER_RUNTIME": "python",
+            **(env or {}),
+        }
         if not worker:
             settings["AzureWebJobs.advance_request.Disabled"] = "true"
         host = DevHostProcess(ROOT, env=settings, log_file=tmp_path / f"host{len(hosts)}.log")
