@@ -6,6 +6,7 @@ nothing here knows whether it talks to Azure or to the emulator.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,16 @@ from msgraph_core import GraphClientFactory
 
 # Short LROs (runbook draft/publish) finish in seconds; the services send Retry-After when they want more.
 LRO_POLLING_INTERVAL_SECONDS = 2
+# The x-ms-correlation-request-id of the latest ARM answer in this task (each step runs in its own task),
+# so that the audit record of a change names the ARM call that made it.
+ARM_CORRELATION: ContextVar[str | None] = ContextVar("arm_correlation", default=None)
+
+
+def _remember_correlation(response: Any) -> None:
+    headers = getattr(getattr(response, "http_response", None), "headers", None) or {}
+    correlation = headers.get("x-ms-correlation-request-id")
+    if correlation:
+        ARM_CORRELATION.set(correlation)
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,7 @@ class AzureClients:
             "base_url": self.endpoints.arm_endpoint,
             "credential_scopes": [self.endpoints.arm_scope],
             "polling_interval": LRO_POLLING_INTERVAL_SECONDS,
+            "raw_response_hook": _remember_correlation,
         }
         if self.endpoints.ca_bundle:
             kwargs["connection_verify"] = self.endpoints.ca_bundle

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.azure.arm import ArmGateway, ResourceRef
+from shared.azure.clients import ARM_CORRELATION
 from shared.azure.graph import GraphGateway
 from shared.ids import ResourceId, TargetKind
 from shared.policy import Decision
@@ -66,7 +67,13 @@ class AuditTrail:
         self.existing = {(r.step, r.sequence): r for r in existing}
 
     def _record(
-        self, sequence: int, action: str, before: Any, after: Any, service_request_id: str | None = None
+        self,
+        sequence: int,
+        action: str,
+        before: Any,
+        after: Any,
+        service_request_id: str | None = None,
+        correlation_id: str | None = None,
     ) -> AuditRecord:
         return AuditRecord(
             request_id=self.request.id,
@@ -77,6 +84,7 @@ class AuditTrail:
             before=before,
             after=after,
             service_request_id=service_request_id,
+            correlation_id=correlation_id,
             requested_by=self.request.requested_by,
             channel=self.request.channel,
         )
@@ -89,7 +97,12 @@ class AuditTrail:
     async def done(
         self, index: int, action: str, before: Any, after: Any, service_request_id: str | None = None
     ) -> None:
-        record = self._record(self.base + 2 * index + 1, action, before, after, service_request_id)
+        # An ARM change names its call by the correlation id of the step's latest ARM answer (a Graph
+        # change by its request-id).
+        correlation_id = None if service_request_id else ARM_CORRELATION.get()
+        record = self._record(
+            self.base + 2 * index + 1, action, before, after, service_request_id, correlation_id
+        )
         await self.state.audit.append(record)
         self.existing[(self.step, record.sequence)] = record
 

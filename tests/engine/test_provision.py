@@ -89,6 +89,14 @@ async def test_automation_account_with_system_identity_is_verified(emulator, exo
         "roleAssignments",
     }
 
+    # Each change names the call that made it: Graph's request-id, or ARM's correlation id.
+    code, status, _ = exomi.run("status", output["id"])
+    results = [a for a in status["audit"] if a["step"] != "request" and not a["action"].endswith("(started)")]
+    by_step = {a["step"]: a for a in results}
+    assert by_step["app-role"]["service_request_id"] and by_step["entra-role"]["service_request_id"]
+    assert by_step["modules"]["correlation_id"] and by_step["runbook"]["correlation_id"]
+    assert by_step["app-role"]["correlation_id"] is None
+
 
 async def test_automation_account_with_user_assigned_identity_uses_both_ids_correctly(
     emulator, exomi, targets
