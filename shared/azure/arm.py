@@ -388,6 +388,35 @@ class ArmGateway:
             raise from_arm(exc, f"delete runbook {name}") from exc
         return True
 
+    async def runbooks_using(self, account: ResourceRef, environment: str) -> list[str]:
+        """The runbooks of the account that run in this runtime environment."""
+        client = self.clients.automation(account.subscription_id)
+        names: list[str] = []
+        try:
+            async for runbook in client.runbook.list_by_automation_account(
+                account.resource_group, account.name
+            ):
+                used = (
+                    getattr(runbook.properties, "runtime_environment", None) if runbook.properties else None
+                )
+                if used and used.lower() == environment.lower():
+                    names.append(runbook.name)
+        except ResourceNotFoundError:
+            return []
+        except Exception as exc:  # noqa: BLE001
+            raise from_arm(exc, "list runbooks") from exc
+        return names
+
+    async def delete_runtime_environment(self, account: ResourceRef, environment: str) -> bool:
+        client = self.clients.automation(account.subscription_id)
+        try:
+            await client.runtime_environments.delete(account.resource_group, account.name, environment)
+        except ResourceNotFoundError:
+            return False
+        except Exception as exc:  # noqa: BLE001
+            raise from_arm(exc, f"delete runtime environment {environment}") from exc
+        return True
+
     # ------------------------------------------------------------------ jobs
 
     async def start_job(self, account: ResourceRef, job_name: str, runbook: str) -> None:

@@ -6,7 +6,13 @@ from shared.engine.step import Step
 from shared.engine.steps_automation import Modules, Runbook
 from shared.engine.steps_directory import AppRoleGrant, EntraRole, ExchangePrincipal, PrincipalVisible
 from shared.engine.steps_identity import ResolveIdentity
-from shared.engine.steps_revoke import RemoveAppRole, RemoveEntraRole, RemoveRunbook, RevokeScope
+from shared.engine.steps_revoke import (
+    RemoveAppRole,
+    RemoveEntraRole,
+    RemoveRunbook,
+    RemoveRuntimeEnvironment,
+    RevokeScope,
+)
 from shared.engine.steps_verify import Verify
 from shared.engine.steps_vm import VmModules
 from shared.ids import TargetKind
@@ -23,7 +29,13 @@ DIRECTORY_STEPS: list[Step] = [
 
 def steps_for(operation: Operation, kind: TargetKind) -> list[Step]:
     if operation is Operation.REVOKE:
-        return [RevokeScope(), RemoveRunbook(), RemoveAppRole(), RemoveEntraRole()]
+        return [
+            RevokeScope(),
+            RemoveRunbook(),
+            RemoveRuntimeEnvironment(),
+            RemoveAppRole(),
+            RemoveEntraRole(),
+        ]
     if kind is TargetKind.AUTOMATION_ACCOUNT:
         return [*DIRECTORY_STEPS, Modules(), Runbook(), Verify()]
     if kind is TargetKind.VIRTUAL_MACHINE:

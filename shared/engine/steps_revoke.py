@@ -86,6 +86,47 @@ class RemoveRunbook(Step):
         return StepResult(done=True, changed=True, message=f"deleted runbook {name}")
 
 
+class RemoveRuntimeEnvironment(Step):
+    """The runtime environment exomi created for its runbook goes when no runbook runs in it any more
+    (modules imported into the account's PowerShell 5.1 space stay: other runbooks may use them)."""
+
+    name = "revoke-runtime-environment"
+    title = "Remove the runtime environment exomi created, once no runbook uses it"
+    after = ("revoke-runbook",)
+
+    async def observe(self, ctx: StepContext) -> Observation:
+        environment = ctx.target_record.granted.runtime_environment if ctx.target_record else None
+        if ctx.kind is not TargetKind.AUTOMATION_ACCOUNT or not environment:
+            return Observation(Verdict.NOT_APPLICABLE, "no runtime environment of exomi's to remove")
+        if await ctx.arm.get_automation_account(ctx.ref) is None:
+            return Observation(Verdict.OK, f"runtime environment {environment} is gone with the account")
+        if await ctx.arm.get_runtime_environment(ctx.ref, environment) is None:
+            return Observation(Verdict.OK, f"runtime environment {environment} is gone")
+        users = await ctx.arm.runbooks_using(ctx.ref, environment)
+        if users:
+            return Observation(
+                Verdict.OK, f"kept runtime environment {environment}: runbooks {', '.join(users)} use it"
+            )
+        return Observation(
+            Verdict.WRONG,
+            f"runtime environment {environment} exists",
+            action=f"delete runtime environment {environment}",
+        )
+
+    async def apply(self, ctx: StepContext) -> StepResult:
+        observation = await self.observe(ctx)
+        environment = ctx.target_record.granted.runtime_environment if ctx.target_record else None
+        action = f"delete runtime environment {environment}"
+        if observation.verdict is not Verdict.WRONG:
+            if environment:
+                await ctx.audit.settle(0, action, {"deleted": True})
+            return StepResult(done=True, message=observation.detail)
+        await ctx.audit.intend(0, action, {"runtime_environment": environment})
+        await ctx.arm.delete_runtime_environment(ctx.ref, environment)
+        await ctx.audit.done(0, action, {"runtime_environment": environment}, {"deleted": True})
+        return StepResult(done=True, changed=True, message=f"deleted runtime environment {environment}")
+
+
 class _RemoveGrants(Step):
     """Remove the grants of one kind exomi made that this target needs and no other target needs;
     release the target from those another target still needs (shared/ownership.py)."""

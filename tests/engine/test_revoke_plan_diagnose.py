@@ -108,6 +108,41 @@ def test_revoking_a_target_exomi_never_provisioned_ends_at_once(emulator, exomi,
     _provision(exomi, emulator, account.id)
 
 
+def test_revoke_removes_exomis_runtime_environment_unless_another_runbook_runs_in_it(
+    emulator, exomi, targets
+):
+    first = targets.automation_account("ContosoAzAuto1")
+    second = targets.automation_account("ContosoAzAuto2")
+    for account in (first, second):
+        _provision(exomi, emulator, account.id, "--runtime", "7.4")
+    automation = emulator.automation()
+    # Someone else's runbook in the second account runs in exomi's environment too.
+    automation.runbook.create_or_update(
+        RG,
+        second.name,
+        "payroll-report",
+        {
+            "location": "westeurope",
+            "properties": {"runbookType": "PowerShell", "runtimeEnvironment": "exomi-powershell-7-4"},
+        },
+    )
+
+    for account in (first, second):
+        code, output, _ = exomi.run("revoke", "--target", account.id)
+        assert code == 0 and output["status"] == "revoked"
+    environments = {
+        account.name: [
+            e.name for e in automation.runtime_environments.list_by_automation_account(RG, account.name)
+        ]
+        for account in (first, second)
+    }
+    assert "exomi-powershell-7-4" not in environments[first.name]
+    assert "exomi-powershell-7-4" in environments[second.name]  # payroll-report still runs in it
+    code, output, _ = exomi.run("status", output["id"])
+    step = next(s for s in output["steps"] if s["name"] == "revoke-runtime-environment")
+    assert "payroll-report" in step["message"]
+
+
 async def test_revoking_a_deleted_resource_finishes_cleanly(emulator, exomi, targets):
     account = targets.automation_account()
     _provision(exomi, emulator, account.id)
