@@ -74,7 +74,8 @@ class HostServer:
 
     def web_app(self) -> web.Application:
         app = web.Application(client_max_size=100 * 1024 * 1024)  # the host's default request size limit
-        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        # Every path, line breaks in it included ('.' alone stops at one): the host answers for all of them.
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.dispatch)
         return app
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:

@@ -123,6 +123,9 @@ def _swagger(node: Any, enums: dict[str, Any]) -> Any:
         name = node["$ref"].rsplit("/", 1)[-1]
         if name in enums:
             node = {**enums[name], **{k: v for k, v in node.items() if k != "$ref"}}
+        elif node.get("x-nullable"):
+            # A $ref's siblings are ignored: a nullable reference is an allOf of one, which can carry them.
+            node = {"allOf": [{"$ref": node["$ref"]}], "x-nullable": True}
         else:
             node = {"$ref": node["$ref"]}
     return {key: _swagger(value, enums) for key, value in node.items()}
@@ -146,6 +149,7 @@ def _parameter(parameter: Parameter) -> dict[str, Any]:
         ("minimum", parameter.minimum),
         ("maximum", parameter.maximum),
         ("maxLength", parameter.max_length),
+        ("pattern", parameter.pattern),
     ):
         if value is not None:
             data[key] = value

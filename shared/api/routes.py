@@ -49,6 +49,7 @@ class Parameter:
     minimum: int | None = None
     maximum: int | None = None
     max_length: int | None = None
+    pattern: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,12 @@ ERRORS: dict[int, str] = {
     413: "The body is larger than 64 KiB.",
     415: "The body is not sent as application/json.",
     422: "A field, query parameter or header is invalid: error.field names it.",
+    500: "exomi's settings or its own identity's permissions are unusable, or a bug: the message says which "
+    "(the Function app's log has the details).",
+    503: "Storage or Azure was briefly unavailable: retry after Retry-After.",
 }
+# Every route that works on exomi's state or Azure may answer these.
+SERVER_ERRORS = (500, 503)
 
 
 def errors(*statuses: int) -> dict[int, Answer]:
@@ -111,8 +117,10 @@ ACCEPTED = Answer(
     RequestDocument,
     ("Location", "Retry-After", "Idempotent-Replayed"),
 )
-SUBMIT_ERRORS = errors(400, 401, 403, 409, 413, 415, 422)
-READ_ERRORS = errors(400, 401, 403, 413, 415, 422)
+SUBMIT_ERRORS = errors(400, 401, 403, 409, 413, 415, 422, *SERVER_ERRORS)
+READ_ERRORS = errors(400, 401, 403, 413, 415, 422, *SERVER_ERRORS)
+GUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+REQUEST_ID = Parameter("id", "path", "The request id.", required=True, pattern=GUID_PATTERN)
 
 
 async def openapi_document(request: ApiRequest) -> ApiResponse:
@@ -139,7 +147,7 @@ ROUTES: tuple[Route, ...] = (
         handlers.list_requests,
         "List requests",
         "Requests matching every given filter, oldest first, a page at a time (follow nextLink).",
-        {200: Answer("A page of requests.", RequestList), **errors(401, 403, 422)},
+        {200: Answer("A page of requests.", RequestList), **errors(401, 403, 422, *SERVER_ERRORS)},
         parameters=(
             Parameter(
                 "status",
@@ -180,10 +188,10 @@ ROUTES: tuple[Route, ...] = (
                 ("Location", "Retry-After"),
             ),
             422: Answer("The request failed or was cancelled; error says why.", RequestDocument),
-            **errors(401, 403, 404),
+            **errors(401, 403, 404, *SERVER_ERRORS),
         },
         parameters=(
-            Parameter("id", "path", "The request id.", required=True),
+            REQUEST_ID,
             Parameter(
                 "include", "query", "'audit' adds the request's audit records (other values are ignored)."
             ),
@@ -202,10 +210,10 @@ ROUTES: tuple[Route, ...] = (
             200: Answer(
                 "The decision was recorded; the request as it is now.", RequestDocument, ("Location",)
             ),
-            **errors(400, 401, 403, 404, 409, 413, 415, 422),
+            **errors(400, 401, 403, 404, 409, 413, 415, 422, *SERVER_ERRORS),
         },
         body="ApprovalBody",
-        parameters=(Parameter("id", "path", "The request id.", required=True),),
+        parameters=(REQUEST_ID,),
     ),
     Route(
         "cancel_request",
@@ -218,9 +226,9 @@ ROUTES: tuple[Route, ...] = (
         "listed in kept; revoke the target to take it away.",
         {
             200: Answer("The request was cancelled.", CancelDocument, ("Location",)),
-            **errors(401, 403, 404, 409),
+            **errors(401, 403, 404, 409, *SERVER_ERRORS),
         },
-        parameters=(Parameter("id", "path", "The request id.", required=True),),
+        parameters=(REQUEST_ID,),
     ),
     Route(
         "list_findings",
@@ -231,7 +239,7 @@ ROUTES: tuple[Route, ...] = (
         "Every target's latest findings, read from Microsoft Graph at the end of its last request and by "
         "the reconciliation timer: Global Administrator or another role above the one asked for, "
         "look-alikes of Exchange.ManageAsApp, grants exomi did not make, missing setup. Highest first.",
-        {200: Answer("The findings.", FindingList), **errors(401, 403, 422)},
+        {200: Answer("The findings.", FindingList), **errors(401, 403, 422, *SERVER_ERRORS)},
         parameters=(
             Parameter(
                 "severity", "query", "Only findings at least this severe.", enum=("high", "medium", "low")
@@ -247,7 +255,7 @@ ROUTES: tuple[Route, ...] = (
         "List refused attempts",
         "Every refused attempt (who asked for what through which channel, the rule that refused it), "
         "oldest first, a page at a time. Refused attempts change nothing else.",
-        {200: Answer("A page of refusals.", RefusalList), **errors(401, 403, 422)},
+        {200: Answer("A page of refusals.", RefusalList), **errors(401, 403, 422, *SERVER_ERRORS)},
         parameters=(
             Parameter("since", "query", "Only refusals at or after this time (ISO 8601)."),
             Parameter("channel", "query", "Only this channel.", enum=tuple(c.value for c in Channel)),
