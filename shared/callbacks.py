@@ -1,9 +1,9 @@
 """Tell a caller's callback URL (Logic Apps webhook, a ticketing system) how its request ended.
 
-The URL was checked when the request was accepted (https, a host on the policy's allow-list). It is
-called with a few retries; the outcome is audited, never the URL itself (it may carry a signature,
-like a Logic Apps callback's sig=). Once called, the URL is dropped from the stored request: state
-keeps it only while the request runs, and no log line shows it.
+The URL was checked when the request was accepted (https, a host on the policy's allow-list). It may
+carry a signature (a Logic Apps callback's sig=), so state keeps it only encrypted (``seal``, with the
+app setting EXOMI_CALLBACK_KEY) while the request runs, and drops it once it has been called. It is
+called with a few retries; the outcome is audited, never the URL itself, and no log line shows it.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import logging
 from typing import Any
 
 import httpx
+from cryptography.fernet import Fernet, InvalidToken
 
 from shared.api.documents import summary
-from shared.errors import ConcurrencyError
+from shared.errors import ConcurrencyError, InputError
 from shared.models import ProvisionRequest
 from shared.settings import Settings
 from shared.state.records import AuditRecord, RequestRecord
@@ -33,10 +34,33 @@ def result_document(record: RequestRecord) -> dict[str, Any]:
     return summary(record).model_dump(mode="json")
 
 
+def seal(url: str, settings: Settings) -> str:
+    """The URL encrypted for state. InputError naming callback_url when exomi has no key to keep it."""
+    if settings.callback_key is None:
+        raise InputError(
+            "callback_url",
+            "this exomi cannot take callbacks: it keeps callback URLs only encrypted, and its app setting "
+            "EXOMI_CALLBACK_KEY is not set (ask the exomi operator), so leave callback_url out and poll Location",
+        )
+    return Fernet(settings.callback_key.get_secret_value().encode()).encrypt(url.encode()).decode()
+
+
+def unseal(sealed: str, settings: Settings) -> str | None:
+    if settings.callback_key is None:
+        return None
+    try:
+        return Fernet(settings.callback_key.get_secret_value().encode()).decrypt(sealed.encode()).decode()
+    except InvalidToken:
+        log.error("a callback URL cannot be decrypted with EXOMI_CALLBACK_KEY (was the key changed?)")
+        return None
+
+
 async def deliver(record: RequestRecord, state: StateStore, settings: Settings) -> bool | None:
     """POSTs the result to the request's callback URL; None when it has none."""
     request = record.request
-    url = request.callback_url if isinstance(request, ProvisionRequest) else None
+    url = unseal(record.callback, settings) if record.callback else None
+    if url is None and isinstance(request, ProvisionRequest):
+        url = request.callback_url  # kept in the clear by an earlier version of exomi
     if not url:
         return None
     body = result_document(record)
@@ -82,9 +106,13 @@ async def _forget_url(request_id: str, state: StateStore) -> None:
     for _ in range(3):
         record = await state.requests.get(request_id)
         request = record.request
-        if not isinstance(request, ProvisionRequest) or request.callback_url is None:
+        plain = isinstance(request, ProvisionRequest) and request.callback_url is not None
+        if record.callback is None and not plain:
             return
-        forgotten = record.model_copy(update={"request": request.model_copy(update={"callback_url": None})})
+        update: dict[str, object] = {"callback": None}
+        if plain:
+            update["request"] = request.model_copy(update={"callback_url": None})
+        forgotten = record.model_copy(update=update)
         try:
             await state.requests.update(forgotten)
             return

@@ -272,7 +272,8 @@ class ExomiService:
                 approvers=list(self.policy.approval.approvers),
                 deadline=utcnow() + parse_duration(self.policy.approval.timeout),
             )
-        admission = Admission(requester, authorization.rule, approval)
+        callback = callbacks.seal(request.callback_url, self.app.settings) if request.callback_url else None
+        admission = Admission(requester, authorization.rule, approval, callback)
         return await self.app.state.submit(
             request, decision, idempotency_key=idempotency_key, admission=admission
         )

@@ -18,6 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from shared.errors import ConfigurationError, InputError
@@ -125,6 +126,9 @@ class Settings(BaseModel):
     # X-MS-CLIENT-PRINCIPAL-* headers come from Azure (it strips client-supplied ones). Without
     # EasyAuth anyone could send them, so the HTTP API ignores them unless this is true.
     trust_app_service_auth: bool = False
+    # EXOMI_CALLBACK_KEY: the key (Fernet) exomi keeps callback URLs encrypted with while their request
+    # runs (a URL may carry a signature, like a Logic Apps callback's sig=). Without it, no callbacks.
+    callback_key: SecretStr | None = None
     engine: EngineTimings = EngineTimings()  # EXOMI_POLL_SECONDS, EXOMI_MAX_POLL_SECONDS, ...
 
     @classmethod
@@ -193,8 +197,23 @@ def _build(values: Mapping[str, str]) -> Settings:
         policy_json=get("EXOMI_POLICY"),
         policy_file=Path(policy_file) if policy_file else None,
         trust_app_service_auth=_flag(get("EXOMI_TRUST_APP_SERVICE_AUTH"), "EXOMI_TRUST_APP_SERVICE_AUTH"),
+        callback_key=_fernet_key(get("EXOMI_CALLBACK_KEY")),
         engine=_engine_timings(get),
     )
+
+
+def _fernet_key(value: str | None) -> SecretStr | None:
+    if value is None:
+        return None
+    try:
+        Fernet(value.encode())
+    except ValueError:
+        raise ConfigurationError(
+            "EXOMI_CALLBACK_KEY",
+            'must be a Fernet key: 32 bytes, URL-safe base64 (python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())")',
+        ) from None
+    return SecretStr(value)
 
 
 _ENGINE_SETTINGS = {

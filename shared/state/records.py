@@ -81,6 +81,7 @@ class RequestRecord(_Record):
         None  # the policy rule that admitted the request ("operator": an operator channel)
     )
     approval: Approval | None = None  # set when policy made the request wait for an approver
+    callback: str | None = None  # the callback URL, encrypted (shared/callbacks.py), until it is called
     external_reference: str | None = None
     request: ProvisionRequest | RevokeRequest
     decision: Decision | None = None  # the effective values policy gave the request

@@ -134,6 +134,7 @@ def _to_entity(record: RequestRecord) -> dict[str, Any]:
     put_json(entity, "Requester", record.requester.model_dump(mode="json") if record.requester else None)
     put_json(entity, "Approval", record.approval.model_dump(mode="json") if record.approval else None)
     put_text(entity, "AuthorizedBy", record.authorized_by)
+    put_text(entity, "Callback", record.callback)
     put_json(entity, "Error", record.error)
     put_text(entity, "Message", record.message)
     return entity
@@ -154,6 +155,7 @@ def _from_entity(entity: TableEntity) -> RequestRecord:
         decision=Decision.model_validate(decision) if decision else None,
         requester=get_json(entity, "Requester"),
         authorized_by=entity.get("AuthorizedBy"),
+        callback=entity.get("Callback"),
         approval=get_json(entity, "Approval"),
         message=entity.get("Message"),
         error=get_json(entity, "Error"),

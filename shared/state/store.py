@@ -55,6 +55,7 @@ class Admission:
     requester: Requester | None = None
     authorized_by: str | None = None
     approval: Approval | None = None
+    callback: str | None = None  # the request's callback URL, encrypted: it is not stored in the clear
 
 
 class StateStore:
@@ -161,6 +162,8 @@ class StateStore:
     ) -> Submission:
         target = request.target_id
         await self.acquire_target(target, request_id)  # a no-op when this request holds it already
+        if isinstance(request, ProvisionRequest) and request.callback_url is not None:
+            request = request.model_copy(update={"callback_url": None})  # kept encrypted (admission.callback)
         record = RequestRecord(
             id=request_id,
             operation=Operation.REVOKE if isinstance(request, RevokeRequest) else Operation.PROVISION,
@@ -174,6 +177,7 @@ class StateStore:
             requester=admission.requester,
             authorized_by=admission.authorized_by,
             approval=admission.approval,
+            callback=admission.callback,
             status=RequestStatus.AWAITING_APPROVAL if admission.approval else RequestStatus.QUEUED,
             message=f"awaiting approval: {'; '.join(admission.approval.reasons)}"
             if admission.approval

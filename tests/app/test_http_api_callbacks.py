@@ -47,6 +47,8 @@ def test_the_final_result_is_called_back_with_a_retry_after_a_failure(
         },
     )
     assert accepted.status_code == 202, accepted.text
+    # While the request runs, state keeps the URL only encrypted: its signature is in no entity.
+    assert "s3cr3t-signature" not in stored(api)
     final, _ = api.follow(accepted)
     assert final.status_code == 200
 
@@ -73,9 +75,31 @@ def test_the_final_result_is_called_back_with_a_retry_after_a_failure(
     # The URL (and its signature) appears in no answer and no log, and has left state now that it
     # was called (the audit record above is written after that).
     assert "s3cr3t-signature" not in read.text
-    service = TableServiceClient.from_connection_string(api.storage)
-    for table in service.list_tables():
-        if table.name.startswith(api.exomi.table_prefix):
-            for entity in service.get_table_client(table.name).list_entities():
-                assert "s3cr3t-signature" not in str(dict(entity)), table.name
+    assert "s3cr3t-signature" not in stored(api)
     assert "s3cr3t-signature" not in api.host.log_file.read_text(errors="replace")
+
+
+def stored(api) -> str:
+    """Every entity of exomi's state tables, as text."""
+    service = TableServiceClient.from_connection_string(api.storage)
+    return "".join(
+        str(dict(entity))
+        for table in service.list_tables()
+        if table.name.startswith(api.exomi.table_prefix)
+        for entity in service.get_table_client(table.name).list_entities()
+    )
+
+
+def test_without_a_callback_key_callbacks_are_refused_naming_the_field(emulator, start_api):
+    api = start_api(
+        env={"EXOMI_CALLBACK_KEY": ""}, policy={"callback_hosts": ["*.logic.azure.com"]}, worker=False
+    )
+    body = {
+        "target": f"/subscriptions/{emulator.subscription_ids[0]}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/mi1",
+        "organization": emulator.organization,
+        "callback_url": "https://prod-1.westeurope.logic.azure.com/cb?sig=x",
+    }
+    refused = api.post("requests", body)
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "callback_url"
+    assert "EXOMI_CALLBACK_KEY" in refused.json()["error"]["message"]
+    api.no_state()

@@ -31,7 +31,13 @@ def test_a_request_recorded_while_the_queue_does_not_answer_runs_exactly_once(
         r"QueueEndpoint=http://127\.0\.0\.1:\d+", f"QueueEndpoint=http://127.0.0.1:{closed_port()}", azurite
     )
     assert unreachable != azurite
-    offline = ExomiRunner(emulator, unreachable, table_prefix=api.exomi.table_prefix, policy=api.exomi.policy)
+    offline = ExomiRunner(
+        emulator,
+        unreachable,
+        table_prefix=api.exomi.table_prefix,
+        policy=api.exomi.policy,
+        callback_key=api.exomi.callback_key,
+    )
     args = ("provision", "--target", account.id, "--organization", emulator.organization)
 
     code, first, stderr = offline.run(*args, "--no-wait", "--idempotency-key", "CHG-1")

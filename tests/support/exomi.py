@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
+
 from tests.support.emulator import Emulator
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -48,6 +50,8 @@ class ExomiRunner:
     storage: str
     table_prefix: str = field(default_factory=lambda: "t" + uuid.uuid4().hex[:12])
     policy: dict[str, Any] | None = None
+    # The key callback URLs are kept encrypted with (one per app: its host and its exomi command share it).
+    callback_key: str = field(default_factory=lambda: Fernet.generate_key().decode())
 
     def env(self) -> dict[str, str]:
         """Exactly the settings a Function app in Azure would have, pointed at the emulator."""
@@ -62,6 +66,7 @@ class ExomiRunner:
                 "AzureWebJobsStorage": self.storage,
                 "EXOMI_TABLE_PREFIX": self.table_prefix,
                 "EXOMI_POLICY": json.dumps(self.policy or policy_for(self.emulator)),
+                "EXOMI_CALLBACK_KEY": self.callback_key,
                 "EXOMI_POLL_SECONDS": "0.2",
                 "EXOMI_MAX_POLL_SECONDS": "1",
             }

@@ -176,3 +176,15 @@ def test_app_service_authentication_is_trusted_only_when_said_so(tmp_path):
     with pytest.raises(ConfigurationError) as caught:
         load({"EXOMI_TRUST_APP_SERVICE_AUTH": "yes"}, tmp_path)
     assert caught.value.setting == "EXOMI_TRUST_APP_SERVICE_AUTH"
+
+
+def test_the_callback_key_must_be_a_fernet_key_and_is_kept_secret(tmp_path):
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    settings = load({"EXOMI_CALLBACK_KEY": key}, tmp_path)
+    assert settings.callback_key is not None and key not in repr(settings)
+    assert load({}, tmp_path).callback_key is None
+    with pytest.raises(ConfigurationError) as caught:
+        load({"EXOMI_CALLBACK_KEY": "not-a-key"}, tmp_path)
+    assert caught.value.setting == "EXOMI_CALLBACK_KEY"
