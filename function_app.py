@@ -76,6 +76,11 @@ async def list_findings(req: func.HttpRequest) -> func.HttpResponse:
     return await http_api.serve("list_findings", req)
 
 
+@app.route(route="inventory", methods=["GET"])
+async def get_inventory(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_api.serve("get_inventory", req)
+
+
 @app.route(route="refusals", methods=["GET"])
 async def list_refusals(req: func.HttpRequest) -> func.HttpResponse:
     return await http_api.serve("list_refusals", req)

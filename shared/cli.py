@@ -34,6 +34,7 @@ from typing import Any
 
 from shared.api.documents import finding_list
 from shared.errors import ExomiError, InputError
+from shared.inventory import to_csv
 from shared.models import Channel, Requester, RequestStatus
 from shared.service import ExomiApp, ExomiService, PlanReport
 from shared.state.records import RequestRecord, StepRecord
@@ -140,6 +141,8 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--comment", help="kept with the decision")
     sub = commands.add_parser("findings", help="every target's latest findings (extra privilege, drift)")
     sub.add_argument("--severity", choices=["high", "medium", "low"], help="only at least this severe")
+    sub = commands.add_parser("inventory", help="every principal holding Exchange Online rights (live)")
+    sub.add_argument("--csv", action="store_true", help="as CSV")
     sub = commands.add_parser("refusals", help="list refused attempts")
     sub.add_argument("--since", help="ISO 8601 date or time")
     sub.add_argument("--channel", choices=[c.value for c in Channel])
@@ -389,6 +392,22 @@ async def _run(args: argparse.Namespace, printer: Printer) -> int:
                     f"[{finding.severity.upper():<6}] {finding.target}\n         {finding.detail}\n         fix: {finding.fix}"
                 )
             return EXIT_FAILED if rows else EXIT_OK
+        if args.command == "inventory":
+            holders = await service.inventory()
+            if args.csv:
+                print(to_csv(holders), end="")
+            elif printer.as_json:
+                print(json.dumps([h.model_dump(mode="json") for h in holders], indent=2))
+            for holder in holders if not args.csv else []:
+                flag = " OVER-PRIVILEGED" if holder.over_privileged else ""
+                printer.out(
+                    f"{holder.status.value:<9}{flag} {holder.display_name or holder.principal_id} ({holder.principal_id})"
+                )
+                printer.out(
+                    f"          app roles: {', '.join(holder.exchange_app_roles) or '-'}; Entra roles: {', '.join(holder.entra_roles) or '-'}"
+                )
+                printer.out(f"          {holder.resource_id or 'no Azure resource'}: {holder.detail}")
+            return EXIT_OK
         if args.command == "refusals":
             since = datetime.fromisoformat(args.since.replace("Z", "+00:00")) if args.since else None
             if since is not None and since.tzinfo is None:

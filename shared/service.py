@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared import callbacks
+from shared import callbacks, constants
 from shared.authorization import (
     Ask,
     Authorization,
@@ -27,7 +27,7 @@ from shared.authorization import (
 from shared.azure.arm import ArmGateway
 from shared.azure.clients import AzureClients, AzureEndpoints
 from shared.azure.graph import GraphGateway
-from shared.engine.context import Observation, StepContext, Verdict
+from shared.engine.context import Observation, StepContext, Verdict, resource_ref
 from shared.engine.plan import dependencies, steps_for
 from shared.engine.privileges import observe_privileges
 from shared.engine.runner import Engine
@@ -45,6 +45,7 @@ from shared.errors import (
 )
 from shared.findings import Finding
 from shared.ids import ResourceId, parse_resource_id
+from shared.inventory import Holder, HolderStatus, classify, resource_of
 from shared.models import (
     Channel,
     Operation,
@@ -194,6 +195,7 @@ class Outcome:
 
 
 EXPIRY_REQUESTER = "exomi-expiry"
+INVENTORY_PARALLELISM = 8  # principals looked at at once (Graph throttles per app: kiota backs off on 429)
 # A work item for a waiting request that comes more than this before the request is due is a duplicate.
 EARLY = timedelta(seconds=2)
 
@@ -354,6 +356,59 @@ class ExomiService:
                 record async for record in self.app.state.targets.list_by_status(status) if record.drift
             ]
         return sorted(found, key=lambda record: record.target.lower())
+
+    async def inventory(self) -> list[Holder]:
+        """Every principal of the tenant that holds an app role on Office 365 Exchange Online or a supported
+        Entra role, classified (shared/inventory.py) from live Graph and ARM state. Read-only."""
+        graph = self.app.graph
+        exchange = await graph.find_principal_by_app_id(constants.EXO_APP_ID)
+        app_grants = await graph.app_role_holders(exchange.id) if exchange is not None else []
+        names = {role.id.lower(): role.value or role.id for role in exchange.app_roles} if exchange else {}
+        role_grants = await graph.role_holders(list(constants.SUPPORTED_ROLES.values()))
+        held: dict[str, tuple[list[str], list[str]]] = {}
+        for grant in app_grants:
+            held.setdefault(grant.principal_id.lower(), ([], []))[0].append(grant.app_role_id)
+        for role in role_grants:
+            held.setdefault(role.principal_id.lower(), ([], []))[1].append(role.role_definition_id)
+        limit = asyncio.Semaphore(INVENTORY_PARALLELISM)
+
+        async def holder(principal_id: str, app_roles: list[str], roles: list[str]) -> Holder:
+            async with limit:
+                principal = await graph.get_principal(principal_id)
+                resource_id = resource_of(principal.alternative_names) if principal else None
+                exists = None
+                if principal is not None and principal.principal_type == "ManagedIdentity" and resource_id:
+                    exists = await self._resource_exists(resource_id)
+                records = await self.app.state.targets.list_by_principal(principal_id)
+                ledger = await self.app.state.ledgers.find(principal_id)
+                return classify(
+                    principal_id=principal_id,
+                    display_name=principal.display_name if principal else None,
+                    principal_type=principal.principal_type if principal else None,
+                    resource_id=resource_id,
+                    resource_exists=exists,
+                    exchange_app_role_ids=app_roles,
+                    exchange_app_role_names=names,
+                    role_definition_ids=roles,
+                    targets=[(r.target, r.role) for r in records if r.status is not TargetStatus.REVOKED],
+                    owned=ledger is not None and bool(ledger.grants),
+                )
+
+        holders = await asyncio.gather(*(holder(pid, a, r) for pid, (a, r) in held.items()))
+        order = {HolderStatus.ORPHANED: 0, HolderStatus.UNMANAGED: 1, HolderStatus.MANAGED: 2}
+        return sorted(holders, key=lambda h: (not h.over_privileged, order[h.status], h.display_name or ""))
+
+    async def _resource_exists(self, resource_id: str) -> bool | None:
+        """Whether a managed identity's resource still exists (None: a kind exomi does not read, or ARM
+        would not say)."""
+        try:
+            resource = parse_resource_id(resource_id, "resource_id")
+        except ExomiError:
+            return None
+        try:
+            return await self.app.arm.get_target(resource.kind, resource_ref(resource)) is not None
+        except ExomiError:
+            return None
 
     async def list_refusals(self, **filters: Any) -> Page[RefusalRecord]:
         return await self.app.state.refusals.list(**filters)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.errors import InputError
+from shared.inventory import Holder
 from shared.models import SYSTEM_IDENTITY, Channel, Operation, RequestStatus, StepStatus
 from shared.state.records import (
     AuditRecord,
@@ -92,6 +93,12 @@ class TargetFinding(FindingDocument):
 
 class FindingList(_Document):
     value: list[TargetFinding] = Field(description="The latest findings of every target exomi provisioned.")
+
+
+class InventoryDocument(_Document):
+    """Every principal that holds Exchange Online rights, classified from live state."""
+
+    value: list[Holder] = Field(description="Over-privileged first, then orphaned, unmanaged, managed.")
 
 
 class ResultDocument(_Document):

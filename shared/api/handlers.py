@@ -20,6 +20,7 @@ from shared.api.documents import (
     ApprovalBody,
     HealthCheck,
     HealthDocument,
+    InventoryDocument,
     RefusalList,
     RequestList,
     finding_list,
@@ -270,6 +271,19 @@ async def list_findings(request: ApiRequest) -> ApiResponse:
         at_least = SEVERITIES.index(severity)
         document.value = [f for f in document.value if SEVERITIES.index(f.severity) <= at_least]
     document.value.sort(key=lambda f: (SEVERITIES.index(f.severity), f.target.lower()))
+    return ApiResponse(200, document.model_dump(mode="json"))
+
+
+# ------------------------------------------------------------------------------ inventory
+
+
+async def inventory(request: ApiRequest) -> ApiResponse:
+    """GET /inventory: every principal holding Exchange Online rights, managed, unmanaged or orphaned."""
+    service, _ = await _open(request, records=False)
+    unknown = sorted(set(request.query) - {"code"})
+    if unknown:
+        raise InputError(unknown[0], "is not a parameter of this route")
+    document = InventoryDocument(value=await service.inventory())
     return ApiResponse(200, document.model_dump(mode="json"))
 
 

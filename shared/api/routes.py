@@ -21,6 +21,7 @@ from shared.api.documents import (
     ErrorDocument,
     FindingList,
     HealthDocument,
+    InventoryDocument,
     PlanDocument,
     RefusalList,
     RequestDocument,
@@ -245,6 +246,18 @@ ROUTES: tuple[Route, ...] = (
                 "severity", "query", "Only findings at least this severe.", enum=("high", "medium", "low")
             ),
         ),
+        tags=("audit",),
+    ),
+    Route(
+        "get_inventory",
+        "GET",
+        "inventory",
+        handlers.inventory,
+        "Tenant inventory",
+        "Every principal that holds an app role on Office 365 Exchange Online (Exchange.ManageAsApp or a "
+        "look-alike) or a supported Entra role, read from Microsoft Graph now: managed by exomi, unmanaged, "
+        "or orphaned (a managed identity whose resource is gone), and whether it is over-privileged.",
+        {200: Answer("The inventory.", InventoryDocument), **errors(401, 403, 422, *SERVER_ERRORS)},
         tags=("audit",),
     ),
     Route(

@@ -48,6 +48,7 @@ class PrincipalInfo:
     display_name: str | None
     principal_type: str | None
     app_roles: tuple[AppRole, ...] = ()
+    alternative_names: tuple[str, ...] = ()  # a managed identity's: "isExplicit=...", its ARM resource id
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ def guid(value: str, field: str) -> str:
 
 def _principal(sp: ServicePrincipal) -> PrincipalInfo:
     roles = tuple(AppRole(str(r.id), r.value, bool(r.is_enabled)) for r in sp.app_roles or [])
-    return PrincipalInfo(str(sp.id), str(sp.app_id), sp.display_name, sp.service_principal_type, roles)
+    names = tuple(str(n) for n in sp.alternative_names or [])
+    return PrincipalInfo(str(sp.id), str(sp.app_id), sp.display_name, sp.service_principal_type, roles, names)
 
 
 class GraphGateway:
@@ -154,6 +156,49 @@ class GraphGateway:
                 break
             page = await self._call(
                 "list app role assignments", READ_PRINCIPALS, builder.with_url(page.odata_next_link).get()
+            )
+        return grants
+
+    async def app_role_holders(self, resource_id: str) -> list[AppRoleGrant]:
+        """Grants MADE ON the resource principal (its appRoleAssignedTo), every page."""
+        resource_id = guid(resource_id, "resource_id")
+        builder = self._graph.service_principals.by_service_principal_id(resource_id).app_role_assigned_to
+        page = await self._call("list app role holders", READ_PRINCIPALS, builder.get())
+        grants: list[AppRoleGrant] = []
+        while page is not None:
+            grants.extend(
+                AppRoleGrant(str(a.id), str(a.principal_id), str(a.resource_id), str(a.app_role_id))
+                for a in page.value or []
+            )
+            if not page.odata_next_link:
+                break
+            page = await self._call(
+                "list app role holders", READ_PRINCIPALS, builder.with_url(page.odata_next_link).get()
+            )
+        return grants
+
+    async def role_holders(self, role_definition_ids: list[str]) -> list[RoleGrant]:
+        """Every assignment of these directory roles, every page."""
+        ids = ", ".join(f"'{guid(i, 'role_definition_id')}'" for i in role_definition_ids)
+        query = RoleAssignmentsRequestBuilder.RoleAssignmentsRequestBuilderGetQueryParameters(
+            filter=f"roleDefinitionId in ({ids})"
+        )
+        builder = self._graph.role_management.directory.role_assignments
+        page = await self._call(
+            "list role holders", READ_ROLES, builder.get(RequestConfiguration(query_parameters=query))
+        )
+        grants: list[RoleGrant] = []
+        while page is not None:
+            grants.extend(
+                RoleGrant(
+                    str(a.id), str(a.principal_id), str(a.role_definition_id), str(a.directory_scope_id)
+                )
+                for a in page.value or []
+            )
+            if not page.odata_next_link:
+                break
+            page = await self._call(
+                "list role holders", READ_ROLES, builder.with_url(page.odata_next_link).get()
             )
         return grants
 

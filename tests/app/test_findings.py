@@ -25,3 +25,18 @@ def test_findings_through_the_api(emulator, start_api, targets):
     diagnosis = api.post("diagnose", {"target": account.id})
     assert diagnosis.status_code == 200
     assert [f["what"] for f in diagnosis.json()["findings"]] == ["entra-role:Global Administrator"]
+
+
+def test_the_inventory_through_the_api(emulator, start_api, targets):
+    api = start_api()
+    account = targets.automation_account()
+    final, _ = api.follow(api.post("requests", {"target": account.id, "organization": emulator.organization}))
+    assert final.status_code == 200
+    listed = api.get("inventory")
+    assert listed.status_code == 200
+    holders = {h["principal_id"]: h for h in listed.json()["value"]}
+    assert holders[account.identity.principal_id]["status"] == "managed"
+    assert holders[emulator.admin_principal_id][
+        "over_privileged"
+    ]  # the emulator's admin is Global Administrator
+    assert api.get("inventory", params={"format": "xml"}).status_code == 422

@@ -99,6 +99,7 @@ EXPECTED = {
     "cancel_request": _http("requests/{id}/cancel", "POST"),
     "list_refusals": _http("refusals", "GET"),
     "list_findings": _http("findings", "GET"),
+    "get_inventory": _http("inventory", "GET"),
     "get_health": _http("health", "GET", "ANONYMOUS"),
     "get_openapi": _http("openapi.json", "GET", "ANONYMOUS"),
 }

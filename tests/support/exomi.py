@@ -83,6 +83,19 @@ class ExomiRunner:
             text=True,
         )
 
+    def run_text(self, *args: str, timeout: float = 120) -> str:
+        """Runs ``exomi <args>`` (no --json) and returns what it printed; it must succeed."""
+        completed = subprocess.run(
+            [EXOMI, *args],
+            cwd=ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+        )
+        return completed.stdout
+
     def run(self, *args: str, timeout: float = 120) -> tuple[int, Any, str]:
         """Runs ``exomi --json <args>``; returns (exit code, parsed JSON output or None, stderr)."""
         completed = subprocess.run(
