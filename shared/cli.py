@@ -4,7 +4,8 @@ workstation, scripts, and the tests). Settings come from the environment and ``l
     exomi provision --target <ARM id> --organization contoso.onmicrosoft.com [--role ...] [--identity ...]
     exomi plan      (same arguments; changes nothing)
     exomi diagnose  --target <ARM id> [--organization ...]   (read-only, every prerequisite with its fix)
-    exomi revoke    --target <ARM id>
+    exomi revoke    --target <ARM id>   |   exomi revoke --principal <object id>   (an orphan)
+    exomi adopt     --target <ARM id> --organization ...   (take over access granted by hand)
     exomi status    <request id>
     exomi resume    <request id>      (continue a request, e.g. after a crash)
     exomi list      [--status ...] [--target ...]
@@ -110,8 +111,18 @@ def _parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("diagnose", help="check every prerequisite of a target (read-only)")
     request_arguments(sub, organization_required=False)
     sub.add_argument("--requested-by")
-    sub = commands.add_parser("revoke", help="remove what exomi granted for a target")
-    sub.add_argument("--target", required=True)
+    sub = commands.add_parser(
+        "adopt", help="take over access granted by hand (records ownership, changes nothing)"
+    )
+    request_arguments(sub, organization_required=True)
+    sub.add_argument("--requested-by")
+    sub = commands.add_parser("revoke", help="remove what exomi granted for a target, or an orphan's grants")
+    which = sub.add_mutually_exclusive_group(required=True)
+    which.add_argument("--target", help="ARM id of the target")
+    which.add_argument(
+        "--principal",
+        help="object id of an orphaned managed identity (its resource is gone): removes its Exchange Online rights",
+    )
     sub.add_argument("--identity")
     sub.add_argument("--external-reference")
     sub.add_argument("--requested-by")
@@ -240,6 +251,7 @@ def _show_request(
     *,
     kept: list[str] | None = None,
     rolled_back: list[str] | None = None,
+    message: bool = False,
 ) -> int:
     if printer.as_json:
         data = printer.request(record)
@@ -249,6 +261,8 @@ def _show_request(
         print(json.dumps(data, indent=2))
     else:
         printer.out(f"request {record.id} {what}: now {record.status.value}")
+        if message and record.message:
+            printer.out(f"  {record.message}")
         for change in rolled_back or []:
             printer.out(f"  rolled back: {change}")
         for change in kept or []:
@@ -319,6 +333,12 @@ async def _run(args: argparse.Namespace, printer: Printer) -> int:
     requester = Requester.operator(name)
     async with await ExomiApp.open() as app:
         service = ExomiService(app)
+        if args.command == "revoke" and args.principal:
+            record = await service.revoke_principal(args.principal, requester=requester)
+            return _show_request(service, printer, record, "done", message=True)
+        if args.command == "adopt":
+            record = await service.adopt(_request_body(args), requester=requester)
+            return _show_request(service, printer, record, "done", message=True)
         if args.command in ("provision", "revoke"):
             body = _request_body(args)
             submit = service.submit_provision if args.command == "provision" else service.submit_revoke

@@ -151,6 +151,7 @@ class Policy(BaseModel):
     allowed_channels: list[Channel]
     heal_drift: StrictBool  # reconciliation re-provisions what went missing (else it only reports)
     on_failure: Literal["rollback", "keep"]  # what a failed or cancelled request does with what it granted
+    remove_unmanaged_grants: StrictBool  # remove extra grants exomi did not make (else only report them)
     rules: list[AccessRule]  # who may ask for what (shared/authorization.py); empty: nobody, except operators
     approval: ApprovalPolicy
     expiry: ExpiryPolicy

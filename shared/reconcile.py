@@ -222,7 +222,9 @@ async def _check(service: ExomiService, record: TargetRecord, now: datetime, rep
         report.drifted += 1
         for finding in findings:
             log.warning("drift on %s: %s %s: %s", record.target, finding.kind, finding.what, finding.detail)
-    heal = await _heal(service, body, record) if missing and plan.refused is None else None
+    # Extra grants are healed away only when the policy says so (the heal request removes them at its end).
+    removing = bool(extra) and service.app.policy.remove_unmanaged_grants
+    heal = await _heal(service, body, record) if (missing or removing) and plan.refused is None else None
     if heal is not None:
         report.healed += 1
         findings = [

@@ -41,12 +41,14 @@ from shared.errors import (
     GaveUp,
     NotFound,
     PolicyRefusal,
+    PrerequisiteMissing,
     Transient,
 )
 from shared.findings import Finding
-from shared.ids import ResourceId, parse_resource_id
+from shared.ids import ResourceId, TargetKind, parse_resource_id, validate_guid
 from shared.inventory import Holder, HolderStatus, classify, resource_of
 from shared.models import (
+    SYSTEM_IDENTITY,
     Channel,
     Operation,
     ProvisionRequest,
@@ -56,6 +58,7 @@ from shared.models import (
     RevokeRequest,
     TargetStatus,
 )
+from shared.ownership import GrantKind, Ledger
 from shared.policy import Decision, Policy, load_policy
 from shared.rules import parse_duration
 from shared.settings import Settings
@@ -63,6 +66,7 @@ from shared.state.records import (
     Approval,
     ApprovalDecision,
     AuditRecord,
+    Grants,
     Page,
     RefusalRecord,
     RequestRecord,
@@ -112,7 +116,14 @@ class ExomiApp:
             state,
             arm,
             graph,
-            Engine(state, arm, graph, settings.engine, roll_back_on_failure=policy.on_failure == "rollback"),
+            Engine(
+                state,
+                arm,
+                graph,
+                settings.engine,
+                roll_back_on_failure=policy.on_failure == "rollback",
+                remove_unmanaged_grants=policy.remove_unmanaged_grants,
+            ),
             queue,
         )
 
@@ -397,6 +408,168 @@ class ExomiService:
         holders = await asyncio.gather(*(holder(pid, a, r) for pid, (a, r) in held.items()))
         order = {HolderStatus.ORPHANED: 0, HolderStatus.UNMANAGED: 1, HolderStatus.MANAGED: 2}
         return sorted(holders, key=lambda h: (not h.over_privileged, order[h.status], h.display_name or ""))
+
+    # ------------------------------------------------------------------ adoption and orphans
+
+    async def adopt(self, body: Mapping[str, Any], *, requester: Requester) -> RequestRecord:
+        """Bring an identity that already holds Exchange.ManageAsApp and the role under exomi's management:
+        record ownership receipts (ledger, target record, an audited request) without changing any grant.
+        From then on revoke removes them like grants exomi made."""
+        request, decision = self.evaluate(body, requester=requester, channel=Channel.CLI)
+        attempt = Attempt(requester, Channel.CLI, "adopt", request.target)
+        if not decision.allowed:
+            raise await self.refused(_refusal(decision), attempt)
+        target = request.target_id
+        resource = await self.app.arm.get_target(target.kind, resource_ref(target))
+        if resource is None:
+            raise NotFound("target", target.canonical)
+        identity_id = request.identity_id or (
+            target if target.kind is TargetKind.USER_ASSIGNED_IDENTITY else None
+        )
+        identity = (
+            resource.user_assigned.get(identity_id.canonical.lower())
+            if identity_id
+            else resource.system_identity
+        )
+        if identity is None:
+            raise PrerequisiteMissing(
+                "identity",
+                f"{target.canonical} has no such managed identity.",
+                "name the identity it uses (--identity)",
+            )
+        graph = self.app.graph
+        exchange = await graph.find_principal_by_app_id(constants.EXO_APP_ID)
+        app_role = next(
+            (
+                g
+                for g in await graph.app_role_grants(identity.principal_id)
+                if exchange is not None
+                and g.resource_id.lower() == exchange.id.lower()
+                and g.app_role_id.lower() == constants.EXCHANGE_MANAGE_AS_APP_ROLE_ID
+            ),
+            None,
+        )
+        wanted = (decision.role_template_id or "").lower()
+        role = next(
+            (
+                g
+                for g in await graph.role_grants(identity.principal_id)
+                if g.role_definition_id.lower() == wanted
+            ),
+            None,
+        )
+        if app_role is None and role is None:
+            raise PrerequisiteMissing(
+                "grants",
+                f"nothing to adopt: identity {identity.principal_id} holds neither Exchange.ManageAsApp nor {decision.role}.",
+                "provision the target instead (exomi provision)",
+            )
+        record = (
+            await self.app.state.submit(request, decision, admission=Admission(requester, "operator"))
+        ).request
+        adopted = []
+        for kind, grant_id, name in (
+            (GrantKind.APP_ROLE, app_role.id if app_role else None, constants.EXCHANGE_MANAGE_AS_APP_VALUE),
+            (GrantKind.ENTRA_ROLE, role.id if role else None, str(decision.role)),
+        ):
+            if grant_id is None:
+                continue
+            adopted.append(f"{name} ({grant_id})")
+            await self.app.state.update_ledger(
+                identity.principal_id,
+                lambda lg, k=kind, i=grant_id, n=name: lg.record(
+                    k,
+                    i,
+                    n,
+                    target_key=target.key,
+                    target=target.canonical,
+                    request_id=record.id,
+                    made_by_exomi=True,
+                ),
+            )
+        existing = await self.app.state.targets.get(target.key)
+        values = {
+            "identity": request.identity or SYSTEM_IDENTITY,
+            "principal_id": identity.principal_id,
+            "client_id": identity.client_id or None,
+            "organization": request.organization,
+            "role": decision.role,
+            "runtime": decision.runtime,
+            "granted": Grants(
+                app_role_assignment_id=app_role.id if app_role else None,
+                role_assignment_id=role.id if role else None,
+            ),
+            "status": TargetStatus.PROVISIONED,
+            "last_request_id": record.id,
+            "expired": False,
+        }
+        target_record = (
+            existing.model_copy(update=values)
+            if existing is not None
+            else TargetRecord(target=target.canonical, target_key=target.key, kind=target.kind, **values)
+        )
+        await self.app.state.targets.save(target_record)
+        message = f"adopted {', '.join(adopted)}: ownership recorded, nothing changed in the tenant"
+        await self._audit_request(
+            record, "adopt", message, before=None, after={"adopted": adopted}, by=requester
+        )
+        log.info("request %s: %s", record.id, message)
+        return await self.app.state.finish(record, RequestStatus.SUCCEEDED, message=message)
+
+    async def revoke_principal(self, principal_id: str, *, requester: Requester) -> RequestRecord:
+        """Clean up an orphan (a managed identity whose resource is gone): remove its app roles on Office 365
+        Exchange Online and its supported Entra roles, audited. Refused for an identity whose resource
+        exists: revoke that target instead."""
+        principal_id = validate_guid(principal_id, "principal")
+        graph = self.app.graph
+        principal = await graph.get_principal(principal_id)
+        if principal is None:
+            raise NotFound("principal", principal_id)
+        resource_id = resource_of(principal.alternative_names)
+        if resource_id is None or await self._resource_exists(resource_id) is not False:
+            raise Conflict(
+                f"principal {principal_id} is not an orphan: its resource ({resource_id or 'none'}) exists or is not an "
+                "Azure resource exomi can read; revoke its target instead (exomi revoke --target)."
+            )
+        request = self._parse(RevokeRequest, {"target": resource_id}, requester, Channel.CLI)
+        record = (
+            await self.app.state.submit(
+                request, Decision(allowed=True), admission=Admission(requester, "operator")
+            )
+        ).request
+        exchange = await graph.find_principal_by_app_id(constants.EXO_APP_ID)
+        removed: list[str] = []
+        supported = {template.lower() for template in constants.SUPPORTED_ROLES.values()}
+        for grant in await graph.app_role_grants(principal_id):
+            if exchange is not None and grant.resource_id.lower() == exchange.id.lower():
+                await graph.revoke_app_role(principal_id, grant.id)
+                removed.append(f"app role {grant.app_role_id} ({grant.id})")
+        for role in await graph.role_grants(principal_id):
+            if role.role_definition_id.lower() in supported:
+                await graph.remove_role(role.id)
+                removed.append(f"Entra role {role.role_definition_id} ({role.id})")
+        for sequence, change in enumerate(removed):
+            await self._audit_request(
+                record,
+                "revoke-principal",
+                f"remove {change} from the orphan",
+                before=None,
+                after={"removed": True},
+                by=requester,
+                sequence=sequence,
+            )
+        await self.app.state.update_ledger(
+            principal_id, lambda lg: Ledger(principal_id=lg.principal_id, etag=lg.etag)
+        )
+        target_record = await self.app.state.targets.get(record.target_key)
+        if target_record is not None:
+            await self.app.state.targets.save(
+                target_record.model_copy(update={"status": TargetStatus.REVOKED, "granted": Grants()})
+            )
+        message = f"removed from orphan {principal_id}: " + (
+            ", ".join(removed) or "nothing (it held nothing)"
+        )
+        return await self.app.state.finish(record, RequestStatus.REVOKED, message=message)
 
     async def _resource_exists(self, resource_id: str) -> bool | None:
         """Whether a managed identity's resource still exists (None: a kind exomi does not read, or ARM

@@ -30,7 +30,15 @@ from shared.models import Channel, Operation, ProvisionRequest, RequestStatus, S
 from shared.ownership import GrantKind, Ledger
 from shared.policy import expires_at_of
 from shared.settings import EngineTimings
-from shared.state.records import Grants, ModuleGrant, RequestRecord, StepRecord, TargetRecord, utcnow
+from shared.state.records import (
+    AuditRecord,
+    Grants,
+    ModuleGrant,
+    RequestRecord,
+    StepRecord,
+    TargetRecord,
+    utcnow,
+)
 from shared.state.store import StateStore
 
 log = logging.getLogger("exomi.engine")
@@ -68,12 +76,14 @@ class Engine:
         timings: EngineTimings,
         *,
         roll_back_on_failure: bool = True,
+        remove_unmanaged_grants: bool = False,
     ) -> None:
         self.state = state
         self.arm = arm
         self.graph = graph
         self.timings = timings
         self.roll_back_on_failure = roll_back_on_failure  # policy on_failure
+        self.remove_unmanaged_grants = remove_unmanaged_grants  # policy remove_unmanaged_grants
 
     async def advance(self, request_id: str, *, take_over: bool = False) -> RequestRecord:
         """Runs what can run now; returns the request as stored afterwards. A pass holds the request
@@ -327,12 +337,51 @@ class Engine:
         except ExomiError as error:
             log.warning("request %s: could not look for extra privileges: %s", record.id, error.message)
             return target_record, []
+        if findings and self.remove_unmanaged_grants:
+            findings = await self._remove_unmanaged(record, target_record.principal_id, findings)
         now = utcnow()
         kept = [f for f in target_record.drift if f.kind != "extra"]
         updated = target_record.model_copy(
             update={"drift": kept + [drift_of(f, now) for f in findings], "drift_checked_at": now}
         )
         return await self.state.targets.save(updated), findings
+
+    async def _remove_unmanaged(
+        self, record: RequestRecord, principal_id: str, findings: list[Finding]
+    ) -> list[Finding]:
+        """Policy remove_unmanaged_grants: remove the extra grants exomi did not make (a role exomi made for
+        another target of the identity stays), each audited; returns the findings that remain."""
+        owned = {grant.assignment_id for grant in (await self.state.ledger(principal_id)).grants}
+        remaining = []
+        for sequence, finding in enumerate(findings):
+            if finding.assignment_id in owned:
+                remaining.append(finding)
+                continue
+            try:
+                if finding.what.startswith("app-role:"):
+                    await self.graph.revoke_app_role(principal_id, finding.assignment_id)
+                else:
+                    await self.graph.remove_role(finding.assignment_id)
+            except ExomiError as error:
+                log.warning("request %s could not remove %s: %s", record.id, finding.what, error.message)
+                remaining.append(finding)
+                continue
+            await self.state.audit.append(
+                AuditRecord(
+                    request_id=record.id,
+                    step="privileges",
+                    sequence=sequence,
+                    action=f"remove a grant exomi did not make ({finding.what}): policy remove_unmanaged_grants",
+                    target=record.target,
+                    before={"assignment_id": finding.assignment_id, "severity": finding.severity.value},
+                    after={"removed": True},
+                    correlation_id=None,
+                    requested_by=record.requested_by,
+                    channel=record.channel,
+                )
+            )
+            log.warning("request %s removed %s (policy remove_unmanaged_grants)", record.id, finding.what)
+        return remaining
 
     async def roll_back(
         self, record: RequestRecord, target_record: TargetRecord | None

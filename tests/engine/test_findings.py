@@ -44,3 +44,29 @@ def test_global_administrator_and_a_look_alike_are_reported_everywhere(emulator,
     assert GLOBAL_ADMIN in roles
     code, output, _ = exomi.run("revoke", "--target", account.id)
     assert code == 0 and emulator.exchange_access(principal_id) == (0, [GLOBAL_ADMIN])
+
+
+def test_with_remove_unmanaged_grants_a_provision_removes_extra_privilege_it_did_not_make(
+    emulator, azurite, targets
+):
+    from tests.support.exomi import ExomiRunner, policy_for
+
+    strict = ExomiRunner(emulator, azurite, policy=policy_for(emulator, remove_unmanaged_grants=True))
+    account = targets.automation_account()
+    principal_id = account.identity.principal_id
+    emulator.grant_exchange_access(
+        principal_id, app_role="Exchange.ManageAsAppV2", directory_role="Global Administrator"
+    )
+    code, output, stderr = strict.run(
+        "provision", "--target", account.id, "--organization", emulator.organization
+    )
+    assert code == 0 and output["status"] == "succeeded", stderr
+    assert "finding" not in output["message"]  # nothing extra is left to report
+    assert emulator.exchange_access(principal_id) == (1, ["31392ffb-586c-42d1-9346-e59415a2cc4e"])
+    look_alikes = [
+        a for p in emulator.principals() if p["id"] == principal_id for a in p["appRoleAssignments"]
+    ]
+    assert len(look_alikes) == 1  # only Exchange.ManageAsApp: the look-alike is gone
+    code, status, _ = strict.run("status", output["id"])
+    removals = sorted(a["action"] for a in status["audit"] if a["step"] == "privileges")
+    assert len(removals) == 2 and all("remove_unmanaged_grants" in a for a in removals)
