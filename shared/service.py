@@ -381,6 +381,12 @@ class ExomiService:
             held.setdefault(grant.principal_id.lower(), ([], []))[0].append(grant.app_role_id)
         for role in role_grants:
             held.setdefault(role.principal_id.lower(), ([], []))[1].append(role.role_definition_id)
+        # exomi's own records are read once (a few pages), not per principal: tenants have thousands.
+        targets_of: dict[str, list[TargetRecord]] = {}
+        async for target_record in self.app.state.targets.list_all():
+            if target_record.principal_id and target_record.status is not TargetStatus.REVOKED:
+                targets_of.setdefault(target_record.principal_id.lower(), []).append(target_record)
+        owners = await self.app.state.ledgers.owners()
         limit = asyncio.Semaphore(INVENTORY_PARALLELISM)
 
         async def holder(principal_id: str, app_roles: list[str], roles: list[str]) -> Holder:
@@ -390,8 +396,7 @@ class ExomiService:
                 exists = None
                 if principal is not None and principal.principal_type == "ManagedIdentity" and resource_id:
                     exists = await self._resource_exists(resource_id)
-                records = await self.app.state.targets.list_by_principal(principal_id)
-                ledger = await self.app.state.ledgers.find(principal_id)
+                records = targets_of.get(principal_id, [])
                 return classify(
                     principal_id=principal_id,
                     display_name=principal.display_name if principal else None,
@@ -401,8 +406,8 @@ class ExomiService:
                     exchange_app_role_ids=app_roles,
                     exchange_app_role_names=names,
                     role_definition_ids=roles,
-                    targets=[(r.target, r.role) for r in records if r.status is not TargetStatus.REVOKED],
-                    owned=ledger is not None and bool(ledger.grants),
+                    targets=[(r.target, r.role) for r in records],
+                    owned=principal_id in owners,
                 )
 
         holders = await asyncio.gather(*(holder(pid, a, r) for pid, (a, r) in held.items()))

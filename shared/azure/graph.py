@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -99,6 +100,18 @@ class GraphGateway:
         except Exception as exc:  # noqa: BLE001 - every SDK failure becomes an exomi error
             raise from_graph(exc, operation, permission) from exc
 
+    async def _every_page(self, operation: str, permission: str, builder: Any, first: Any) -> list[Any]:
+        """The items of a Graph list, following @odata.nextLink to its last page (``builder`` reads a
+        next link with ``with_url``; ``first`` is the awaitable first page)."""
+        items: list[Any] = []
+        page = await self._call(operation, permission, first)
+        while page is not None:
+            items.extend(page.value or [])
+            if not page.odata_next_link:
+                break
+            page = await self._call(operation, permission, builder.with_url(page.odata_next_link).get())
+        return items
+
     # ------------------------------------------------------------------ service principals
 
     async def get_principal(self, object_id: str) -> PrincipalInfo | None:
@@ -145,37 +158,15 @@ class GraphGateway:
         """Grants HELD by the principal (follows @odata.nextLink)."""
         principal_id = guid(principal_id, "principal_id")
         builder = self._graph.service_principals.by_service_principal_id(principal_id).app_role_assignments
-        page = await self._call("list app role assignments", READ_PRINCIPALS, builder.get())
-        grants: list[AppRoleGrant] = []
-        while page is not None:
-            grants.extend(
-                AppRoleGrant(str(a.id), str(a.principal_id), str(a.resource_id), str(a.app_role_id))
-                for a in page.value or []
-            )
-            if not page.odata_next_link:
-                break
-            page = await self._call(
-                "list app role assignments", READ_PRINCIPALS, builder.with_url(page.odata_next_link).get()
-            )
-        return grants
+        items = await self._every_page("list app role assignments", READ_PRINCIPALS, builder, builder.get())
+        return [_app_role_grant(a) for a in items]
 
     async def app_role_holders(self, resource_id: str) -> list[AppRoleGrant]:
         """Grants MADE ON the resource principal (its appRoleAssignedTo), every page."""
         resource_id = guid(resource_id, "resource_id")
         builder = self._graph.service_principals.by_service_principal_id(resource_id).app_role_assigned_to
-        page = await self._call("list app role holders", READ_PRINCIPALS, builder.get())
-        grants: list[AppRoleGrant] = []
-        while page is not None:
-            grants.extend(
-                AppRoleGrant(str(a.id), str(a.principal_id), str(a.resource_id), str(a.app_role_id))
-                for a in page.value or []
-            )
-            if not page.odata_next_link:
-                break
-            page = await self._call(
-                "list app role holders", READ_PRINCIPALS, builder.with_url(page.odata_next_link).get()
-            )
-        return grants
+        items = await self._every_page("list app role holders", READ_PRINCIPALS, builder, builder.get())
+        return [_app_role_grant(a) for a in items]
 
     async def role_holders(self, role_definition_ids: list[str]) -> list[RoleGrant]:
         """Every assignment of these directory roles, every page."""
@@ -184,23 +175,10 @@ class GraphGateway:
             filter=f"roleDefinitionId in ({ids})"
         )
         builder = self._graph.role_management.directory.role_assignments
-        page = await self._call(
-            "list role holders", READ_ROLES, builder.get(RequestConfiguration(query_parameters=query))
-        )
-        grants: list[RoleGrant] = []
-        while page is not None:
-            grants.extend(
-                RoleGrant(
-                    str(a.id), str(a.principal_id), str(a.role_definition_id), str(a.directory_scope_id)
-                )
-                for a in page.value or []
-            )
-            if not page.odata_next_link:
-                break
-            page = await self._call(
-                "list role holders", READ_ROLES, builder.with_url(page.odata_next_link).get()
-            )
-        return grants
+        first = builder.get(RequestConfiguration(query_parameters=query))
+        return [
+            _role_grant(a) for a in await self._every_page("list role holders", READ_ROLES, builder, first)
+        ]
 
     async def grant_app_role(
         self, principal_id: str, resource_id: str, app_role_id: str
@@ -242,23 +220,9 @@ class GraphGateway:
             filter=f"principalId eq '{principal_id}'"
         )
         builder = self._graph.role_management.directory.role_assignments
-        page = await self._call(
-            "list role assignments", READ_ROLES, builder.get(RequestConfiguration(query_parameters=query))
-        )
-        grants: list[RoleGrant] = []
-        while page is not None:
-            grants.extend(
-                RoleGrant(
-                    str(a.id), str(a.principal_id), str(a.role_definition_id), str(a.directory_scope_id)
-                )
-                for a in page.value or []
-            )
-            if not page.odata_next_link:
-                break
-            page = await self._call(
-                "list role assignments", READ_ROLES, builder.with_url(page.odata_next_link).get()
-            )
-        return grants
+        first = builder.get(RequestConfiguration(query_parameters=query))
+        items = await self._every_page("list role assignments", READ_ROLES, builder, first)
+        return [_role_grant(a) for a in items]
 
     async def assign_role(self, principal_id: str, role_definition_id: str) -> tuple[RoleGrant, str | None]:
         body = UnifiedRoleAssignment(
@@ -304,6 +268,14 @@ class GraphGateway:
 async def _deleted(awaitable) -> bool:
     await awaitable
     return True
+
+
+def _app_role_grant(a: AppRoleAssignment) -> AppRoleGrant:
+    return AppRoleGrant(str(a.id), str(a.principal_id), str(a.resource_id), str(a.app_role_id))
+
+
+def _role_grant(a: UnifiedRoleAssignment) -> RoleGrant:
+    return RoleGrant(str(a.id), str(a.principal_id), str(a.role_definition_id), str(a.directory_scope_id))
 
 
 def _inspecting() -> tuple[RequestConfiguration, HeadersInspectionHandlerOption]:

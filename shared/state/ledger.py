@@ -36,6 +36,16 @@ class LedgerStore:
         grants = [OwnedGrant.model_validate(item) for item in get_json(entity, "Grants") or []]
         return Ledger(principal_id=principal_id, grants=tuple(grants), etag=etag_of(entity.metadata))
 
+    async def owners(self) -> set[str]:
+        """The identities (object ids, lower case) on which exomi owns at least one grant, page by page."""
+        owners = set()
+        async for entity in self.table.query_entities(
+            "RowKey eq @row", parameters={"row": ROW_KEY}, select=["PartitionKey", "Grants"]
+        ):
+            if get_json(entity, "Grants"):
+                owners.add(str(entity["PartitionKey"]).lower())
+        return owners
+
     async def save(self, ledger: Ledger) -> Ledger:
         """Create (no etag) or replace if unchanged since read; else ConcurrencyError."""
         entity: dict[str, Any] = {

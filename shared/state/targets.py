@@ -59,6 +59,12 @@ class TargetStore:
         )
         return [_state_from_entity(entity) for entity in await fetch_all(self.table, where)]
 
+    async def list_all(self) -> AsyncIterator[TargetRecord]:
+        """Every target's state, page by page (the inventory reads them once, not per principal)."""
+        where = Filter().equals("RowKey", STATE)
+        async for entity in self.table.query_entities(where.text, parameters=where.parameters):
+            yield _state_from_entity(entity)
+
     async def list_by_status(self, status: TargetStatus) -> AsyncIterator[TargetRecord]:
         """Every target in this status, read page by page (reconciliation walks all provisioned targets)."""
         where = Filter().equals("RowKey", STATE).equals("Status", TargetStatus(status).value)
