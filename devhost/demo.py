@@ -25,7 +25,7 @@ import time
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from azure.identity import ManagedIdentityCredential
@@ -51,11 +51,19 @@ TIMINGS = {
     "retry_after": 1,
 }
 START = time.monotonic()
+T = TypeVar("T")
 
 
 def say(text: str = "", *, indent: int = 0) -> None:
     stamp = f"[{time.monotonic() - START:6.1f}s]"
     print(f"{stamp} {' ' * indent}{text}", flush=True)
+
+
+def known(value: T | None, what: str) -> T:
+    """A field the SDK's models type as optional but ARM always returns for a resource it just made."""
+    if value is None:
+        raise RuntimeError(f"ARM returned no {what}")
+    return value
 
 
 class Demo:
@@ -117,6 +125,8 @@ class Demo:
             "EXOMI_POLICY": json.dumps(policy),
             "EXOMI_POLL_SECONDS": "0.5",
             "EXOMI_MAX_POLL_SECONDS": "2",
+            # The emulated grants reach the identity's token after TIMINGS["propagation_delay"].
+            "EXOMI_PROPAGATION_SECONDS": str(TIMINGS["propagation_delay"]),
             "EXOMI_TAG_SETTLE_SECONDS": "1",
             "EXOMI_TRUST_APP_SERVICE_AUTH": "true",
             "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:00.500",
@@ -229,17 +239,19 @@ class Demo:
                 "properties": {"sku": {"name": "Basic"}},
             },
         )
+        account_id = known(account.id, "id of the Automation account")
+        identity = known(account.identity, "identity of the Automation account")
         say(
-            f"created {account.name} with a system-assigned identity (object id {account.identity.principal_id})",
+            f"created {account.name} with a system-assigned identity (object id {identity.principal_id})",
             indent=2,
         )
-        before = self.requests_for(account.id)
+        before = self.requests_for(account_id)
         tags = {"exo-organization": self.organization, "exo-role": "Exchange Recipient Administrator"}
         self.resources.tags.begin_update_at_scope(
-            account.id, {"operation": "Merge", "properties": {"tags": tags}}
+            account_id, {"operation": "Merge", "properties": {"tags": tags}}
         ).result()
         say(f"tagged it: {tags}", indent=2)
-        request_id = self.wait_for_request(account.id, "provision", before)
+        request_id = self.wait_for_request(account_id, "provision", before)
         say(f"Event Grid -> exomi: request {request_id}", indent=2)
         result = self.follow(f"/api/requests/{request_id}", "provision")
         self.summary.append(
@@ -251,7 +263,7 @@ class Demo:
                 "granted": "Exchange.ManageAsApp, Exchange Recipient Administrator, modules, runbook",
             }
         )
-        return account.id
+        return account_id
 
     def story_refused_tag(self) -> None:
         say("")
@@ -268,18 +280,19 @@ class Demo:
         )
         tagger = ManagedIdentityCredential(client_id=self.tagger["appId"])
         resources = ResourceManagementClient(tagger, self.info.subscription_id, **self.arm)
+        account_id = known(account.id, "id of the Automation account")
         tags = {"exo-organization": self.organization, "exo-role": "Exchange Administrator"}
         resources.tags.begin_update_at_scope(
-            account.id, {"operation": "Merge", "properties": {"tags": tags}}
+            account_id, {"operation": "Merge", "properties": {"tags": tags}}
         ).result()
         say(f"{self.tagger['displayName']} tagged {account.name}: {tags}", indent=2)
-        refusal = self.wait_for_refusal(account.id)
+        refusal = self.wait_for_refusal(account_id)
         say(
             f"refused by rule '{refusal['rule']}' (the write was allowed by '{refusal['azure_role']}'):",
             indent=2,
         )
         say(refusal["reason"][:160] + "...", indent=4)
-        requests = self.api.get("/api/requests", params={"target": account.id}).json()["value"]
+        requests = self.api.get("/api/requests", params={"target": account_id}).json()["value"]
         # (A request made for the account's creator from its creation event, if that event was handled
         # after the tags were written, is cancelled when the refused tag write is handled.)
         requests = [r for r in requests if r["status"] != "cancelled"]
@@ -350,7 +363,9 @@ class Demo:
         decision.raise_for_status()
         say(f"{self.approver['displayName']} approved it: status {decision.json()['status']}", indent=2)
         result = self.follow(response.headers["Location"], "provision")
-        content = self.automation.runbook.get_content(RG, account.name, "exomi-connect-exchange")
+        content = self.automation.runbook.get_content(
+            RG, known(account.name, "name of the Automation account"), "exomi-connect-exchange"
+        )
         connect = next(line for line in content.splitlines() if line.startswith("Connect-ExchangeOnline"))
         say(f"runbook: {connect}", indent=4)
         self.summary.append(

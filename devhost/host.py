@@ -99,7 +99,7 @@ class DevHost:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.bind, self.port, shutdown_timeout=1.0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked for
+        port = site.port  # the real port when 0 was asked for
         url = f"http://{self.bind}:{port}"
         for fn in functions:
             if fn.trigger_type == "queueTrigger":
@@ -197,6 +197,7 @@ class DevHost:
     async def _flush_output(self, fn: IndexedFunction, binding: dict, datum: meta.Datum) -> None:
         if binding["type"] != "queue":
             return  # warned about at start-up
+        assert self.storage is not None  # set by start(), before the invoker that calls this exists
         encoding = self.config.queues.message_encoding
         texts = [encode_message(message, encoding) for message in output_messages(datum)]
         await self.storage.send(binding.get("connection"), self._queue_name(binding), texts)
@@ -209,6 +210,7 @@ class DevHost:
 
     async def _run_direct(self, fn: IndexedFunction, data: Any) -> None:
         reason = "This function was programmatically called via the host APIs."
+        assert self.invoker is not None  # set by start(), before the server that calls this exists
         if fn.trigger_type == "timerTrigger":
             await invoke_with_retries(self.invoker, fn, timer_request(None, past_due=False), reason)
         elif fn.trigger_type == "eventGridTrigger":

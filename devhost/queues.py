@@ -192,7 +192,10 @@ class QueueListener:
             log.warning("Handling message %s on '%s' failed: %s", message.id, self.queue_name, error)
 
     async def _handle(self, message: StorageMessage) -> None:
-        if message.dequeue_count > self.options.max_dequeue_count:
+        dequeue_count = message.dequeue_count
+        if dequeue_count is None:  # the SDK fills it on every received message; only a built one lacks it
+            raise ValueError(f"message {message.id} has no DequeueCount")
+        if dequeue_count > self.options.max_dequeue_count:
             await self._poison(message)
             return
         try:
@@ -216,7 +219,7 @@ class QueueListener:
             renewal.cancel()
         if result.succeeded:
             await self.queue.delete_message(message.id, message.pop_receipt)
-        elif message.dequeue_count >= self.options.max_dequeue_count:
+        elif dequeue_count >= self.options.max_dequeue_count:
             await self._poison(message)
         else:
             await self.queue.update_message(

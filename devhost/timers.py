@@ -40,7 +40,8 @@ def _parse_field(text: str, index: int) -> list[int]:
     names = _NAMES.get(index, {})
 
     def number(token: str) -> int:
-        value = names.get(token.lower()) if token.lower() in names else int(token)
+        key = token.lower()
+        value = names[key] if key in names else int(token)
         if not low <= value <= high:
             raise ValueError(token)
         return value

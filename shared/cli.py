@@ -361,21 +361,21 @@ async def _run(args: argparse.Namespace, printer: Printer) -> int:
             problems = [s for s in report.steps if s.verdict in ("missing", "wrong", "error")]
             return EXIT_OK if not problems and not report.findings else EXIT_FAILED
         if args.command == "status":
-            report = await service.status(args.request_id)
+            status = await service.status(args.request_id)
             if printer.as_json:
-                data = printer.request(report.request, report.steps)
-                data["audit"] = [a.model_dump(mode="json", exclude={"etag"}) for a in report.audit]
+                data = printer.request(status.request, status.steps)
+                data["audit"] = [a.model_dump(mode="json", exclude={"etag"}) for a in status.audit]
                 print(json.dumps(data, indent=2))
             else:
                 printer.out(
-                    f"request {report.request.id}: {report.request.status.value} ({report.request.operation.value} {report.request.target})"
+                    f"request {status.request.id}: {status.request.status.value} ({status.request.operation.value} {status.request.target})"
                 )
-                printer.progress(report.request, report.steps)
-                if report.request.message:
-                    printer.out(f"  {report.request.message}")
-                if report.target is not None and report.target.expires_at is not None:
+                printer.progress(status.request, status.steps)
+                if status.request.message:
+                    printer.out(f"  {status.request.message}")
+                if status.target is not None and status.target.expires_at is not None:
                     printer.out(
-                        f"  the target's access ends at {report.target.expires_at.isoformat(timespec='seconds')}"
+                        f"  the target's access ends at {status.target.expires_at.isoformat(timespec='seconds')}"
                     )
             return EXIT_OK
         if args.command in ("approve", "deny"):
@@ -465,10 +465,10 @@ async def _run(args: argparse.Namespace, printer: Printer) -> int:
                 )
                 if v
             }
-            page = await service.list_requests(**filters, page_size=200)
+            listed = await service.list_requests(**filters, page_size=200)
             if printer.as_json:
-                print(json.dumps([printer.request(r) for r in page.items], indent=2))
-            for record in page.items:
+                print(json.dumps([printer.request(r) for r in listed.items], indent=2))
+            for record in listed.items:
                 printer.out(
                     f"{record.id}  {record.status.value:<9} {record.operation.value:<9} {record.channel.value:<9} {record.target}"
                 )

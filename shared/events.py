@@ -106,11 +106,15 @@ def read_event(event: Any) -> ResourceEvent | None:
     subject = getattr(event, "subject", None)
     if isinstance(data, Mapping) and not subject:
         subject = data.get("resourceUri")
-    if not all(isinstance(v, str) and v for v in (event_id, event_type, subject)) or not isinstance(
-        data, Mapping
-    ):
+    event_id, event_type, subject = _text(event_id), _text(event_type), _text(subject)
+    if event_id is None or event_type is None or subject is None or not isinstance(data, Mapping):
         return None
     return ResourceEvent(event_id, event_type, subject, time if isinstance(time, datetime) else None, data)
+
+
+def _text(value: Any) -> str | None:
+    """A non-empty string; None for anything else (event fields come from outside)."""
+    return value if isinstance(value, str) and value else None
 
 
 def target_of(subject: str) -> ResourceId | None:
@@ -127,9 +131,9 @@ def caller_of(data: Mapping[str, Any]) -> Requester:
     """Who made the change, as ARM says in the event: the object id (claims, else the evidence), a name
     to record (UPN or name for people, app id or object id for applications) and the Azure role whose
     assignment allowed the write (``authorization.evidence``). No other claim is kept."""
-    claims = data.get("claims") if isinstance(data.get("claims"), Mapping) else {}
-    authorization = data.get("authorization") if isinstance(data.get("authorization"), Mapping) else {}
-    evidence = authorization.get("evidence") if isinstance(authorization.get("evidence"), Mapping) else {}
+    claims = _mapping(data.get("claims"))
+    authorization = _mapping(data.get("authorization"))
+    evidence = _mapping(authorization.get("evidence"))
     object_id = _guid(claims.get(OID_CLAIM) or claims.get("oid") or evidence.get("principalId"))
     candidates = (
         claims.get(UPN_CLAIM),
@@ -151,6 +155,11 @@ def caller_of(data: Mapping[str, Any]) -> Requester:
         azure_role_scope=scope,
         write_operation=operation,
     )
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """An object of the event's data; empty when it is missing or not an object."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def _printable(value: Any) -> bool:
@@ -334,6 +343,7 @@ async def _sync_once(service: ExomiService, target: ResourceId, write: TagWrite)
         except tags.TagError as error:
             log.error("the tags of %s are invalid, nothing was requested: %s", target.canonical, error)
             return Outcome(f"invalid tag {error.tag}")
+        assert request is not None  # opted in (checked above): the tags name an organization
         decision = app.policy.evaluate(request)
         role = decision.role or request.role  # refused before the role was known: the one asked for
         wanted = Desired.of(request.organization, role, request.identity, request.runtime, request.expires)

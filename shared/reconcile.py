@@ -39,7 +39,7 @@ from shared.models import Channel, Operation, Requester, RequestStatus, TargetSt
 from shared.runtime import exomi_service
 from shared.service import ExomiService
 from shared.state.events import KEEP_FOR
-from shared.state.records import DriftFinding, RequestRecord, TargetRecord, utcnow
+from shared.state.records import DriftFinding, DriftKind, RequestRecord, TargetRecord, utcnow
 
 log = logging.getLogger("exomi.reconcile")
 
@@ -149,7 +149,9 @@ async def _resume(service: ExomiService, now: datetime, report: ReconcileReport)
 def _overdue(record: RequestRecord, now: datetime, queued_grace: float, resume_grace: float) -> bool:
     if record.status is RequestStatus.QUEUED:  # since it was recorded, or approved
         return now - record.updated_at > timedelta(seconds=queued_grace)
-    if record.status is RequestStatus.RUNNING:  # its pass stopped renewing its lease: its worker died
+    # Running, or holding a short wait in its pass: overdue once that pass stopped renewing its lease
+    # (its worker died).
+    if record.status is RequestStatus.RUNNING or record.lease_until is not None:
         return record.lease_until is None or record.lease_until < now
     return record.check_again_at is not None and now - record.check_again_at > timedelta(seconds=resume_grace)
 
@@ -310,7 +312,7 @@ def _tag_difference(service: ExomiService, record: TargetRecord, resource_tags: 
     )
 
 
-def _finding(kind: str, what: str, detail: str, now: datetime) -> DriftFinding:
+def _finding(kind: DriftKind, what: str, detail: str, now: datetime) -> DriftFinding:
     return DriftFinding(kind=kind, what=what, detail=detail, found_at=now)
 
 

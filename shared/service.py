@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from shared import callbacks, constants
@@ -27,10 +28,9 @@ from shared.authorization import (
 from shared.azure.arm import ArmGateway
 from shared.azure.clients import AzureClients, AzureEndpoints
 from shared.azure.graph import GraphGateway
-from shared.engine.context import Observation, StepContext, Verdict, resource_ref
-from shared.engine.plan import dependencies, steps_for
+from shared.engine.context import Verdict, resource_ref
 from shared.engine.privileges import observe_privileges
-from shared.engine.runner import Engine
+from shared.engine.runner import Engine, StepListener, held_by_a_pass
 from shared.errors import (
     ApprovalDenied,
     ApprovalExpired,
@@ -482,10 +482,11 @@ class ExomiService:
             adopted.append(f"{name} ({grant_id})")
             await self.app.state.update_ledger(
                 identity.principal_id,
-                lambda lg, k=kind, i=grant_id, n=name: lg.record(
-                    k,
-                    i,
-                    n,
+                partial(
+                    Ledger.record,
+                    kind=kind,
+                    assignment_id=grant_id,
+                    name=name,
                     target_key=target.key,
                     target=target.canonical,
                     request_id=record.id,
@@ -493,7 +494,7 @@ class ExomiService:
                 ),
             )
         existing = await self.app.state.targets.get(target.key)
-        values = {
+        values: dict[str, Any] = {
             "identity": request.identity or SYSTEM_IDENTITY,
             "principal_id": identity.principal_id,
             "client_id": identity.client_id or None,
@@ -631,8 +632,10 @@ class ExomiService:
     async def list_requests(self, **filters: Any) -> Page[RequestRecord]:
         return await self.app.state.requests.list(**filters)
 
-    async def advance(self, request_id: str, *, take_over: bool = False) -> RequestRecord:
-        return await self.app.engine.advance(request_id, take_over=take_over)
+    async def advance(
+        self, request_id: str, *, take_over: bool = False, on_step: StepListener | None = None
+    ) -> RequestRecord:
+        return await self.app.engine.advance(request_id, take_over=take_over, on_step=on_step)
 
     async def run_to_end(
         self,
@@ -645,14 +648,24 @@ class ExomiService:
         """Advance until the request ends (the CLI's foreground mode), sleeping while it waits. A request
         awaiting approval is returned as it is: only an approver can move it on."""
         deadline = None if give_up_after is None else asyncio.get_running_loop().time() + give_up_after
-        while True:
-            record = await self.advance(request_id, take_over=take_over)
-            take_over = False  # only the first pass takes it over: from then on this process holds it
+        seen: dict[str, StepRecord] = {}  # each step as last saved: what progress shows
+
+        async def show(record: RequestRecord) -> None:
             if on_progress is not None:
-                steps = sorted(await self.app.state.steps.list(request_id), key=lambda s: s.index)
-                result = on_progress(record, steps)
+                result = on_progress(record, sorted(seen.values(), key=lambda s: s.index))
                 if asyncio.iscoroutine(result):
                     await result
+
+        async def step_saved(step: StepRecord) -> None:
+            seen[step.name] = step
+            await show(current)
+
+        current = await self._get(request_id)
+        seen.update({s.name: s for s in await self.app.state.steps.list(request_id)})
+        while True:
+            record = current = await self.advance(request_id, take_over=take_over, on_step=step_saved)
+            take_over = False  # only the first pass takes it over: from then on this process holds it
+            await show(record)
             if record.status is RequestStatus.AWAITING_APPROVAL:
                 return record
             if not record.status.active:
@@ -698,7 +711,7 @@ class ExomiService:
             return  # a duplicate work item: the one the last pass queued comes when the request is due
         else:
             record = await self.advance(item.request_id)  # an exception makes the host retry, then poison
-            if record.status is RequestStatus.RUNNING:
+            if record.status is RequestStatus.RUNNING or held_by_a_pass(record):
                 return  # another pass holds it (a duplicate work item): that pass queues it again
             if record.status.active:
                 await self.enqueue(record)
@@ -1054,13 +1067,16 @@ class ExomiService:
         return report
 
     async def _observe_all(
-        self, request: ProvisionRequest, decision: Decision, operation: Operation, target_record=None
+        self,
+        request: ProvisionRequest,
+        decision: Decision,
+        operation: Operation,
+        target_record: TargetRecord | None = None,
     ) -> tuple[list[StepReport], dict[str, Any]]:
         target = parse_resource_id(request.target)
         if target_record is None:
             target_record = await self.app.state.targets.get(target.key)
-        facts: dict[str, Any] = {"changed": False}  # becomes True once a step would change something
-        fake = RequestRecord(
+        unsaved = RequestRecord(
             id="00000000-0000-0000-0000-000000000000",
             operation=operation,
             target=target.canonical,
@@ -1070,54 +1086,25 @@ class ExomiService:
             request=request,
             decision=decision,
         )
+        observed, facts = await self.app.engine.observe(unsaved, target_record)
         reports: list[StepReport] = []
-        unsettled: set[str] = set()  # steps whose facts later steps cannot rely on
-        steps = steps_for(operation, target.kind)
-        needs = dependencies(steps)
-        for step in steps:
-            waiting_on = sorted(needs[step.name] & unsettled)
-            if waiting_on:
+        for item in observed:
+            step, observation, error = item.step, item.observation, item.error
+            if item.waiting_on:
+                detail = f"depends on {', '.join(item.waiting_on)}, which must change first"
+                reports.append(StepReport(step.name, step.title, "unknown", detail))
+            elif error is not None:
+                fix = error.details().get("fix")
+                reports.append(StepReport(step.name, step.title, "error", error.message, fix=fix))
+            elif observation is not None:
                 reports.append(
                     StepReport(
                         step.name,
                         step.title,
-                        "unknown",
-                        f"depends on {', '.join(waiting_on)}, which must change first",
+                        observation.verdict.value,
+                        observation.detail,
+                        observation.action,
+                        observation.fix,
                     )
                 )
-                unsettled.add(step.name)
-                continue
-            ctx = StepContext(
-                fake,
-                decision,
-                target,
-                self.app.arm,
-                self.app.graph,
-                self.app.state,
-                self.app.settings.engine,
-                dict(facts),
-                target_record,
-            )
-            try:
-                observation: Observation = await step.observe(ctx)
-            except ExomiError as error:
-                reports.append(
-                    StepReport(step.name, step.title, "error", error.message, fix=error.details().get("fix"))
-                )
-                unsettled.add(step.name)
-                continue
-            facts.update(observation.facts)
-            reports.append(
-                StepReport(
-                    step.name,
-                    step.title,
-                    observation.verdict.value,
-                    observation.detail,
-                    observation.action,
-                    observation.fix,
-                )
-            )
-            if observation.verdict in (Verdict.MISSING, Verdict.WRONG, Verdict.PENDING):
-                unsettled.add(step.name)
-                facts["changed"] = True
         return reports, facts

@@ -92,6 +92,20 @@ class EngineTimings(BaseModel):
     replication_window: float = 1800.0  # how long a fresh principal may stay invisible before failing
     propagation_window: float = 7200.0  # how long verification may fail for authorization after a grant
     advance_budget: float = 60.0  # how long one engine pass may work before it yields
+    # Waits whose length is roughly known (imports, jobs, Run Command): looked at no more often than
+    # min_poll, and at most wait_precision of the time waited so far after the expected end (so a 3-minute
+    # import is seen done within 9 s of its end). expected_*: 0 means "not known", look from the start.
+    min_poll: float = 2.0
+    wait_precision: float = 0.05
+    expected_import: float = 0.0
+    expected_job: float = 0.0
+    expected_run_command: float = 0.0
+    # Grants reach an identity's Exchange token only after a while: verification starts this long after
+    # the latest grant (a failure for authorization after that still waits, up to propagation_window).
+    propagation: float = 30.0
+    # A step due again within this long is waited for inside the pass (which keeps what it loaded and
+    # its lease); a longer wait ends the pass and the request is queued again for its time.
+    hold: float = 15.0
     # How long a pass holds a running request without renewing (it renews every half of it while it
     # works): a pass whose worker died is taken for dead after this, and the resume pass queues it again.
     lease: float = 30.0
@@ -222,6 +236,13 @@ _ENGINE_SETTINGS = {
     "replication_window": "EXOMI_REPLICATION_WINDOW_SECONDS",
     "propagation_window": "EXOMI_PROPAGATION_WINDOW_SECONDS",
     "advance_budget": "EXOMI_ADVANCE_BUDGET_SECONDS",
+    "min_poll": "EXOMI_MIN_POLL_SECONDS",
+    "wait_precision": "EXOMI_WAIT_PRECISION",
+    "expected_import": "EXOMI_EXPECTED_IMPORT_SECONDS",
+    "expected_job": "EXOMI_EXPECTED_JOB_SECONDS",
+    "expected_run_command": "EXOMI_EXPECTED_RUN_COMMAND_SECONDS",
+    "propagation": "EXOMI_PROPAGATION_SECONDS",
+    "hold": "EXOMI_HOLD_SECONDS",
     "tag_settle": "EXOMI_TAG_SETTLE_SECONDS",
     "resume_grace": "EXOMI_RESUME_GRACE_SECONDS",
     "lease": "EXOMI_LEASE_SECONDS",

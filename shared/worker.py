@@ -13,7 +13,7 @@ from shared.work_queue import decode
 log = logging.getLogger("exomi.worker")
 
 
-async def process_work_item(body: bytes | str, dequeue_count: int = 1) -> None:
+async def process_work_item(body: bytes | str, dequeue_count: int | None = 1) -> None:
     try:
         item = decode(body)
     except InputError as error:

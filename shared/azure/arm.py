@@ -3,15 +3,29 @@ plain data and raising only exomi errors. "Not found" is an answer (None) where 
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.polling.async_base_polling import AsyncLROBasePolling
+from azure.core.polling.base_polling import BadResponse, BadStatus
 
 from shared.azure.clients import AzureClients
 from shared.azure.failures import from_arm
+from shared.errors import Transient
 from shared.ids import TargetKind, validate_guid
+
+if TYPE_CHECKING:  # the SDKs' TypedDicts of the JSON bodies exomi sends (annotations only)
+    from azure.mgmt.automation.types import (
+        ContentLink,
+        JobCreateParameters,
+        ModuleCreateOrUpdateParameters,
+        PackageCreateOrUpdateParameters,
+        RunbookCreateOrUpdateParameters,
+        RunbookCreateOrUpdateProperties,
+    )
+    from azure.mgmt.automation.types import RuntimeEnvironment as RuntimeEnvironmentBody
+    from azure.mgmt.compute.types import RunCommandInput
 
 GALLERY_PACKAGE_URL = "https://www.powershellgallery.com/api/v2/package/{name}/{version}"
 MANAGED_BY_TAG = "managed-by"
@@ -123,16 +137,10 @@ def _target(resource: Any) -> TargetResource:
     )
 
 
-def _gallery_import(name: str, version: str) -> dict[str, Any]:
-    """The body that imports ``name`` ``version`` from the PowerShell Gallery (a module or a package)."""
-    return {
-        "properties": {
-            "contentLink": {
-                "uri": GALLERY_PACKAGE_URL.format(name=name, version=version),
-                "version": version,
-            }
-        }
-    }
+def _gallery_link(name: str, version: str) -> ContentLink:
+    """The content link that imports ``name`` ``version`` from the PowerShell Gallery (a module or a
+    package: their bodies are ``{"properties": {"contentLink": ...}}``)."""
+    return {"uri": GALLERY_PACKAGE_URL.format(name=name, version=version), "version": version}
 
 
 def scope_contains(outer: str, inner: str) -> bool:
@@ -254,7 +262,7 @@ class ArmGateway:
 
     async def import_module(self, account: ResourceRef, name: str, version: str) -> ImportState:
         client = self.clients.automation(account.subscription_id)
-        body = _gallery_import(name, version)
+        body: ModuleCreateOrUpdateParameters = {"properties": {"contentLink": _gallery_link(name, version)}}
         item = await self._call(
             f"import module {name} {version}",
             client.module.create_or_update(account.resource_group, account.name, name, body),
@@ -283,7 +291,8 @@ class ArmGateway:
         self, account: ResourceRef, environment: str, version: str, location: str
     ) -> None:
         client = self.clients.automation(account.subscription_id)
-        body = {
+        # The SDK's TrackedResource TypedDict lacks total=False, so it wrongly requires the optional tags.
+        body: RuntimeEnvironmentBody = {  # type: ignore[typeddict-item]
             "location": location,
             "properties": {
                 "runtime": {"language": "PowerShell", "version": version},
@@ -306,7 +315,7 @@ class ArmGateway:
         self, account: ResourceRef, environment: str, name: str, version: str
     ) -> ImportState:
         client = self.clients.automation(account.subscription_id)
-        body = _gallery_import(name, version)
+        body: PackageCreateOrUpdateParameters = {"properties": {"contentLink": _gallery_link(name, version)}}
         item = await self._call(
             f"import package {name} {version}",
             client.package.create_or_update(account.resource_group, account.name, environment, name, body),
@@ -350,7 +359,7 @@ class ArmGateway:
         description: str,
     ) -> None:
         client = self.clients.automation(account.subscription_id)
-        properties: dict[str, Any] = {
+        properties: RunbookCreateOrUpdateProperties = {
             "runbookType": "PowerShell",
             "description": description,
             "logProgress": False,
@@ -358,7 +367,11 @@ class ArmGateway:
         }
         if runtime_environment:
             properties["runtimeEnvironment"] = runtime_environment
-        body = {"location": location, "properties": properties, "tags": {MANAGED_BY_TAG: "exomi"}}
+        body: RunbookCreateOrUpdateParameters = {
+            "location": location,
+            "properties": properties,
+            "tags": {MANAGED_BY_TAG: "exomi"},
+        }
         await self._call(
             f"create runbook {name}",
             client.runbook.create_or_update(account.resource_group, account.name, name, body),
@@ -399,7 +412,7 @@ class ArmGateway:
                 used = (
                     getattr(runbook.properties, "runtime_environment", None) if runbook.properties else None
                 )
-                if used and used.lower() == environment.lower():
+                if used and used.lower() == environment.lower() and runbook.name:  # listed: always named
                     names.append(runbook.name)
         except ResourceNotFoundError:
             return []
@@ -422,7 +435,9 @@ class ArmGateway:
     async def start_job(self, account: ResourceRef, job_name: str, runbook: str) -> None:
         """Starts the published runbook (in the runtime environment the runbook names)."""
         client = self.clients.automation(account.subscription_id)
-        body: dict[str, Any] = {"properties": {"runbook": {"name": runbook}, "parameters": {}, "runOn": ""}}
+        body: JobCreateParameters = {
+            "properties": {"runbook": {"name": runbook}, "parameters": {}, "runOn": ""}
+        }
         await self._call(
             f"start job for runbook {runbook}",
             client.job.create(account.resource_group, account.name, job_name, body),
@@ -451,29 +466,37 @@ class ArmGateway:
     async def start_run_command(self, vm: ResourceRef, script: list[str]) -> str:
         """Starts a Run Command and returns its continuation token (the engine keeps it in state)."""
         client = self.clients.compute(vm.subscription_id)
-        body = {"commandId": "RunPowerShellScript", "script": script}
+        body: RunCommandInput = {"commandId": "RunPowerShellScript", "script": script}
         poller = await self._call(
             "start Run Command", client.virtual_machines.begin_run_command(vm.resource_group, vm.name, body)
         )
         return poller.continuation_token()
 
-    async def poll_run_command(
-        self, vm: ResourceRef, token: str, *, budget_seconds: float
-    ) -> RunCommandOutcome | None:
-        """Waits at most ``budget_seconds`` for a started Run Command; None while it still runs."""
+    async def run_command_status(self, vm: ResourceRef, token: str) -> RunCommandOutcome | None:
+        """One look at a started Run Command (its operation's status, no waiting): None while it still
+        runs. The engine decides when to look again, not the SDK's fixed polling loop."""
         client = self.clients.compute(vm.subscription_id)
         poller = await self._call(
             "resume Run Command",
             client.virtual_machines.begin_run_command(
-                vm.resource_group, vm.name, {}, continuation_token=token
+                # the body is not sent when resuming from a token, but the signature requires one
+                vm.resource_group,
+                vm.name,
+                cast("RunCommandInput", {}),
+                continuation_token=token,
             ),
         )
+        method = poller.polling_method()
         try:
-            result = await asyncio.wait_for(poller.result(), timeout=budget_seconds)
-        except TimeoutError:
-            return None
+            if isinstance(method, AsyncLROBasePolling) and not method.finished():
+                await method.update_status()
+                if not method.finished():
+                    return None
+            result = await poller.result()  # finished: only the final GET of the result is left
         except HttpResponseError as exc:
             raise from_arm(exc, "Run Command") from exc
+        except (BadStatus, BadResponse) as exc:
+            raise Transient(f"Run Command status could not be read: {exc}") from exc
         stdout, stderr = "", ""
         for status in result.value or []:
             code = (status.code or "").lower()

@@ -106,7 +106,8 @@ def from_arm(exc: Exception, operation: str) -> ExomiError:
                 f"assign exomi's managed identity a role that allows '{action}'{where} (see docs/PERMISSIONS.md for the roles exomi needs).",
                 detail=message,
             )
-        headers = exc.response.headers if exc.response is not None else None
+        # azure-core types the response as a protocol without headers; its transport responses have them
+        headers = getattr(exc.response, "headers", None)
         return _answered("Azure Resource Manager", operation, status, code, message, headers)
     return UpstreamRejected("Azure Resource Manager", operation, None, type(exc).__name__, str(exc))
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.default_query_parameters import QueryParameters
 from kiota_http.middleware.options import HeadersInspectionHandlerOption
 from msgraph.generated.models.app_role_assignment import AppRoleAssignment
 from msgraph.generated.models.service_principal import ServicePrincipal
@@ -278,10 +279,10 @@ def _role_grant(a: UnifiedRoleAssignment) -> RoleGrant:
     return RoleGrant(str(a.id), str(a.principal_id), str(a.role_definition_id), str(a.directory_scope_id))
 
 
-def _inspecting() -> tuple[RequestConfiguration, HeadersInspectionHandlerOption]:
+def _inspecting() -> tuple[RequestConfiguration[QueryParameters], HeadersInspectionHandlerOption]:
     """Request options under which kiota keeps the response headers (for Graph's request-id)."""
     option = HeadersInspectionHandlerOption(inspect_request_headers=False, inspect_response_headers=True)
-    config = RequestConfiguration()
+    config: RequestConfiguration[QueryParameters] = RequestConfiguration()  # POSTs take no query
     config.options = [option]
     return config, option
 

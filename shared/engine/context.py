@@ -12,6 +12,7 @@ from shared.azure.arm import ArmGateway, ResourceRef
 from shared.azure.clients import ARM_CORRELATION
 from shared.azure.graph import GraphGateway
 from shared.ids import ResourceId, TargetKind
+from shared.models import ProvisionRequest, Role, Runtime
 from shared.policy import Decision
 from shared.settings import EngineTimings
 from shared.state.records import AuditRecord, RequestRecord, TargetRecord, utcnow
@@ -125,6 +126,38 @@ class AuditTrail:
         return made
 
 
+@dataclass(frozen=True)
+class Desired:
+    """The effective values of an allowed provision request: what the steps make true. A decision
+    without them (refused, or a revocation's) never reaches a provisioning step."""
+
+    role: Role
+    role_template_id: str
+    runtime: Runtime
+    runtime_environment: str | None  # None for PowerShell 5.1 and for targets that are not Automation
+    module_versions: dict[str, str]
+    runbook_name: str
+
+    @classmethod
+    def of(cls, decision: Decision | None, request_id: str) -> Desired:
+        if (
+            decision is None
+            or decision.role is None
+            or decision.role_template_id is None
+            or decision.runtime is None
+            or decision.runbook_name is None
+        ):
+            raise RuntimeError(f"step order error: request {request_id} has no complete policy decision")
+        return cls(
+            role=decision.role,
+            role_template_id=decision.role_template_id,
+            runtime=decision.runtime,
+            runtime_environment=decision.runtime_environment,
+            module_versions={str(name): version for name, version in decision.module_versions.items()},
+            runbook_name=decision.runbook_name,
+        )
+
+
 @dataclass
 class StepContext:
     request: RequestRecord
@@ -136,13 +169,25 @@ class StepContext:
     timings: EngineTimings
     facts: dict[str, Any]
     target_record: TargetRecord | None
+    audit: AuditTrail
     memo: dict[str, Any] = field(default_factory=dict)
-    audit: AuditTrail | None = None
     now: datetime = field(default_factory=utcnow)
 
     @property
     def kind(self) -> TargetKind:
         return self.target.kind
+
+    @property
+    def desired(self) -> Desired:
+        """What the policy decided for this provision request, complete (revocations have none)."""
+        return Desired.of(self.decision, self.request.id)
+
+    @property
+    def provision(self) -> ProvisionRequest:
+        request = self.request.request
+        if not isinstance(request, ProvisionRequest):
+            raise RuntimeError(f"step order error: request {self.request.id} is not a provision request")
+        return request
 
     @property
     def ref(self) -> ResourceRef:

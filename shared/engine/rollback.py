@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 
 from shared.azure.arm import ArmGateway
 from shared.azure.graph import GraphGateway
 from shared.engine.context import resource_ref
 from shared.errors import ExomiError
 from shared.ids import ResourceId, TargetKind
-from shared.ownership import GrantKind, OwnedGrant
+from shared.ownership import GrantKind, Ledger, OwnedGrant
 from shared.state.records import AuditRecord, RequestRecord
 from shared.state.store import StateStore
 
@@ -78,7 +79,8 @@ async def roll_back(
             others = grant.needed_by_others(target.key)
             if others:
                 await state.update_ledger(
-                    principal_id, lambda lg, g=grant: lg.release(target.key, g.assignment_id)
+                    principal_id,
+                    partial(Ledger.release, target_key=target.key, assignment_id=grant.assignment_id),
                 )
                 result.kept.append(f"{grant.name} (also needed by {', '.join(others)})")
                 continue
@@ -94,7 +96,7 @@ async def roll_back(
                 f"roll back: remove the {grant.kind.value} {grant.name}",
                 {"assignment_id": grant.assignment_id},
             )
-            await state.update_ledger(principal_id, lambda lg, g=grant: lg.forget(g.assignment_id))
+            await state.update_ledger(principal_id, partial(Ledger.forget, assignment_id=grant.assignment_id))
             result.removed.append(f"{grant.kind.value} {grant.name} ({grant.assignment_id})")
     runbook = _runbook_created(audit, request)
     if runbook is not None and target.kind is TargetKind.AUTOMATION_ACCOUNT:

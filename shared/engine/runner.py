@@ -1,10 +1,11 @@
 """The engine: advance one request through its steps, as far as it can go right now.
 
-One pass loads the request, its steps and its audit records, runs every step whose prerequisites are
-done (independent steps concurrently), and writes each step's outcome as soon as it has it. A step
-that waits on Azure records when to look again and the pass ends; the caller (the queue worker, or
-the CLI) calls ``advance`` again at that time. A crash anywhere loses nothing: the next pass observes
-the tenant again, and the steps act only on a difference.
+One pass loads the request, its steps and its audit records once, and starts each step the moment its
+own prerequisites are done (shared/engine/plan.py), writing each step's outcome as soon as it has it.
+A step that waits on Azure never waits itself: it says when to look again. The pass holds a short wait
+(``timings.hold``) and starts the step again then; a longer one ends the pass, and the caller (the
+queue worker, or the CLI) calls ``advance`` again at that time. A crash anywhere loses nothing: the next
+pass observes the tenant again, and the steps act only on a difference.
 """
 
 from __future__ import annotations
@@ -12,18 +13,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from shared.azure.arm import ArmGateway
 from shared.azure.graph import GraphGateway
-from shared.engine.context import AuditTrail, StepContext, StepResult
-from shared.engine.plan import dependencies, steps_for
+from shared.engine.context import AuditTrail, Observation, StepContext, StepResult, Verdict
+from shared.engine.plan import plan_for
 from shared.engine.privileges import drift_of, observe_privileges
 from shared.engine.rollback import Rollback, roll_back
 from shared.engine.step import Step, backoff
-from shared.errors import ErrorCategory, ExomiError, OperationFailed, RecordedError
+from shared.errors import ConcurrencyError, ErrorCategory, ExomiError, OperationFailed, RecordedError
 from shared.findings import Finding
 from shared.ids import parse_resource_id
 from shared.models import Channel, Operation, ProvisionRequest, RequestStatus, StepStatus, TargetStatus
@@ -43,6 +45,7 @@ from shared.state.store import StateStore
 
 log = logging.getLogger("exomi.engine")
 FINISHED = {StepStatus.DONE, StepStatus.SKIPPED}
+StepListener = Callable[[StepRecord], Awaitable[None]]
 
 
 class InternalError(ExomiError):
@@ -85,27 +88,26 @@ class Engine:
         self.roll_back_on_failure = roll_back_on_failure  # policy on_failure
         self.remove_unmanaged_grants = remove_unmanaged_grants  # policy remove_unmanaged_grants
 
-    async def advance(self, request_id: str, *, take_over: bool = False) -> RequestRecord:
+    async def advance(
+        self, request_id: str, *, take_over: bool = False, on_step: StepListener | None = None
+    ) -> RequestRecord:
         """Runs what can run now; returns the request as stored afterwards. A pass holds the request
         for ``timings.lease`` seconds (renewed while it works); a pass that finds another one holding it
-        does nothing, unless ``take_over`` (an operator knows the other one is dead)."""
+        does nothing, unless ``take_over`` (an operator knows the other one is dead). ``on_step`` hears of
+        each step's outcome as it is saved (the CLI's progress)."""
         record = await self.state.requests.get(request_id)
         if not record.status.active or record.status is RequestStatus.AWAITING_APPROVAL:
             return record  # ended, or nothing may happen before an approver approves it
-        if (
-            record.status is RequestStatus.RUNNING
-            and record.lease_until is not None
-            and record.lease_until > utcnow()
-            and not take_over
-        ):
+        if held_by_a_pass(record) and not take_over:
             return record  # another pass works on it (a duplicate work item): it re-queues it if needed
         target = parse_resource_id(record.target)
-        steps = steps_for(record.operation, target.kind)
-        needs = dependencies(steps)
+        plan = plan_for(record.operation, target.kind)
         stored = {s.name: s for s in await self.state.steps.list(request_id)}
         audit = await self.state.audit.list_for_request(request_id)
         target_record = await self.state.targets.get(target.key)
-        failed = next((s for s in stored.values() if s.status is StepStatus.FAILED), None)
+        failed = next(
+            (stored[s.name] for s in plan.steps if self._status(stored, s.name) is StepStatus.FAILED), None
+        )
         if failed is not None:  # a pass stopped between a step's failure and the request's end
             return await self._fail(
                 record, RecordedError(failed.error or {"message": failed.message}), target_record
@@ -119,58 +121,116 @@ class Engine:
             lease_until=self._lease(),
         )
         facts: dict[str, Any] = {}
-        for step in steps:
-            if stored.get(step.name) and stored[step.name].status in FINISHED:
+        for step in plan.steps:
+            if self._status(stored, step.name) in FINISHED:
                 facts.update(_facts(stored[step.name]))
         facts["changed"] = any(s.action == "changed" for s in stored.values())
         deadline = time.monotonic() + self.timings.advance_budget
+        hold = min(self.timings.hold, self.timings.lease / 2)  # a held wait never outlives the lease
+
+        # The scheduler: a step starts the moment its own prerequisites are done (graphlib over the
+        # plan's edges); a step that waits says when to look again, and is started again at that time
+        # while the pass holds the request, or by the next pass.
+        sorter = plan.sorter()
+        sorter.prepare()
+        ready: set[str] = set()  # prerequisites done, not running, not finished
+        running: dict[asyncio.Task[_Outcome], str] = {}
+        failures: dict[str, ExomiError] = {}  # the first in plan order ends the request
+
+        def start_what_is_due() -> None:
+            while True:
+                ready.update(sorter.get_ready())
+                finished = [name for name in ready if self._status(stored, name) in FINISHED]
+                if not finished:
+                    break
+                for name in finished:
+                    ready.discard(name)
+                    sorter.done(name)
+            if failures or time.monotonic() > deadline:
+                return  # let what runs finish; start nothing new
+            now = utcnow()
+            for name in sorted(ready, key=plan.index):
+                previous = stored.get(name)
+                if previous is None or previous.check_again_at is None or previous.check_again_at <= now:
+                    ready.discard(name)
+                    task = asyncio.create_task(
+                        self._run(
+                            plan.step(name),
+                            plan.index(name),
+                            record,
+                            target,
+                            previous,
+                            dict(facts),
+                            target_record,
+                            audit,
+                        )
+                    )
+                    running[task] = name
 
         while True:
-            now = utcnow()
-            ready = [
-                step
-                for step in steps
-                if self._status(stored, step) not in FINISHED
-                and self._status(stored, step) is not StepStatus.FAILED
-                and all(self._status(stored, StepByName(d)) in FINISHED for d in needs[step.name])
-                and (
-                    stored.get(step.name) is None
-                    or stored[step.name].check_again_at is None
-                    or stored[step.name].check_again_at <= now
+            start_what_is_due()
+            if not running:
+                if failures or not ready or time.monotonic() > deadline:
+                    break
+                due = min(stored[name].check_again_at or utcnow() for name in ready)
+                delay = max((due - utcnow()).total_seconds(), 0.0)
+                if delay > hold or time.monotonic() + delay > deadline:
+                    break
+                # Hold the wait in this pass: the request says it waits (and can be cancelled meanwhile).
+                record = await self._update(
+                    record,
+                    status=RequestStatus.WAITING,
+                    check_again_at=due,
+                    message=_waiting_message(stored, ready),
+                    lease_until=self._lease(),
                 )
-            ]
-            if not ready:
-                break
-            outcomes = await asyncio.gather(
-                *(
-                    self._run(step, index, record, target, stored.get(step.name), facts, target_record, audit)
-                    for index, step in enumerate(steps)
-                    if step in ready
-                )
+                await asyncio.sleep(delay)
+                current = await self.state.requests.get(request_id)
+                if current.etag != record.etag:
+                    return current  # cancelled, or taken over, while it waited
+                try:
+                    record = await self._update(
+                        current,
+                        status=RequestStatus.RUNNING,
+                        check_again_at=None,
+                        message="working",
+                        lease_until=self._lease(),
+                    )
+                except ConcurrencyError:
+                    return await self.state.requests.get(request_id)
+                continue
+            finished, _ = await asyncio.wait(
+                running, timeout=self.timings.lease / 3, return_when=asyncio.FIRST_COMPLETED
             )
-            failure = None
-            for outcome in outcomes:
-                stored[outcome.step.name] = outcome.record
+            for task in finished:
+                name = running.pop(task)
+                outcome = task.result()  # _run turns every exception into an outcome
+                stored[name] = outcome.record
                 if outcome.record.status in FINISHED:
                     facts.update(_facts(outcome.record))
+                elif outcome.record.status is StepStatus.WAITING:
+                    ready.add(name)
                 if outcome.record.action == "changed":
                     facts["changed"] = True
-                failure = failure or outcome.error
-            target_record = await self._save_target(record, target, facts, target_record, succeeded=False)
-            if failure is not None:
-                return await self._fail(record, failure, target_record)
+                if outcome.error is not None:
+                    failures[name] = outcome.error
+                if on_step is not None:
+                    await on_step(outcome.record)
+            if finished:
+                target_record = await self._save_target(record, target, facts, target_record, succeeded=False)
             if (
                 record.lease_until is not None
                 and (record.lease_until - utcnow()).total_seconds() < self.timings.lease / 2
             ):
                 record = await self._update(record, lease_until=self._lease())  # the heartbeat of a long pass
-            if time.monotonic() > deadline:
-                break
 
-        if all(self._status(stored, step) in FINISHED for step in steps):
+        if failures:
+            first = min(failures, key=plan.index)
+            return await self._fail(record, failures[first], target_record)
+        if all(self._status(stored, step.name) in FINISHED for step in plan.steps):
             record = _with_end_of_access(record)
             target_record = await self._save_target(record, target, facts, target_record, succeeded=True)
-            summary = "; ".join(stored[s.name].message or s.title for s in steps)
+            summary = "; ".join(stored[s.name].message or s.title for s in plan.steps)
             if record.operation is Operation.PROVISION and target_record is not None:
                 target_record, findings = await self._privilege_findings(record, target_record)
                 if findings:
@@ -181,22 +241,60 @@ class Engine:
                 RequestStatus.REVOKED if record.operation is Operation.REVOKE else RequestStatus.SUCCEEDED
             )
             return await self.state.finish(record, status, message=summary)
-        waiting = [
-            stored[s.name] for s in steps if s.name in stored and stored[s.name].status is StepStatus.WAITING
-        ]
-        check_again_at = min((w.check_again_at for w in waiting if w.check_again_at), default=utcnow())
-        message = "; ".join(w.message for w in waiting if w.message) or "working"
+        due_times = [stored[name].check_again_at if name in stored else None for name in ready]
+        check_again_at = min((t or utcnow() for t in due_times), default=utcnow())
         return await self._update(
             record,
             status=RequestStatus.WAITING,
             check_again_at=check_again_at,
-            message=message,
+            message=_waiting_message(stored, ready),
             lease_until=None,
         )
 
+    async def observe(
+        self, record: RequestRecord, target_record: TargetRecord | None
+    ) -> tuple[list[Observed], dict[str, Any]]:
+        """Every step's observation of the tenant, in plan order, writing nothing (plan and diagnose).
+        A step whose prerequisite would change first is not looked at: what it sees is not known yet."""
+        target = parse_resource_id(record.target)
+        plan = plan_for(record.operation, target.kind)
+        facts: dict[str, Any] = {"changed": False}  # becomes True once a step would change something
+        unsettled: set[str] = set()  # steps whose facts later steps cannot rely on
+        results: list[Observed] = []
+        for step in plan.in_order():
+            waiting_on = sorted(plan.needs[step.name] & unsettled)
+            if waiting_on:
+                results.append(Observed(step, None, None, waiting_on))
+                unsettled.add(step.name)
+                continue
+            ctx = StepContext(
+                request=record,
+                decision=record.decision,
+                target=target,
+                arm=self.arm,
+                graph=self.graph,
+                state=self.state,
+                timings=self.timings,
+                facts=dict(facts),
+                target_record=target_record,
+                audit=AuditTrail(self.state, record, step.name, 0, []),
+            )
+            try:
+                observation = await step.observe(ctx)
+            except ExomiError as error:
+                results.append(Observed(step, None, error, []))
+                unsettled.add(step.name)
+                continue
+            facts.update(observation.facts)
+            results.append(Observed(step, observation, None, []))
+            if observation.verdict in (Verdict.MISSING, Verdict.WRONG, Verdict.PENDING):
+                unsettled.add(step.name)
+                facts["changed"] = True
+        return results, facts
+
     @staticmethod
-    def _status(stored: dict[str, StepRecord], step: Step | StepByName) -> StepStatus:
-        record = stored.get(step.name)
+    def _status(stored: dict[str, StepRecord], name: str) -> StepStatus:
+        record = stored.get(name)
         return record.status if record is not None else StepStatus.PENDING
 
     async def _run(
@@ -222,9 +320,9 @@ class Engine:
             timings=self.timings,
             facts=dict(facts),
             target_record=target_record,
+            audit=AuditTrail(self.state, request, step.name, attempts, audit_records),
             memo=memo,
         )
-        ctx.audit = AuditTrail(self.state, request, step.name, attempts, audit_records)
         base = StepRecord(
             request_id=request.id,
             name=step.name,
@@ -449,6 +547,8 @@ class Engine:
             else before.runbook_name,
         )
         provision = request.request
+        if not isinstance(provision, ProvisionRequest):
+            return previous  # a revocation was handled above: this is unreachable
         decision = request.decision
         update: dict[str, Any] = {
             "identity": facts.get("identity") or provision.identity,
@@ -475,11 +575,29 @@ class Engine:
         return await self.state.targets.save(record)
 
 
-class StepByName:
-    """A stand-in to look up a dependency's status by name."""
+@dataclass
+class Observed:
+    """One step's part of a plan or diagnosis: its observation, the error that stopped it, or the
+    prerequisites that must change before it can be looked at."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    step: Step
+    observation: Observation | None
+    error: ExomiError | None
+    waiting_on: list[str]
+
+
+def held_by_a_pass(record: RequestRecord) -> bool:
+    """An engine pass holds the request (running, or holding a short wait) and has renewed its lease."""
+    return (
+        record.status in (RequestStatus.RUNNING, RequestStatus.WAITING)
+        and record.lease_until is not None
+        and record.lease_until > utcnow()
+    )
+
+
+def _waiting_message(stored: dict[str, StepRecord], names: set[str]) -> str:
+    messages = [stored[n].message for n in sorted(names) if n in stored and stored[n].message]
+    return "; ".join(m for m in messages if m) or "working"
 
 
 def _with_end_of_access(record: RequestRecord) -> RequestRecord:

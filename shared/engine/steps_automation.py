@@ -3,41 +3,101 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from shared.azure.arm import ImportState
 from shared.engine.context import Observation, StepContext, StepResult, Verdict
-from shared.engine.step import Step, backoff
+from shared.engine.step import Step
+from shared.engine.waits import look_again
 from shared.errors import OperationFailed, PrerequisiteMissing
 from shared.runbooks import connect_script, content_hash
 
 
+def _environment(ctx: StepContext) -> str | None:
+    """The 7.x runtime environment the runbook runs in, or None for PowerShell 5.1 (account modules)."""
+    desired = ctx.desired
+    return desired.runtime_environment if desired.runtime.uses_runtime_environment else None
+
+
+class RuntimeEnvironment(Step):
+    name = "runtime-environment"
+    title = "Runtime environment for PowerShell 7.x"
+    after = ("identity",)  # the account must exist, and the environment is created in its location
+
+    async def observe(self, ctx: StepContext) -> Observation:
+        environment = _environment(ctx)
+        if environment is None:
+            return Observation(Verdict.NOT_APPLICABLE, "PowerShell 5.1 uses the account's modules")
+        env = await ctx.arm.get_runtime_environment(ctx.ref, environment)
+        if env is None:
+            return Observation(
+                Verdict.MISSING,
+                f"runtime environment {environment} does not exist",
+                action=f"create runtime environment {environment} (PowerShell {ctx.desired.runtime.value})",
+            )
+        if env.get("language") != "PowerShell" or env.get("version") != ctx.desired.runtime.value:
+            return Observation(
+                Verdict.WRONG,
+                f"runtime environment {environment} exists with {env.get('language')} {env.get('version')}, "
+                f"not PowerShell {ctx.desired.runtime.value}",
+                fix="name another runtime environment in the request (runtime_environment) or change the existing one",
+            )
+        return Observation(Verdict.OK, f"runtime environment {environment} (PowerShell {env.get('version')})")
+
+    async def apply(self, ctx: StepContext) -> StepResult:
+        environment = _environment(ctx)
+        observation = await self.observe(ctx)
+        action = f"create runtime environment {environment}"
+        if observation.verdict in (Verdict.OK, Verdict.NOT_APPLICABLE):
+            # Made by this request before a crash? Then it is exomi's, and revoke removes it.
+            made = environment is not None and await ctx.audit.settle(
+                0, action, {"runtime_environment": environment}
+            )
+            facts = {"runtime_environment_created": environment if made else None}
+            return StepResult(done=True, message=observation.detail, facts=facts)
+        if observation.verdict is Verdict.WRONG or environment is None:
+            raise PrerequisiteMissing(
+                "runtime environment", observation.detail + ".", observation.fix or "name another one"
+            )
+        version = ctx.desired.runtime.value
+        await ctx.audit.intend(0, action, None)
+        await ctx.arm.create_runtime_environment(ctx.ref, environment, version, ctx.fact("location"))
+        await ctx.audit.done(0, action, None, {"runtime_environment": environment, "version": version})
+        return StepResult(
+            done=True,
+            changed=True,
+            message=f"created runtime environment {environment} (PowerShell {version})",
+            facts={"runtime_environment_created": environment},
+        )
+
+
 class Modules(Step):
+    """Every pinned module (or 7.x package) is looked at and imported at the same time; later looks read
+    only the imports still running, on a schedule that fits an import (shared/engine/waits.py)."""
+
     name = "modules"
     title = "ExchangeOnlineManagement, PackageManagement and PowerShellGet for the runtime"
-    after = ("identity",)  # the account must exist (and its location is needed for a runtime environment)
+    after = ("runtime-environment",)
 
-    def _environment(self, ctx: StepContext) -> str | None:
-        return ctx.decision.runtime_environment if ctx.decision.runtime.uses_runtime_environment else None
-
-    async def _state(self, ctx: StepContext, environment: str | None, name: str):
+    async def _state(self, ctx: StepContext, environment: str | None, name: str) -> ImportState | None:
         if environment is None:
             return await ctx.arm.get_module(ctx.ref, name)
         return await ctx.arm.get_package(ctx.ref, environment, name)
 
     async def observe(self, ctx: StepContext) -> Observation:
-        environment = self._environment(ctx)
+        environment = _environment(ctx)
         where = f"runtime environment {environment}" if environment else "PowerShell 5.1 modules"
-        if environment is not None:
-            env = await ctx.arm.get_runtime_environment(ctx.ref, environment)
-            if env is None:
-                return Observation(
-                    Verdict.MISSING,
-                    f"runtime environment {environment} does not exist",
-                    action=f"create runtime environment {environment} (PowerShell {ctx.decision.runtime.value}) and import the modules",
-                )
+        wanted = {str(n): v for n, v in ctx.desired.module_versions.items()}
+        if environment is not None and await ctx.arm.get_runtime_environment(ctx.ref, environment) is None:
+            return Observation(
+                Verdict.MISSING,
+                f"{where}: the environment does not exist yet",
+                action="import " + ", ".join(f"{n} {v}" for n, v in wanted.items()),
+            )
+        states = await asyncio.gather(*(self._state(ctx, environment, name) for name in wanted))
         problems, pending = [], []
-        for name, version in ctx.decision.module_versions.items():
-            state = await self._state(ctx, environment, str(name))
+        for (name, version), state in zip(wanted.items(), states, strict=True):
             if state is None:
                 problems.append(f"{name} missing")
             elif not state.done:
@@ -51,56 +111,34 @@ class Modules(Step):
                 Verdict.MISSING if all(p.endswith("missing") for p in problems) else Verdict.WRONG,
                 f"{where}: " + "; ".join(problems + pending),
                 fix="exomi imports the pinned versions from the PowerShell Gallery",
-                action="import " + ", ".join(f"{n} {v}" for n, v in ctx.decision.module_versions.items()),
+                action="import " + ", ".join(f"{n} {v}" for n, v in wanted.items()),
             )
         if pending:
             return Observation(Verdict.PENDING, f"{where}: " + "; ".join(pending))
-        versions = ", ".join(f"{n} {v}" for n, v in ctx.decision.module_versions.items())
+        versions = ", ".join(f"{n} {v}" for n, v in wanted.items())
         return Observation(Verdict.OK, f"{where}: {versions} available")
 
     async def apply(self, ctx: StepContext) -> StepResult:
-        environment = self._environment(ctx)
+        environment = _environment(ctx)
         memo: dict[str, Any] = dict(ctx.memo)
         imported: dict[str, str] = dict(memo.get("imported", {}))
-        changed = False
-        if environment is not None:
-            env = await ctx.arm.get_runtime_environment(ctx.ref, environment)
-            action = f"create runtime environment {environment}"
-            if env is None:
-                await ctx.audit.intend(0, action, None)
-                await ctx.arm.create_runtime_environment(
-                    ctx.ref, environment, ctx.decision.runtime.value, ctx.fact("location")
-                )
-                await ctx.audit.done(
-                    0,
-                    action,
-                    None,
-                    {"runtime_environment": environment, "version": ctx.decision.runtime.value},
-                )
-                memo["created_environment"] = environment
-                changed = True
-            elif env.get("language") != "PowerShell" or env.get("version") != ctx.decision.runtime.value:
-                raise PrerequisiteMissing(
-                    "runtime environment",
-                    f"Runtime environment {environment} exists with {env.get('language')} {env.get('version')}, "
-                    f"not PowerShell {ctx.decision.runtime.value}.",
-                    "name another runtime environment in the request (runtime_environment) or change the existing one.",
-                )
-            else:
-                await ctx.audit.settle(0, action, {"runtime_environment": environment})
-        waiting: list[str] = []
-        for index, (name, version) in enumerate(ctx.decision.module_versions.items(), start=1):
-            name = str(name)
+        wanted = {str(n): v for n, v in ctx.desired.module_versions.items()}
+        # Modules seen done in an earlier look are not read again.
+        settled = set(memo.get("settled", []))
+        look_at = [(index, name) for index, name in enumerate(wanted, start=1) if name not in settled]
+
+        async def one(index: int, name: str) -> tuple[str, bool]:
+            """Looks at one module and imports it if needed; returns (name, still importing)."""
+            version = wanted[name]
             state = await self._state(ctx, environment, name)
             action = f"import {name} {version}" + (
                 f" into {environment}" if environment else " (PowerShell 5.1)"
             )
             if state is not None and state.done and state.succeeded and state.version == version:
                 await ctx.audit.settle(index, action, {"version": version, "state": "Succeeded"})
-                continue
+                return name, False
             if state is not None and not state.done:
-                waiting.append(name)
-                continue
+                return name, True
             if state is not None and imported.get(name) == version:
                 # Our own import of the pinned version failed: Azure's error text says why.
                 raise OperationFailed(
@@ -117,31 +155,31 @@ class Modules(Step):
                 await ctx.arm.import_package(ctx.ref, environment, name, version)
             await ctx.audit.done(index, action, before, {"version": version, "state": "Creating"})
             imported[name] = version
-            waiting.append(name)
-            changed = True
-        memo["imported"] = imported
+            return name, True
+
+        looks = await asyncio.gather(*(one(index, name) for index, name in look_at))
+        waiting = [name for name, importing in looks if importing]
+        changed = any(name in imported and name not in memo.get("imported", {}) for name, _ in looks)
+        memo.update(imported=imported, settled=sorted(settled | {n for n, busy in looks if not busy}))
         facts = {
             "modules_imported": [
                 {"name": n, "version": v, "runtime_environment": environment} for n, v in imported.items()
             ],
-            "runtime_environment_created": memo.get("created_environment"),
         }
         if waiting:
-            polls = int(memo.get("polls", 0))
-            memo["polls"] = polls + 1
+            since = memo.setdefault("since", ctx.now.isoformat())
             return StepResult(
                 done=False,
                 changed=changed,
                 message="waiting for the import of " + ", ".join(waiting),
-                check_again_in=backoff(ctx, polls),
+                check_again_in=look_again(ctx, since, ctx.timings.expected_import),
                 memo=memo,
                 facts=facts,
             )
         return StepResult(
             done=True,
             changed=changed,
-            message="modules available: "
-            + ", ".join(f"{n} {v}" for n, v in ctx.decision.module_versions.items()),
+            message="modules available: " + ", ".join(f"{n} {v}" for n, v in wanted.items()),
             facts=facts,
             memo=memo,
         )
@@ -150,17 +188,15 @@ class Modules(Step):
 class Runbook(Step):
     name = "runbook"
     title = "Connect runbook published"
-    after = ("identity", "modules")
+    # Published while the modules import: only the verification job needs them.
+    after = ("identity", "runtime-environment")
 
     def _script(self, ctx: StepContext) -> str:
         client_id = ctx.facts.get("client_id") if ctx.facts.get("identity") != "system" else None
-        return connect_script(ctx.request.request.organization, client_id)
-
-    def _environment(self, ctx: StepContext) -> str | None:
-        return ctx.decision.runtime_environment if ctx.decision.runtime.uses_runtime_environment else None
+        return connect_script(ctx.provision.organization, client_id)
 
     async def observe(self, ctx: StepContext) -> Observation:
-        name = ctx.decision.runbook_name
+        name = ctx.desired.runbook_name
         runbook = await ctx.arm.get_runbook(ctx.ref, name)
         facts = {"runbook_name": name}
         if runbook is None:
@@ -172,7 +208,7 @@ class Runbook(Step):
             )
         wanted = content_hash(self._script(ctx))
         have = content_hash(runbook.published_content) if runbook.published_content else None
-        environment = self._environment(ctx)
+        environment = _environment(ctx)
         # A 5.1 runbook reports the system environment "PowerShell-5.1" (or none, from older API versions).
         have_environment = (
             None
@@ -199,7 +235,7 @@ class Runbook(Step):
 
     async def apply(self, ctx: StepContext) -> StepResult:
         observation = await self.observe(ctx)
-        name = ctx.decision.runbook_name
+        name = ctx.desired.runbook_name
         action = f"publish runbook {name}"
         if observation.verdict is Verdict.OK:
             await ctx.audit.settle(0, action, {"runbook": name})
@@ -213,7 +249,7 @@ class Runbook(Step):
             ctx.ref,
             name,
             location=ctx.fact("location"),
-            runtime_environment=self._environment(ctx),
+            runtime_environment=_environment(ctx),
             description="Connects to Exchange Online PowerShell with the managed identity (managed by exomi).",
         )
         await ctx.arm.publish_runbook_content(ctx.ref, name, script)

@@ -3,6 +3,8 @@ Exchange Online" principal, the Exchange.ManageAsApp grant and the Entra role.""
 
 from __future__ import annotations
 
+from functools import partial
+
 from shared import constants
 from shared.azure.failures import UpstreamRejected
 from shared.engine.context import Observation, StepContext, StepResult, Verdict
@@ -168,7 +170,8 @@ class AppRoleGrant(Step):
             done=True,
             changed=True,
             message=f"granted {constants.EXCHANGE_MANAGE_AS_APP_VALUE} (assignment {grant.id})",
-            facts={"app_role_assignment_id": grant.id},
+            # Verification waits a propagation time from the latest grant (steps_verify.py).
+            facts={"app_role_assignment_id": grant.id, "app_role_granted_at": ctx.now.isoformat()},
         )
 
 
@@ -178,7 +181,7 @@ class EntraRole(Step):
     after = ("principal",)
 
     def _wanted(self, ctx: StepContext) -> tuple[str, str]:
-        decision = ctx.decision
+        decision = ctx.desired
         return str(decision.role.value), decision.role_template_id.lower()
 
     async def _earlier(self, ctx: StepContext, keep: str | None) -> list[OwnedGrant]:
@@ -239,7 +242,7 @@ class EntraRole(Step):
             await ctx.audit.done(
                 0, action, before, {"assignment_id": grant.id, "role": role_name}, request_id
             )
-            facts = {"role_assignment_id": grant.id}
+            facts = {"role_assignment_id": grant.id, "role_granted_at": ctx.now.isoformat()}
             await own(ctx, GrantKind.ENTRA_ROLE, grant.id, made_by_exomi=True)
             changed = True
         else:
@@ -252,7 +255,8 @@ class EntraRole(Step):
             removal = f"remove earlier Entra role assignment {earlier.assignment_id}"
             if earlier.needed_by_others(ctx.target.key):
                 await ctx.state.update_ledger(
-                    principal_id, lambda lg, g=earlier: lg.release(ctx.target.key, g.assignment_id)
+                    principal_id,
+                    partial(Ledger.release, target_key=ctx.target.key, assignment_id=earlier.assignment_id),
                 )
                 continue
             if earlier.assignment_id in present:
@@ -264,7 +268,9 @@ class EntraRole(Step):
                 changed = True
             else:
                 await ctx.audit.settle(index, removal, {"removed": True})
-            await ctx.state.update_ledger(principal_id, lambda lg, g=earlier: lg.forget(g.assignment_id))
+            await ctx.state.update_ledger(
+                principal_id, partial(Ledger.forget, assignment_id=earlier.assignment_id)
+            )
         message = f"assigned {role_name}" if changed else observation.detail
         return StepResult(done=True, changed=changed, message=message, facts=facts)
 
@@ -272,7 +278,7 @@ class EntraRole(Step):
 async def own(ctx: StepContext, kind: GrantKind, assignment_id: str, *, made_by_exomi: bool) -> None:
     """Record in the identity's ledger that this target needs the grant (and that exomi owns it, when
     exomi made it): what revoke and rollback remove rests on this (shared/ownership.py)."""
-    name = constants.EXCHANGE_MANAGE_AS_APP_VALUE if kind is GrantKind.APP_ROLE else str(ctx.decision.role)
+    name = constants.EXCHANGE_MANAGE_AS_APP_VALUE if kind is GrantKind.APP_ROLE else str(ctx.desired.role)
 
     def change(ledger: Ledger) -> Ledger:
         return ledger.record(

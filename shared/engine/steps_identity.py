@@ -5,6 +5,8 @@ Microsoft's procedure; exomi keeps them apart by name."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.engine.context import Observation, StepContext, Verdict, resource_ref
 from shared.engine.step import Step
 from shared.errors import NotFound, PrerequisiteMissing
@@ -21,8 +23,8 @@ class ResolveIdentity(Step):
         label = ctx.kind.label
         if target is None:
             raise NotFound(label, ctx.target.canonical)
-        identity = ctx.request.request.identity
-        facts = {"location": target.location, "target_name": target.name}
+        identity = ctx.provision.identity
+        facts: dict[str, Any] = {"location": target.location, "target_name": target.name}
         if ctx.kind is TargetKind.USER_ASSIGNED_IDENTITY:
             info = next(iter(target.user_assigned.values()))
             facts.update(principal_id=info.principal_id, client_id=info.client_id, identity=target.id)
@@ -47,7 +49,9 @@ class ResolveIdentity(Step):
                 f"{label} {target.name}: system-assigned identity, object id {target.system_identity.principal_id}",
                 facts=facts,
             )
-        uai_id = ctx.request.request.identity_id
+        uai_id = ctx.provision.identity_id
+        if uai_id is None:  # the request names "system", nothing, or a valid identity id (models.py)
+            raise RuntimeError(f"request {ctx.request.id} names no user-assigned identity")
         uai = await ctx.arm.get_user_assigned_identity(resource_ref(uai_id))
         if uai is None:
             raise NotFound("user-assigned identity", uai_id.canonical)

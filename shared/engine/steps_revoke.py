@@ -3,11 +3,13 @@ stay while another target of exomi still uses that identity."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from shared.azure.failures import UpstreamRejected
 from shared.engine.context import Observation, StepContext, StepResult, Verdict
 from shared.engine.step import Step
 from shared.ids import TargetKind
-from shared.ownership import GrantKind, OwnedGrant
+from shared.ownership import GrantKind, Ledger, OwnedGrant
 
 
 class RevokeScope(Step):
@@ -76,7 +78,7 @@ class RemoveRunbook(Step):
         observation = await self.observe(ctx)
         name = ctx.target_record.granted.runbook_name if ctx.target_record else None
         action = f"delete runbook {name}"
-        if observation.verdict is not Verdict.WRONG:
+        if observation.verdict is not Verdict.WRONG or name is None:
             if name:
                 await ctx.audit.settle(0, action, {"deleted": True})
             return StepResult(done=True, message=observation.detail)
@@ -117,7 +119,7 @@ class RemoveRuntimeEnvironment(Step):
         observation = await self.observe(ctx)
         environment = ctx.target_record.granted.runtime_environment if ctx.target_record else None
         action = f"delete runtime environment {environment}"
-        if observation.verdict is not Verdict.WRONG:
+        if observation.verdict is not Verdict.WRONG or environment is None:
             if environment:
                 await ctx.audit.settle(0, action, {"deleted": True})
             return StepResult(done=True, message=observation.detail)
@@ -193,7 +195,8 @@ class _RemoveGrants(Step):
             others = grant.needed_by_others(target_key)
             if others:
                 await ctx.state.update_ledger(
-                    principal_id, lambda lg, g=grant: lg.release(target_key, g.assignment_id)
+                    principal_id,
+                    partial(Ledger.release, target_key=target_key, assignment_id=grant.assignment_id),
                 )
                 messages.append(f"kept the {self.what} {grant.name}: also needed by {', '.join(others)}")
                 continue
@@ -209,7 +212,9 @@ class _RemoveGrants(Step):
                 await ctx.audit.settle(index, action, {"removed": True})
                 messages.append(f"the {self.what} {grant.name} ({grant.assignment_id}) is gone")
             # Removed first, forgotten after: a crash in between finds it gone and forgets it then.
-            await ctx.state.update_ledger(principal_id, lambda lg, g=grant: lg.forget(g.assignment_id))
+            await ctx.state.update_ledger(
+                principal_id, partial(Ledger.forget, assignment_id=grant.assignment_id)
+            )
         return StepResult(done=True, changed=changed, message="; ".join(messages))
 
 

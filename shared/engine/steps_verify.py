@@ -10,7 +10,7 @@ from typing import Any
 
 from shared.engine.context import Observation, StepContext, StepResult, Verdict
 from shared.engine.step import Step, backoff
-from shared.engine.steps_vm import RUN_COMMAND_WAIT_SECONDS
+from shared.engine.waits import look_again
 from shared.errors import OperationFailed
 from shared.ids import TargetKind
 from shared.runbooks import connect_script
@@ -43,7 +43,9 @@ def _hint(text: str) -> str | None:
 class Verify(Step):
     name = "verify"
     title = "Verified: Connect-ExchangeOnline and Get-AcceptedDomain succeed"
-    after = ("identity", "principal", "app-role", "entra-role")
+    # Everything the connect test needs: the grants, and where it runs (modules, runbook). A plan keeps
+    # the ones it has (shared/engine/plan.py).
+    after = ("identity", "principal", "app-role", "entra-role", "modules", "runbook", "vm-modules")
 
     async def observe(self, ctx: StepContext) -> Observation:
         record = ctx.target_record
@@ -63,22 +65,42 @@ class Verify(Step):
         )
 
     async def apply(self, ctx: StepContext) -> StepResult:
-        if not ctx.request.request.verify:
+        if not ctx.provision.verify:
             return StepResult(done=True, message="verification skipped (verify: false)")
         memo: dict[str, Any] = dict(ctx.memo)
         if "attempt" not in memo:
             observation = await self.observe(ctx)
             if observation.verdict is Verdict.OK:
                 return StepResult(done=True, message=observation.detail)
+            # Grants reach the identity's Exchange token a while after they are made: a test before that
+            # only fails for authorization and has to run again.
+            settled_at = self._grants_settle_at(ctx)
+            if settled_at is not None and ctx.now < settled_at:
+                return StepResult(
+                    done=False,
+                    message="waiting for the grants to reach the identity's token",
+                    check_again_in=(settled_at - ctx.now).total_seconds(),
+                    memo=memo,
+                )
             memo["attempt"] = 0
         if ctx.kind is TargetKind.AUTOMATION_ACCOUNT:
             return await self._job(ctx, memo)
         return await self._run_command(ctx, memo)
 
-    def _waiting(self, ctx: StepContext, memo: dict[str, Any], message: str) -> StepResult:
-        polls = int(memo.get("polls", 0))
-        memo["polls"] = polls + 1
-        return StepResult(done=False, message=message, check_again_in=backoff(ctx, polls), memo=memo)
+    @staticmethod
+    def _grants_settle_at(ctx: StepContext) -> datetime | None:
+        """When the latest grant this request made is expected to have propagated, if it made one."""
+        made = [ctx.facts.get("app_role_granted_at"), ctx.facts.get("role_granted_at")]
+        latest = max((datetime.fromisoformat(t) for t in made if t), default=None)
+        return None if latest is None else latest + timedelta(seconds=ctx.timings.propagation)
+
+    def _waiting(
+        self, ctx: StepContext, memo: dict[str, Any], message: str, expected: float = 0.0
+    ) -> StepResult:
+        since = memo.setdefault("since", ctx.now.isoformat())
+        return StepResult(
+            done=False, message=message, check_again_in=look_again(ctx, since, expected), memo=memo
+        )
 
     async def _job(self, ctx: StepContext, memo: dict[str, Any]) -> StepResult:
         runbook = ctx.fact("runbook_name")
@@ -87,12 +109,17 @@ class Verify(Step):
             job = str(uuid.uuid5(JOB_NAMESPACE, f"{ctx.request.id}/{memo['attempt']}"))
             if await ctx.arm.get_job(ctx.ref, job) is None:
                 await ctx.arm.start_job(ctx.ref, job, runbook)
-            memo.update(job=job, polls=0)
-            return self._waiting(ctx, memo, f"verification job {job} started (runbook {runbook})")
+            memo.update(job=job, since=ctx.now.isoformat())
+            return self._waiting(
+                ctx, memo, f"verification job {job} started (runbook {runbook})", ctx.timings.expected_job
+            )
         state = await ctx.arm.get_job(ctx.ref, memo["job"])
         if state is None or not state.done:
             return self._waiting(
-                ctx, memo, f"verification job {memo['job']} is {state.status if state else 'starting'}"
+                ctx,
+                memo,
+                f"verification job {memo['job']} is {state.status if state else 'starting'}",
+                ctx.timings.expected_job,
             )
         if state.status.lower() == "completed":
             return self._judge_success(ctx, state.output or "", f"job {memo['job']}")
@@ -101,19 +128,20 @@ class Verify(Step):
     async def _run_command(self, ctx: StepContext, memo: dict[str, Any]) -> StepResult:
         if "token" not in memo:
             client_id = ctx.facts.get("client_id") if ctx.facts.get("identity") != "system" else None
-            script = connect_script(ctx.request.request.organization, client_id)
-            memo.update(token=await ctx.arm.start_run_command(ctx.ref, script.splitlines()), polls=0)
-        outcome = await ctx.arm.poll_run_command(
-            ctx.ref, memo["token"], budget_seconds=min(RUN_COMMAND_WAIT_SECONDS, ctx.timings.advance_budget)
-        )
+            script = connect_script(ctx.provision.organization, client_id)
+            token = await ctx.arm.start_run_command(ctx.ref, script.splitlines())
+            memo.update(token=token, since=ctx.now.isoformat())
+        outcome = await ctx.arm.run_command_status(ctx.ref, memo["token"])
         if outcome is None:
-            return self._waiting(ctx, memo, "verification Run Command is running")
+            return self._waiting(
+                ctx, memo, "verification Run Command is running", ctx.timings.expected_run_command
+            )
         if outcome.stderr.strip():
             return self._judge_failure(ctx, memo, outcome.stderr.strip())
         return self._judge_success(ctx, outcome.stdout, "Run Command")
 
     def _judge_success(self, ctx: StepContext, output: str, where: str) -> StepResult:
-        organization = ctx.request.request.organization.lower()
+        organization = ctx.provision.organization.lower()
         if organization not in output.lower():
             raise OperationFailed(
                 "verification",
@@ -135,11 +163,14 @@ class Verify(Step):
             waited = ctx.now - first
             if waited < timedelta(seconds=ctx.timings.propagation_window):
                 attempt = int(memo["attempt"]) + 1
-                memo = {k: v for k, v in memo.items() if k not in ("job", "token")} | {"attempt": attempt}
-                return self._waiting(
-                    ctx,
-                    memo,
-                    f"waiting for the grants to propagate (Exchange answered: {text.splitlines()[0][:200]})",
+                memo = {k: v for k, v in memo.items() if k not in ("job", "token", "since")}
+                memo["attempt"] = attempt
+                # How much longer propagation takes is unknown: each new test waits twice as long.
+                return StepResult(
+                    done=False,
+                    message=f"waiting for the grants to propagate (Exchange answered: {text.splitlines()[0][:200]})",
+                    check_again_in=backoff(ctx, attempt - 1),
+                    memo=memo,
                 )
             raise OperationFailed(
                 "verification",

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from shared.engine.context import Observation, StepContext, StepResult, Verdict
-from shared.engine.step import Step, backoff
+from shared.engine.step import Step
+from shared.engine.waits import look_again
 from shared.errors import OperationFailed
 from shared.runbooks import install_modules_script
 
 VM_RUNTIME = "vm"  # ModuleGrant.runtime_environment marker for modules installed on a VM
-
-# How long one engine pass waits on a running Run Command before it yields.
-RUN_COMMAND_WAIT_SECONDS = 20.0
 
 
 def installed_by_exomi(ctx: StepContext) -> dict[str, str]:
@@ -26,7 +24,7 @@ class VmModules(Step):
     after = ("identity",)
 
     def _wanted(self, ctx: StepContext) -> dict[str, str]:
-        return {str(name): version for name, version in ctx.decision.module_versions.items()}
+        return {str(name): version for name, version in ctx.desired.module_versions.items()}
 
     async def observe(self, ctx: StepContext) -> Observation:
         wanted = self._wanted(ctx)
@@ -58,17 +56,14 @@ class VmModules(Step):
             memo["token"] = await ctx.arm.start_run_command(
                 ctx.ref, install_modules_script(wanted).splitlines()
             )
-            memo["polls"] = 0
-        outcome = await ctx.arm.poll_run_command(
-            ctx.ref, memo["token"], budget_seconds=min(RUN_COMMAND_WAIT_SECONDS, ctx.timings.advance_budget)
-        )
+            memo["since"] = ctx.now.isoformat()
+        outcome = await ctx.arm.run_command_status(ctx.ref, memo["token"])
         if outcome is None:
-            memo["polls"] = int(memo.get("polls", 0)) + 1
             return StepResult(
                 done=False,
                 changed=True,
                 message="installing modules with Run Command",
-                check_again_in=backoff(ctx, memo["polls"]),
+                check_again_in=look_again(ctx, memo["since"], ctx.timings.expected_run_command),
                 memo=memo,
             )
         if outcome.stderr.strip():

@@ -10,9 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Protocol, cast
 
+from azure.core.async_paging import AsyncItemPaged
 from azure.data.tables import TableEntity
 from azure.data.tables.aio import TableClient
 
@@ -109,13 +110,36 @@ async def fetch_page(
             pager = table.list_entities(results_per_page=remaining)
         else:
             pager = table.query_entities(where.text, parameters=where.parameters, results_per_page=remaining)
-        pages = pager.by_page(continuation_token=token)
+        pages = _entity_pages(pager, token)
         async for page in pages:
             items.extend([entity async for entity in page])
             break
         token = pages.continuation_token
         if not token or len(items) >= page_size:
             return items, encode_token(token)
+
+
+class _EntityPages(Protocol):
+    """The page iterator of an entity query as it is at run time (TableEntityPropertiesPaged)."""
+
+    continuation_token: dict[str, str] | None  # {"PartitionKey", "RowKey"} of the next entity
+
+    def __aiter__(self) -> AsyncIterator[AsyncIterator[TableEntity]]: ...
+
+
+def _entity_pages(pager: AsyncItemPaged[TableEntity], token: dict[str, str] | None) -> _EntityPages:
+    # azure-core types every page token as str and by_page() as a plain iterator of pages; the Tables
+    # entity pager takes and keeps a PartitionKey/RowKey dict, on the AsyncPageIterator it returns.
+    by_page = cast(Callable[..., _EntityPages], pager.by_page)
+    return by_page(continuation_token=token)
+
+
+async def iter_all(table: TableClient, where: Filter) -> AsyncIterator[TableEntity]:
+    """Every entity matching `where`, read page by page as the caller goes (for large sets)."""
+    if where.text is None:
+        raise ValueError("iter_all needs a filter")
+    async for entity in table.query_entities(where.text, parameters=where.parameters):
+        yield entity
 
 
 async def fetch_all(table: TableClient, where: Filter) -> list[TableEntity]:

@@ -172,19 +172,22 @@ class Grants(BaseModel):
     runbook_name: str | None = None
 
 
+# missing: exomi's setup is gone; extra: a grant exomi did not make
+DriftKind = Literal["missing", "extra", "error"]
+SeverityLevel = Literal["high", "medium", "low"]  # the values of shared.findings.Severity
+
+
 class DriftFinding(BaseModel):
     """One way a provisioned target differed from its desired state when reconciliation last looked."""
 
-    kind: Literal[
-        "missing", "extra", "error"
-    ]  # missing: exomi's setup is gone; extra: a grant exomi did not make
+    kind: DriftKind
     what: str  # the step ("app-role", "modules", ...) or the extra grant ("entra-role:Global Reader")
     detail: str
     found_at: datetime  # when reconciliation first saw it (kept while it persists)
     request_id: str | None = None  # the request reconciliation sent to heal it, if any
     # Privilege findings (shared/findings.py): extra-privilege, look-alike or unmanaged; high, medium, low.
     category: str | None = None
-    severity: str | None = None
+    severity: SeverityLevel | None = None
     fix: str | None = None
 
 

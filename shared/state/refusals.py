@@ -83,5 +83,6 @@ def _to_entity(record: RefusalRecord) -> dict[str, Any]:
 
 
 def _from_entity(entity: TableEntity) -> RefusalRecord:
-    values = {name: entity.get(prop) for prop, name in _FIELDS.items()}
+    # Table values are untyped: the model validates them.
+    values: dict[str, Any] = {name: entity.get(prop) for prop, name in _FIELDS.items()}
     return RefusalRecord(id=entity["RowKey"], at=entity["At"], reason=entity.get("Reason", ""), **values)

@@ -27,7 +27,7 @@ from shared.errors import ConcurrencyError
 from shared.ids import validate_guid
 from shared.models import TargetStatus
 from shared.state.codec import get_json, put_json
-from shared.state.query import Filter, etag_of, fetch_all
+from shared.state.query import Filter, etag_of, fetch_all, iter_all
 from shared.state.records import DriftFinding, Grants, TagState, TargetLock, TargetRecord, utcnow
 
 STATE = "state"
@@ -62,13 +62,13 @@ class TargetStore:
     async def list_all(self) -> AsyncIterator[TargetRecord]:
         """Every target's state, page by page (the inventory reads them once, not per principal)."""
         where = Filter().equals("RowKey", STATE)
-        async for entity in self.table.query_entities(where.text, parameters=where.parameters):
+        async for entity in iter_all(self.table, where):
             yield _state_from_entity(entity)
 
     async def list_by_status(self, status: TargetStatus) -> AsyncIterator[TargetRecord]:
         """Every target in this status, read page by page (reconciliation walks all provisioned targets)."""
         where = Filter().equals("RowKey", STATE).equals("Status", TargetStatus(status).value)
-        async for entity in self.table.query_entities(where.text, parameters=where.parameters):
+        async for entity in iter_all(self.table, where):
             yield _state_from_entity(entity)
 
     async def get_lock(self, target_key: str) -> TargetLock | None:

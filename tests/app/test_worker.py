@@ -28,7 +28,7 @@ def test_a_queued_request_is_carried_to_the_end_by_the_worker(emulator, exomi, t
     assert code == 0 and output["status"] == "queued"
     final = wait_for_status(exomi, output["id"], {"succeeded", "failed"})
     assert final["status"] == "succeeded", final
-    assert [s["status"] for s in final["steps"]] == ["done"] * 8
+    assert [s["status"] for s in final["steps"]] == ["done"] * 9
 
 
 def test_a_poisoned_work_item_ends_its_request_failed_with_the_reason(

@@ -52,7 +52,7 @@ async def test_automation_account_with_system_identity_is_verified(emulator, exo
         "provision", "--target", account.id, "--organization", emulator.organization
     )
     assert_succeeded(code, output, stderr)
-    assert [s["status"] for s in output["steps"]] == ["done"] * 8
+    assert [s["status"] for s in output["steps"]] == ["done"] * 9
 
     principal_id = account.identity.principal_id
     app_roles, roles = await grants_of(emulator, principal_id)
