@@ -2,10 +2,16 @@
 
 Only validated GUIDs reach a ``$filter`` or a URL: every id argument is checked here again, so a
 caller mistake cannot turn into an OData injection.
+
+msgraph-sdk is the client (request builders, authentication, retries and throttling middleware, error
+mapping), but the few shapes exomi reads are parsed from the answer's JSON here: msgraph's own model
+parsing imports about 1,200 modules on its first answer (over a second of CPU, blocking the event
+loop) and costs milliseconds per answer after that.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -13,8 +19,10 @@ from typing import Any
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.default_query_parameters import QueryParameters
+from kiota_abstractions.request_information import RequestInformation
 from kiota_http.middleware.options import HeadersInspectionHandlerOption
 from msgraph.generated.models.app_role_assignment import AppRoleAssignment
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.service_principal import ServicePrincipal
 from msgraph.generated.models.unified_role_assignment import UnifiedRoleAssignment
 from msgraph.generated.role_management.directory.role_assignments.role_assignments_request_builder import (
@@ -77,10 +85,23 @@ def guid(value: str, field: str) -> str:
         raise InputError(field, f"must be a GUID, got {value!r}") from None
 
 
-def _principal(sp: ServicePrincipal) -> PrincipalInfo:
-    roles = tuple(AppRole(str(r.id), r.value, bool(r.is_enabled)) for r in sp.app_roles or [])
-    names = tuple(str(n) for n in sp.alternative_names or [])
-    return PrincipalInfo(str(sp.id), str(sp.app_id), sp.display_name, sp.service_principal_type, roles, names)
+ERRORS: dict[str, Any] = {"XXX": ODataError}  # as msgraph's request builders map every error status
+Json = dict[str, Any]
+
+
+def _principal(sp: Json) -> PrincipalInfo:
+    roles = tuple(
+        AppRole(str(r.get("id")), r.get("value"), bool(r.get("isEnabled"))) for r in sp.get("appRoles") or []
+    )
+    names = tuple(str(n) for n in sp.get("alternativeNames") or [])
+    return PrincipalInfo(
+        str(sp.get("id")),
+        str(sp.get("appId")),
+        sp.get("displayName"),
+        sp.get("servicePrincipalType"),
+        roles,
+        names,
+    )
 
 
 class GraphGateway:
@@ -101,16 +122,34 @@ class GraphGateway:
         except Exception as exc:  # noqa: BLE001 - every SDK failure becomes an exomi error
             raise from_graph(exc, operation, permission) from exc
 
-    async def _every_page(self, operation: str, permission: str, builder: Any, first: Any) -> list[Any]:
+    async def _send(
+        self, operation: str, permission: str, request: RequestInformation, *, none_if_missing: bool = False
+    ) -> Json | None:
+        """Sends a request a builder made, through msgraph's adapter; the answer's JSON object."""
+        adapter = self._graph.request_adapter
+        content = await self._call(
+            operation,
+            permission,
+            adapter.send_primitive_async(request, "bytes", ERRORS),
+            none_if_missing=none_if_missing,
+        )
+        return json.loads(content) if content else None
+
+    async def _every_page(
+        self, operation: str, permission: str, builder: Any, first: RequestInformation
+    ) -> list[Json]:
         """The items of a Graph list, following @odata.nextLink to its last page (``builder`` reads a
-        next link with ``with_url``; ``first`` is the awaitable first page)."""
-        items: list[Any] = []
-        page = await self._call(operation, permission, first)
+        next link with ``with_url``; ``first`` is the first page's request)."""
+        items: list[Json] = []
+        page = await self._send(operation, permission, first)
         while page is not None:
-            items.extend(page.value or [])
-            if not page.odata_next_link:
+            items.extend(page.get("value") or [])
+            link = page.get("@odata.nextLink")
+            if not link:
                 break
-            page = await self._call(operation, permission, builder.with_url(page.odata_next_link).get())
+            page = await self._send(
+                operation, permission, builder.with_url(link).to_get_request_information()
+            )
         return items
 
     # ------------------------------------------------------------------ service principals
@@ -118,28 +157,29 @@ class GraphGateway:
     async def get_principal(self, object_id: str) -> PrincipalInfo | None:
         """None when the principal does not exist (or is not replicated yet)."""
         object_id = guid(object_id, "principal_id")
-        sp = await self._call(
+        sp = await self._send(
             "read service principal",
             READ_PRINCIPALS,
-            self._graph.service_principals.by_service_principal_id(object_id).get(),
+            self._graph.service_principals.by_service_principal_id(object_id).to_get_request_information(),
             none_if_missing=True,
         )
         return None if sp is None else _principal(sp)
 
     async def find_principal_by_app_id(self, app_id: str) -> PrincipalInfo | None:
         app_id = guid(app_id, "app_id")
-        sp = await self._call(
+        sp = await self._send(
             "find service principal by appId",
             READ_PRINCIPALS,
-            self._graph.service_principals_with_app_id(app_id).get(),
+            self._graph.service_principals_with_app_id(app_id).to_get_request_information(),
             none_if_missing=True,
         )
         return None if sp is None else _principal(sp)
 
     async def create_principal(self, app_id: str) -> PrincipalInfo:
         app_id = guid(app_id, "app_id")
+        request = self._graph.service_principals.to_post_request_information(ServicePrincipal(app_id=app_id))
         try:
-            sp = await self._graph.service_principals.post(ServicePrincipal(app_id=app_id))
+            content = await self._graph.request_adapter.send_primitive_async(request, "bytes", ERRORS)
         except APIError as exc:
             if (
                 exc.response_status_code == 409
@@ -151,7 +191,7 @@ class GraphGateway:
             raise from_graph(exc, "create service principal", CREATE_PRINCIPALS) from exc
         except Exception as exc:  # noqa: BLE001
             raise from_graph(exc, "create service principal", CREATE_PRINCIPALS) from exc
-        return _principal(sp)
+        return _principal(json.loads(content))
 
     # ------------------------------------------------------------------ app role assignments
 
@@ -159,14 +199,16 @@ class GraphGateway:
         """Grants HELD by the principal (follows @odata.nextLink)."""
         principal_id = guid(principal_id, "principal_id")
         builder = self._graph.service_principals.by_service_principal_id(principal_id).app_role_assignments
-        items = await self._every_page("list app role assignments", READ_PRINCIPALS, builder, builder.get())
+        first = builder.to_get_request_information()
+        items = await self._every_page("list app role assignments", READ_PRINCIPALS, builder, first)
         return [_app_role_grant(a) for a in items]
 
     async def app_role_holders(self, resource_id: str) -> list[AppRoleGrant]:
         """Grants MADE ON the resource principal (its appRoleAssignedTo), every page."""
         resource_id = guid(resource_id, "resource_id")
         builder = self._graph.service_principals.by_service_principal_id(resource_id).app_role_assigned_to
-        items = await self._every_page("list app role holders", READ_PRINCIPALS, builder, builder.get())
+        first = builder.to_get_request_information()
+        items = await self._every_page("list app role holders", READ_PRINCIPALS, builder, first)
         return [_app_role_grant(a) for a in items]
 
     async def role_holders(self, role_definition_ids: list[str]) -> list[RoleGrant]:
@@ -176,7 +218,7 @@ class GraphGateway:
             filter=f"roleDefinitionId in ({ids})"
         )
         builder = self._graph.role_management.directory.role_assignments
-        first = builder.get(RequestConfiguration(query_parameters=query))
+        first = builder.to_get_request_information(RequestConfiguration(query_parameters=query))
         return [
             _role_grant(a) for a in await self._every_page("list role holders", READ_ROLES, builder, first)
         ]
@@ -193,13 +235,10 @@ class GraphGateway:
         )
         builder = self._graph.service_principals.by_service_principal_id(principal_id).app_role_assignments
         config, inspection = _inspecting()
-        created = await self._call(
-            "grant app role", GRANT_APP_ROLES, builder.post(body, request_configuration=config)
+        created = await self._send(
+            "grant app role", GRANT_APP_ROLES, builder.to_post_request_information(body, config)
         )
-        grant = AppRoleGrant(
-            str(created.id), str(created.principal_id), str(created.resource_id), str(created.app_role_id)
-        )
-        return grant, _request_id(inspection)
+        return _app_role_grant(created or {}), _request_id(inspection)
 
     async def revoke_app_role(self, principal_id: str, assignment_id: str) -> bool:
         principal_id = guid(principal_id, "principal_id")
@@ -221,7 +260,7 @@ class GraphGateway:
             filter=f"principalId eq '{principal_id}'"
         )
         builder = self._graph.role_management.directory.role_assignments
-        first = builder.get(RequestConfiguration(query_parameters=query))
+        first = builder.to_get_request_information(RequestConfiguration(query_parameters=query))
         items = await self._every_page("list role assignments", READ_ROLES, builder, first)
         return [_role_grant(a) for a in items]
 
@@ -232,18 +271,11 @@ class GraphGateway:
             directory_scope_id="/",
         )
         config, inspection = _inspecting()
-        created = await self._call(
-            "assign Entra role",
-            ASSIGN_ROLES,
-            self._graph.role_management.directory.role_assignments.post(body, request_configuration=config),
+        builder = self._graph.role_management.directory.role_assignments
+        created = await self._send(
+            "assign Entra role", ASSIGN_ROLES, builder.to_post_request_information(body, config)
         )
-        grant = RoleGrant(
-            str(created.id),
-            str(created.principal_id),
-            str(created.role_definition_id),
-            str(created.directory_scope_id),
-        )
-        return grant, _request_id(inspection)
+        return _role_grant(created or {}), _request_id(inspection)
 
     async def remove_role(self, assignment_id: str) -> bool:
         if not assignment_id.replace("-", "").replace("_", "").isalnum():
@@ -259,10 +291,12 @@ class GraphGateway:
     # ------------------------------------------------------------------ organization
 
     async def verified_domains(self) -> list[str]:
-        page = await self._call("read organization", READ_ORGANIZATION, self._graph.organization.get())
+        page = await self._send(
+            "read organization", READ_ORGANIZATION, self._graph.organization.to_get_request_information()
+        )
         domains: list[str] = []
-        for org in page.value or []:
-            domains.extend(d.name for d in org.verified_domains or [] if d.name)
+        for org in (page or {}).get("value") or []:
+            domains.extend(d["name"] for d in org.get("verifiedDomains") or [] if d.get("name"))
         return domains
 
 
@@ -271,12 +305,19 @@ async def _deleted(awaitable) -> bool:
     return True
 
 
-def _app_role_grant(a: AppRoleAssignment) -> AppRoleGrant:
-    return AppRoleGrant(str(a.id), str(a.principal_id), str(a.resource_id), str(a.app_role_id))
+def _app_role_grant(a: Json) -> AppRoleGrant:
+    return AppRoleGrant(
+        str(a.get("id")), str(a.get("principalId")), str(a.get("resourceId")), str(a.get("appRoleId"))
+    )
 
 
-def _role_grant(a: UnifiedRoleAssignment) -> RoleGrant:
-    return RoleGrant(str(a.id), str(a.principal_id), str(a.role_definition_id), str(a.directory_scope_id))
+def _role_grant(a: Json) -> RoleGrant:
+    return RoleGrant(
+        str(a.get("id")),
+        str(a.get("principalId")),
+        str(a.get("roleDefinitionId")),
+        str(a.get("directoryScopeId")),
+    )
 
 
 def _inspecting() -> tuple[RequestConfiguration[QueryParameters], HeadersInspectionHandlerOption]:

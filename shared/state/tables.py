@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.data.tables.aio import TableClient, TableServiceClient
 
@@ -51,9 +53,13 @@ class Tables:
         return self.service.get_table_client(f"{self.prefix}{name}")
 
     async def ensure(self) -> None:
-        """Create any missing table (safe to call on every start)."""
-        for name in TABLE_NAMES:
-            await self.service.create_table_if_not_exists(f"{self.prefix}{name}")
+        """Create any missing table (safe to call on every start). One query tells which exist, so
+        that a start of an existing deployment costs one round trip, not one per table."""
+        # The prefix is validated (letters and digits, settings.py): safe inside the filter.
+        query = f"TableName ge '{self.prefix}' and TableName lt '{self.prefix}{{'"  # noqa: S608
+        existing = {table.name async for table in self.service.query_tables(query)}
+        missing = [f"{self.prefix}{name}" for name in TABLE_NAMES if f"{self.prefix}{name}" not in existing]
+        await asyncio.gather(*(self.service.create_table_if_not_exists(name) for name in missing))
 
     async def close(self) -> None:
         clients = (
