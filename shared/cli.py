@@ -479,7 +479,8 @@ async def _run(args: argparse.Namespace, printer: Printer) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     for noisy in ("azure", "msal", "httpx", "kiota"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

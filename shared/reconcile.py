@@ -324,11 +324,17 @@ async def _store(
     findings = [
         f.model_copy(update={"found_at": first_seen.get((f.kind, f.what), f.found_at)}) for f in findings
     ]
-    try:
-        await service.app.state.targets.save(
-            record.model_copy(update={"drift": findings, "drift_checked_at": now})
-        )
-    except ConcurrencyError:
-        log.info(
-            "the record of %s changed while it was checked; its drift is stored next time", record.target
-        )
+    for _ in range(3):  # the record changed while it was checked (a request's progress): read it again
+        try:
+            await service.app.state.targets.save(
+                record.model_copy(update={"drift": findings, "drift_checked_at": now})
+            )
+            return
+        except ConcurrencyError:
+            current = await service.app.state.targets.get(record.target_key)
+            if current is None:
+                return  # revoked and forgotten meanwhile: nothing to report on
+            record = current
+    log.info(
+        "the record of %s kept changing while it was checked; its drift is stored next time", record.target
+    )

@@ -95,18 +95,21 @@ class WorkQueue:
         return cls(client)
 
     async def enqueue(self, request_id: str, delay: timedelta = timedelta(0)) -> None:
-        await self._send(encode(request_id), delay)
+        # Rounded down: the engine pass holds the fraction of a second left (EXOMI_HOLD_SECONDS), so a
+        # request is looked at when it is due, not up to a second later.
+        await self._send(encode(request_id), delay, round_up=False)
 
     async def enqueue_expiry(self, target: str, expires_at: datetime, delay: timedelta) -> None:
-        await self._send(encode_expiry(target, expires_at), delay)
+        await self._send(encode_expiry(target, expires_at), delay, round_up=True)
 
-    async def _send(self, message: str, delay: timedelta) -> None:
+    async def _send(self, message: str, delay: timedelta, *, round_up: bool) -> None:
         if not self._ready:
             with contextlib.suppress(ResourceExistsError):
                 await self.client.create_queue()
             self._ready = True
-        # Whole seconds (what Queue Storage takes), rounded up: a message never shows up before it is due.
-        seconds = math.ceil(min(max(delay, timedelta(0)), MAX_DELAY).total_seconds())
+        # Whole seconds: what Queue Storage takes.
+        exact = min(max(delay, timedelta(0)), MAX_DELAY).total_seconds()
+        seconds = math.ceil(exact) if round_up else math.floor(exact)
         await self.client.send_message(message, visibility_timeout=seconds or None)
 
     async def close(self) -> None:

@@ -199,15 +199,19 @@ class Engine:
                 except ConcurrencyError:
                     return await self.state.requests.get(request_id)
                 continue
-            finished, _ = await asyncio.wait(
-                running, timeout=self.timings.lease / 3, return_when=asyncio.FIRST_COMPLETED
-            )
+            # Wake for the first step to end, or for a waiting step that falls due meanwhile.
+            wake = self.timings.lease / 3
+            if ready and not failures:
+                due = min(stored[name].check_again_at or utcnow() for name in ready)
+                wake = min(wake, max((due - utcnow()).total_seconds(), 0.0))
+            finished, _ = await asyncio.wait(running, timeout=wake, return_when=asyncio.FIRST_COMPLETED)
             for task in finished:
                 name = running.pop(task)
                 outcome = task.result()  # _run turns every exception into an outcome
                 stored[name] = outcome.record
                 if outcome.record.status in FINISHED:
                     facts.update(_facts(outcome.record))
+                    sorter.done(name)  # its dependents are ready now
                 elif outcome.record.status is StepStatus.WAITING:
                     ready.add(name)
                 if outcome.record.action == "changed":
