@@ -8,19 +8,17 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from azure.identity.aio import DefaultAzureCredential
-from azure.mgmt.authorization.aio import AuthorizationManagementClient
-from azure.mgmt.automation.aio import AutomationClient
-from azure.mgmt.compute.aio import ComputeManagementClient
-from azure.mgmt.msi.aio import ManagedServiceIdentityClient
-from kiota_authentication_azure.azure_identity_authentication_provider import (
-    AzureIdentityAuthenticationProvider,
-)
-from msgraph import GraphRequestAdapter, GraphServiceClient
-from msgraph_core import GraphClientFactory
+
+if TYPE_CHECKING:  # each SDK is imported when its first client is made (a VM's compute SDK alone is 1 s)
+    from azure.mgmt.authorization.aio import AuthorizationManagementClient
+    from azure.mgmt.automation.aio import AutomationClient
+    from azure.mgmt.compute.aio import ComputeManagementClient
+    from azure.mgmt.msi.aio import ManagedServiceIdentityClient
+    from msgraph import GraphServiceClient
 
 # Short LROs (runbook draft/publish) finish in seconds; the services send Retry-After when they want more.
 LRO_POLLING_INTERVAL_SECONDS = 2
@@ -81,19 +79,33 @@ class AzureClients:
         return self._arm_clients[key]
 
     def automation(self, subscription_id: str) -> AutomationClient:
+        from azure.mgmt.automation.aio import AutomationClient
+
         return self._arm("automation", AutomationClient, subscription_id)
 
     def compute(self, subscription_id: str) -> ComputeManagementClient:
+        from azure.mgmt.compute.aio import ComputeManagementClient
+
         return self._arm("compute", ComputeManagementClient, subscription_id)
 
     def msi(self, subscription_id: str) -> ManagedServiceIdentityClient:
+        from azure.mgmt.msi.aio import ManagedServiceIdentityClient
+
         return self._arm("msi", ManagedServiceIdentityClient, subscription_id)
 
     def authorization(self, subscription_id: str) -> AuthorizationManagementClient:
+        from azure.mgmt.authorization.aio import AuthorizationManagementClient
+
         return self._arm("authorization", AuthorizationManagementClient, subscription_id)
 
     def graph(self) -> GraphServiceClient:
         if self._graph is None:
+            from kiota_authentication_azure.azure_identity_authentication_provider import (
+                AzureIdentityAuthenticationProvider,
+            )
+            from msgraph import GraphRequestAdapter, GraphServiceClient
+            from msgraph_core import GraphClientFactory
+
             auth = AzureIdentityAuthenticationProvider(self.credential, scopes=[self.endpoints.graph_scope])
             verify: Any = self.endpoints.ca_bundle or True
             self._graph_http = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(60.0))
