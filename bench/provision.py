@@ -131,6 +131,7 @@ class PacedRunner(ExomiRunner):
             "EXOMI_PROPAGATION_SECONDS": str(TIMINGS.propagation_delay),
             "EXOMI_EXPECTED_IMPORT_SECONDS": str(TIMINGS.module_import),
             "EXOMI_EXPECTED_JOB_SECONDS": str(TIMINGS.job_start + TIMINGS.job_run),
+            "EXOMI_EXPECTED_JOB_START_SECONDS": str(TIMINGS.job_start),
             "EXOMI_EXPECTED_RUN_COMMAND_SECONDS": str(TIMINGS.run_command),
         }
 

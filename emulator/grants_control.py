@@ -112,4 +112,19 @@ def register_control(app: web.Application, runtime: EmulatorRuntime) -> None:
             removed += len(keys)
         return json_response({"removed": removed})
 
+    @routes.get("/_control/propagation")
+    async def get_propagation(request: web.Request) -> web.Response:
+        return json_response({"held": runtime.tenant.propagation_held_since is not None})
+
+    @routes.put("/_control/propagation")
+    async def put_propagation(request: web.Request) -> web.Response:
+        """``{"held": true}``: grants made from now on do not reach Exchange; ``{"held": false}``: those
+        made during the hold do at once."""
+        body = await body_of(request)
+        held = body.get("held")
+        if not isinstance(held, bool) or set(body) != {"held"}:
+            raise ControlError(400, 'the body must be {"held": true} or {"held": false}')
+        runtime.tenant.hold_propagation(held)
+        return json_response({"held": held})
+
     app.add_routes(routes)

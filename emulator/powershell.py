@@ -295,7 +295,6 @@ class ScriptRun:
                 "are signing into the correct cloud."
             )
         principal = self.tenant.principal(principal_id)
-        settled = self.now - self.tenant.timings.propagation_delay
         exchange = self.tenant.exchange_sp
         has_app_role = (
             principal is not None
@@ -304,7 +303,7 @@ class ScriptRun:
                 a.principal_id == principal_id
                 and a.resource_id == exchange.id
                 and a.app_role_id == dd.EXCHANGE_MANAGE_AS_APP_ROLE_ID
-                and a.created_at <= settled
+                and self.tenant.has_propagated(a, self.now)
                 for a in self.tenant.app_role_assignments.values()
             )
         )
@@ -312,7 +311,7 @@ class ScriptRun:
             self._throw(UNAUTHORIZED)
         supported = {v.lower() for v in dd.EXCHANGE_SUPPORTED_ROLES.values()}
         has_role = any(
-            a.role_definition_id.lower() in supported and a.created_at <= settled
+            a.role_definition_id.lower() in supported and self.tenant.has_propagated(a, self.now)
             for a in self.tenant.directory_roles_of(principal_id)
         )
         if not has_role:

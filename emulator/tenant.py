@@ -206,6 +206,11 @@ class Tenant:
         # While held, a new managed identity stays invisible to Graph until ``replicate`` reveals it, so
         # that tests can observe the replication window without racing a timer.
         self.replication_held = False
+        # While propagation is held (since that time), grants made since then do not reach the
+        # identity's Exchange connection until the hold ends: tests see a verification that comes too
+        # early without racing ``timings.propagation_delay``.
+        self.propagation_held_since: float | None = None
+        self.released_grants: set[str] = set()
 
         # First-party service principals.
         self.graph_sp = self._add_first_party(dd.GRAPH_APP_ID, "Microsoft Graph", dd.GRAPH_APP_ROLES)
@@ -286,6 +291,27 @@ class Tenant:
 
     def _replicated_at(self, now: float) -> float:
         return math.inf if self.replication_held else now + self.timings.replication_delay
+
+    def has_propagated(self, grant: AppRoleAssignment | DirectoryRoleAssignment, now: float) -> bool:
+        """Whether a grant has reached the identity's Exchange connection (the propagation delay)."""
+        if grant.id in self.released_grants:
+            return True
+        if self.propagation_held_since is not None and grant.created_at >= self.propagation_held_since:
+            return False
+        return grant.created_at <= now - self.timings.propagation_delay
+
+    def hold_propagation(self, held: bool) -> None:
+        """``True``: grants made from now on do not propagate; ``False``: those made during the hold
+        propagate at once, and later ones after the timed delay again."""
+        if held:
+            if self.propagation_held_since is None:
+                self.propagation_held_since = time.time()
+            return
+        if self.propagation_held_since is not None:
+            since = self.propagation_held_since
+            grants = [*self.app_role_assignments.values(), *self.directory_role_assignments.values()]
+            self.released_grants.update(g.id for g in grants if g.created_at >= since)
+        self.propagation_held_since = None
 
     def replicate(self, object_id: str) -> ServicePrincipal | None:
         """Make a principal visible to Graph now (ends its replication delay, held or timed)."""

@@ -18,7 +18,6 @@ class ErrorCategory(StrEnum):
 
     TRANSIENT = "transient"  # retry with backoff (429, 5xx, timeouts, lost ETag races)
     REPLICATION = "replication"  # a fresh principal is not visible yet: retry with backoff
-    PROPAGATION = "propagation"  # a grant has not reached the identity's tokens yet: check again later
     FINAL = "final"  # retrying cannot help: the request fails with the message
 
 
@@ -157,14 +156,6 @@ class ReplicationPending(ExomiError):
         return {"object_id": self.object_id}
 
 
-class PropagationPending(ExomiError):
-    """Grants exist but have not reached the identity's tokens yet: verify again later."""
-
-    code = "PropagationPending"
-    category = ErrorCategory.PROPAGATION
-    http_status = 503
-
-
 class NotFound(ExomiError):
     """Something the request names does not exist (a request id, a target resource, ...)."""
 
@@ -286,3 +277,102 @@ class RecordedError(ExomiError):
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": "Error", **self.recorded, "message": self.message}
+
+
+# --- raised by the adapters (shared/azure/)
+
+
+class UpstreamRejected(ExomiError):
+    """Azure refused a call for a reason that retrying cannot fix (a 400, or a 404 of something required)."""
+
+    code = "AzureRejected"
+    http_status = 502
+
+    def __init__(
+        self, service: str, operation: str, status: int | None, error_code: str | None, message: str
+    ) -> None:
+        super().__init__(f"{service} refused '{operation}' ({status} {error_code}): {message}")
+        self.service = service
+        self.operation = operation
+        self.status = status
+        self.error_code = error_code
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "operation": self.operation,
+            "status": self.status,
+            "error_code": self.error_code,
+        }
+
+
+class AuthenticationFailed(ExomiError):
+    """exomi could not get or use a token for its own identity."""
+
+    code = "AuthenticationFailed"
+    http_status = 500
+
+
+class AlreadyExists(ExomiError):
+    """Azure refused to create something because it exists already (a duplicate grant made meanwhile,
+    e.g. by a concurrent run): the caller reads it back instead. Adapters raise it from the answer's
+    status and code (shared/azure/failures.py)."""
+
+    code = "AlreadyExists"
+    http_status = 409
+
+    def __init__(self, what: str, message: str) -> None:
+        super().__init__(f"{what} exists already: {message}")
+        self.what = what
+
+    def details(self) -> dict[str, Any]:
+        return {"what": self.what}
+
+
+# --- raised by the channels (shared/api/, shared/events.py, shared/tags.py)
+
+
+class MalformedJson(ExomiError):
+    code = "MalformedJson"
+    http_status = 400
+
+
+class PayloadTooLarge(ExomiError):
+    code = "PayloadTooLarge"
+    http_status = 413
+
+
+class UnsupportedMediaType(ExomiError):
+    code = "UnsupportedMediaType"
+    http_status = 415
+
+
+class NotAuthenticated(ExomiError):
+    """App Service Authentication is trusted, but it did not identify the caller."""
+
+    code = "NotAuthenticated"
+    http_status = 401
+
+
+class InternalError(ExomiError):
+    code = "InternalError"
+    http_status = 500
+
+
+class TagError(ExomiError):
+    """A tag's value is not valid; ``tag`` names it (shared/tags.py)."""
+
+    code = "InvalidTag"
+    http_status = 422
+
+    def __init__(self, tag: str, reason: str) -> None:
+        super().__init__(f"tag {tag}: {reason}")
+        self.tag = tag
+        self.reason = reason
+
+
+class TargetBusy(ExomiError):
+    """The desired state changed while a request already works on the target: handle the event later."""
+
+    code = "TargetBusy"
+    http_status = 503

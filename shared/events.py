@@ -43,7 +43,7 @@ from typing import Any
 from shared import tags
 from shared.authorization import Ask
 from shared.engine.context import resource_ref
-from shared.errors import ConcurrencyError, Conflict, ExomiError, PolicyRefusal
+from shared.errors import ConcurrencyError, Conflict, ExomiError, PolicyRefusal, TargetBusy
 from shared.ids import ResourceId, parse_resource_id
 from shared.models import (
     MAX_REQUESTED_BY,
@@ -73,13 +73,6 @@ UPN_CLAIM = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
 # Requests nobody waits for: a newer desired state may replace them while they have not started.
 SUPERSEDABLE = {Channel.TAG, Channel.RECONCILE}
 _ATTEMPTS = 3
-
-
-class TargetBusy(ExomiError):
-    """The desired state changed while a request already works on the target: handle the event later."""
-
-    code = "TargetBusy"
-    http_status = 503
 
 
 # ---------------------------------------------------------------------------------------------- events

@@ -100,6 +100,10 @@ class EngineTimings(BaseModel):
     expected_import: float = 0.0
     expected_job: float = 0.0
     expected_run_command: float = 0.0
+    # How long a new Automation job takes to start its script (queued -> running). The connect test is
+    # started that much before the grants are expected to have propagated, so that its script connects
+    # when they have; a Run Command's script is taken to connect at its end (expected_run_command).
+    expected_job_start: float = 0.0
     # Grants reach an identity's Exchange token only after a while: verification starts this long after
     # the latest grant (a failure for authorization after that still waits, up to propagation_window).
     propagation: float = 30.0
@@ -241,6 +245,7 @@ _ENGINE_SETTINGS = {
     "expected_import": "EXOMI_EXPECTED_IMPORT_SECONDS",
     "expected_job": "EXOMI_EXPECTED_JOB_SECONDS",
     "expected_run_command": "EXOMI_EXPECTED_RUN_COMMAND_SECONDS",
+    "expected_job_start": "EXOMI_EXPECTED_JOB_START_SECONDS",
     "propagation": "EXOMI_PROPAGATION_SECONDS",
     "hold": "EXOMI_HOLD_SECONDS",
     "tag_settle": "EXOMI_TAG_SETTLE_SECONDS",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shared.errors import InputError
+from shared.errors import InputError, TagError
 from shared.ids import ResourceId, TargetKind
 from shared.models import SYSTEM_IDENTITY, Channel, ProvisionRequest
 
@@ -29,15 +29,6 @@ TAG_OF_FIELD = {
     "runtime": RUNTIME,
     "expires": EXPIRES,
 }
-
-
-class TagError(Exception):
-    """A tag's value is not valid; ``tag`` names it."""
-
-    def __init__(self, tag: str, reason: str) -> None:
-        super().__init__(f"tag {tag}: {reason}")
-        self.tag = tag
-        self.reason = reason
 
 
 def tag_value(tags: Mapping[str, str], name: str) -> str | None:

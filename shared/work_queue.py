@@ -11,17 +11,20 @@ import base64
 import contextlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ResourceExistsError
-from azure.storage.queue.aio import QueueClient
 
 from shared.errors import ConfigurationError, InputError
 from shared.ids import parse_resource_id, validate_guid
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
+    from azure.storage.queue.aio import QueueClient
 
 # Azure Storage hides a message for at most 7 days; longer waits are re-queued by reconciliation.
 MAX_DELAY = timedelta(days=7) - timedelta(minutes=1)
@@ -62,9 +65,19 @@ def decode(body: bytes | str) -> WorkItem:
 
 
 class WorkQueue:
-    def __init__(self, client: QueueClient) -> None:
-        self.client = client
+    """The queue's client is made on first use: a process that never queues (``exomi provision``
+    waiting for its request) does not load the Queue Storage SDK."""
+
+    def __init__(self, make_client: Callable[[], QueueClient]) -> None:
+        self._make_client = make_client
+        self._client: QueueClient | None = None
         self._ready = False
+
+    @property
+    def client(self) -> QueueClient:
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
 
     @classmethod
     def open(cls, settings: Settings, credential: AsyncTokenCredential | None = None) -> WorkQueue:
@@ -80,19 +93,27 @@ class WorkQueue:
             "retry_total": 2,
             "connection_timeout": 5,
         }
-        if storage.connection_string is not None:
-            client = QueueClient.from_connection_string(
-                storage.connection_string.get_secret_value(), settings.queue_name, **options
-            )
-        elif storage.queue_service_uri and credential is not None:
-            client = QueueClient(
-                storage.queue_service_uri, settings.queue_name, credential=credential, **options
-            )
-        else:
+        connection_string, service_uri = storage.connection_string, storage.queue_service_uri
+        if connection_string is None and not (service_uri and credential is not None):
             raise ConfigurationError(
                 "AzureWebJobsStorage__queueServiceUri", "identity-based storage needs the queue service URI"
             )
-        return cls(client)
+
+        def make_client() -> QueueClient:
+            from azure.storage.queue.aio import QueueClient
+
+            if connection_string is not None:
+                return QueueClient.from_connection_string(
+                    connection_string.get_secret_value(), settings.queue_name, **options
+                )
+            assert service_uri is not None  # checked above
+            return QueueClient(service_uri, settings.queue_name, credential=credential, **options)
+
+        return cls(make_client)
+
+    async def check(self) -> None:
+        """Raises when the queue does not answer (the health check)."""
+        await self.client.get_queue_properties()
 
     async def enqueue(self, request_id: str, delay: timedelta = timedelta(0)) -> None:
         # Rounded down: the engine pass holds the fraction of a second left (EXOMI_HOLD_SECONDS), so a
@@ -113,4 +134,5 @@ class WorkQueue:
         await self.client.send_message(message, visibility_timeout=seconds or None)
 
     async def close(self) -> None:
-        await self.client.close()
+        if self._client is not None:
+            await self._client.close()

@@ -16,8 +16,8 @@ import binascii
 import json
 from typing import Any
 
-from shared.api.http import ApiRequest, NotAuthenticated
-from shared.errors import InputError
+from shared.api.http import ApiRequest
+from shared.errors import InputError, NotAuthenticated
 from shared.ids import validate_guid
 from shared.models import FUNCTION_KEY_CALLER, Requester, RequesterKind
 from shared.settings import Settings

@@ -381,4 +381,4 @@ async def _probe_storage(app: ExomiApp) -> None:
     """One read from the state tables and one from the work queue (a queue not created yet is fine)."""
     await app.state.requests.list(page_size=1)
     with contextlib.suppress(ResourceNotFoundError):
-        await app.queue.client.get_queue_properties()
+        await app.queue.check()

@@ -10,39 +10,18 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from shared.errors import ExomiError, InputError
+from shared.errors import (
+    ExomiError,
+    InputError,
+    MalformedJson,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_NESTING = 32  # a request body is a flat object with small maps; anything deeper is not one of ours
 API_PREFIX = "/api"  # host.json extensions.http.routePrefix
 JSON = "application/json"
-
-
-class MalformedJson(ExomiError):
-    code = "MalformedJson"
-    http_status = 400
-
-
-class PayloadTooLarge(ExomiError):
-    code = "PayloadTooLarge"
-    http_status = 413
-
-
-class UnsupportedMediaType(ExomiError):
-    code = "UnsupportedMediaType"
-    http_status = 415
-
-
-class NotAuthenticated(ExomiError):
-    """App Service Authentication is trusted, but it did not identify the caller."""
-
-    code = "NotAuthenticated"
-    http_status = 401
-
-
-class InternalError(ExomiError):
-    code = "InternalError"
-    http_status = 500
 
 
 def api_status(error: ExomiError) -> int:

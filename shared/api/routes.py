@@ -27,9 +27,9 @@ from shared.api.documents import (
     RequestDocument,
     RequestList,
 )
-from shared.api.http import ApiRequest, ApiResponse, InternalError, error_response
+from shared.api.http import ApiRequest, ApiResponse, error_response
 from shared.api.openapi import swagger
-from shared.errors import ExomiError, Transient
+from shared.errors import ExomiError, InternalError, Transient
 from shared.models import Channel, Operation, RequestStatus
 from shared.state.idempotency import MAX_KEY_LENGTH
 from shared.state.query import MAX_PAGE_SIZE

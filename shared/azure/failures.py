@@ -16,40 +16,16 @@ from azure.core.exceptions import (
 )
 from kiota_abstractions.api_error import APIError
 
-from shared.errors import ExomiError, PermissionMissing, Transient
+from shared.errors import (
+    AlreadyExists,
+    AuthenticationFailed,
+    ExomiError,
+    PermissionMissing,
+    Transient,
+    UpstreamRejected,
+)
 
 TRANSIENT_STATUSES = {408, 429, 500, 502, 503, 504}
-
-
-class UpstreamRejected(ExomiError):
-    """Azure refused a call for a reason that retrying cannot fix (a 400, or a 404 of something required)."""
-
-    code = "AzureRejected"
-    http_status = 502
-
-    def __init__(
-        self, service: str, operation: str, status: int | None, error_code: str | None, message: str
-    ) -> None:
-        super().__init__(f"{service} refused '{operation}' ({status} {error_code}): {message}")
-        self.service = service
-        self.operation = operation
-        self.status = status
-        self.error_code = error_code
-
-    def details(self) -> dict[str, Any]:
-        return {
-            "service": self.service,
-            "operation": self.operation,
-            "status": self.status,
-            "error_code": self.error_code,
-        }
-
-
-class AuthenticationFailed(ExomiError):
-    """exomi could not get or use a token for its own identity."""
-
-    code = "AuthenticationFailed"
-    http_status = 500
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -117,6 +93,30 @@ def graph_error_code(exc: APIError) -> str | None:
     return getattr(error, "code", None)
 
 
+# Graph answers a duplicate assignment with 400 Request_BadRequest, a code it gives to every bad request:
+# only the message tells a duplicate from another mistake (../shared/reference/azure-wire.md D.2). These
+# are the documented messages; the adapter matches them for the one operation each belongs to, so no
+# step has to read an error's text.
+DUPLICATE_MESSAGES = {
+    "grant app role": "Permission being assigned already exists on the object",
+    "assign Entra role": "A conflicting object with one or more of the specified property values is present",
+}
+
+
+def graph_duplicate(exc: APIError, operation: str) -> bool:
+    """Whether Graph refused ``operation`` because what it creates exists already."""
+    error = getattr(exc, "error", None)
+    if graph_error_code(exc) == "Request_MultipleObjectsWithSameKeyValue":
+        return True
+    known = DUPLICATE_MESSAGES.get(operation)
+    return (
+        known is not None
+        and exc.response_status_code == 400
+        and graph_error_code(exc) == "Request_BadRequest"
+        and (getattr(error, "message", None) or "").startswith(known)
+    )
+
+
 def from_graph(exc: Exception, operation: str, permission: str) -> ExomiError:
     """Maps a msgraph-sdk/kiota exception to an exomi error; ``permission`` is what the call needs."""
     if isinstance(exc, ExomiError):
@@ -130,6 +130,8 @@ def from_graph(exc: Exception, operation: str, permission: str) -> ExomiError:
         code = graph_error_code(exc)
         error = getattr(exc, "error", None)
         message = getattr(error, "message", None) or str(exc)
+        if graph_duplicate(exc, operation):
+            return AlreadyExists(operation, message)
         if status == 403:
             return PermissionMissing(
                 permission,

@@ -30,7 +30,7 @@ from msgraph.generated.role_management.directory.role_assignments.role_assignmen
 )
 
 from shared.azure.clients import AzureClients
-from shared.azure.failures import from_graph, graph_error_code
+from shared.azure.failures import from_graph, graph_duplicate
 from shared.errors import InputError
 
 # The application permission a refused call needs, as docs/PERMISSIONS.md lists exomi's needs: a
@@ -181,10 +181,7 @@ class GraphGateway:
         try:
             content = await self._graph.request_adapter.send_primitive_async(request, "bytes", ERRORS)
         except APIError as exc:
-            if (
-                exc.response_status_code == 409
-                or graph_error_code(exc) == "Request_MultipleObjectsWithSameKeyValue"
-            ):
+            if graph_duplicate(exc, "create service principal"):
                 existing = await self.find_principal_by_app_id(app_id)
                 if existing is not None:
                     return existing

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from shared import constants
@@ -16,7 +17,13 @@ from shared.state.store import StateStore
 async def observe_privileges(
     graph: GraphGateway, state: StateStore, principal_id: str, desired_role: Role | None
 ) -> list[Finding]:
-    exchange = await graph.find_principal_by_app_id(constants.EXO_APP_ID)
+    # Four independent reads, at once (this runs at the end of every provision).
+    exchange, app_role_grants, role_grants, ledger = await asyncio.gather(
+        graph.find_principal_by_app_id(constants.EXO_APP_ID),
+        graph.app_role_grants(principal_id),
+        graph.role_grants(principal_id),
+        state.ledger(principal_id),
+    )
     app_roles: list[HeldAppRole] = []
     if exchange is not None:
         values = {role.id.lower(): role.value for role in exchange.app_roles}
@@ -24,7 +31,7 @@ async def observe_privileges(
             HeldAppRole(
                 assignment_id=g.id, app_role_id=g.app_role_id, value=values.get(g.app_role_id.lower())
             )
-            for g in await graph.app_role_grants(principal_id)
+            for g in app_role_grants
             if g.resource_id.lower() == exchange.id.lower()
         ]
     entra = [
@@ -33,9 +40,9 @@ async def observe_privileges(
             role_definition_id=g.role_definition_id,
             directory_scope_id=g.directory_scope_id,
         )
-        for g in await graph.role_grants(principal_id)
+        for g in role_grants
     ]
-    owned = {grant.assignment_id for grant in (await state.ledger(principal_id)).grants}
+    owned = {grant.assignment_id for grant in ledger.grants}
     return privilege_findings(
         principal_id=principal_id,
         desired_role=desired_role,

@@ -25,7 +25,14 @@ from shared.engine.plan import plan_for
 from shared.engine.privileges import drift_of, observe_privileges
 from shared.engine.rollback import Rollback, roll_back
 from shared.engine.step import Step, backoff
-from shared.errors import ConcurrencyError, ErrorCategory, ExomiError, OperationFailed, RecordedError
+from shared.errors import (
+    ConcurrencyError,
+    ErrorCategory,
+    ExomiError,
+    InternalError,
+    OperationFailed,
+    RecordedError,
+)
 from shared.findings import Finding
 from shared.ids import parse_resource_id
 from shared.models import Channel, Operation, ProvisionRequest, RequestStatus, StepStatus, TargetStatus
@@ -46,11 +53,6 @@ from shared.state.store import StateStore
 log = logging.getLogger("exomi.engine")
 FINISHED = {StepStatus.DONE, StepStatus.SKIPPED}
 StepListener = Callable[[StepRecord], Awaitable[None]]
-
-
-class InternalError(ExomiError):
-    code = "InternalError"
-    http_status = 500
 
 
 @dataclass
@@ -365,11 +367,8 @@ class Engine:
         self, step: Step, base: StepRecord, memo: dict[str, Any], error: ExomiError, ctx: StepContext
     ) -> _Outcome:
         """Transient and replication errors wait (with backoff, replication within a window); final ones fail."""
-        if error.category in (ErrorCategory.TRANSIENT, ErrorCategory.REPLICATION, ErrorCategory.PROPAGATION):
-            window = {
-                ErrorCategory.REPLICATION: self.timings.replication_window,
-                ErrorCategory.PROPAGATION: self.timings.propagation_window,
-            }.get(error.category)
+        if error.category in (ErrorCategory.TRANSIENT, ErrorCategory.REPLICATION):
+            window = self.timings.replication_window if error.category is ErrorCategory.REPLICATION else None
             since = datetime.fromisoformat(
                 memo.setdefault(f"{error.category.value}_since", utcnow().isoformat())
             )

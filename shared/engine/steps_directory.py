@@ -6,10 +6,9 @@ from __future__ import annotations
 from functools import partial
 
 from shared import constants
-from shared.azure.failures import UpstreamRejected
 from shared.engine.context import Observation, StepContext, StepResult, Verdict
 from shared.engine.step import Step
-from shared.errors import PrerequisiteMissing, ReplicationPending
+from shared.errors import AlreadyExists, PrerequisiteMissing, ReplicationPending, UpstreamRejected
 from shared.ownership import GrantKind, Ledger, OwnedGrant
 
 
@@ -160,9 +159,9 @@ class AppRoleGrant(Step):
             grant, request_id = await ctx.graph.grant_app_role(
                 principal_id, ctx.fact("exchange_sp_id"), constants.EXCHANGE_MANAGE_AS_APP_ROLE_ID
             )
+        except AlreadyExists:  # granted meanwhile (a concurrent run): that is done too
+            return await self.apply(ctx)
         except UpstreamRejected as error:
-            if "already exists" in error.message:  # granted meanwhile (a concurrent run): that is done too
-                return await self.apply(ctx)
             raise _replication_or(error, principal_id) from error
         await ctx.audit.done(0, action, before, {"assignment_id": grant.id, "granted": True}, request_id)
         await own(ctx, GrantKind.APP_ROLE, grant.id, made_by_exomi=True)
@@ -235,9 +234,9 @@ class EntraRole(Step):
             await ctx.audit.intend(0, action, before)
             try:
                 grant, request_id = await ctx.graph.assign_role(principal_id, role_id)
+            except AlreadyExists:  # assigned meanwhile (a concurrent run)
+                return await self.apply(ctx)
             except UpstreamRejected as error:
-                if "conflicting object" in error.message:
-                    return await self.apply(ctx)
                 raise _replication_or(error, principal_id) from error
             await ctx.audit.done(
                 0, action, before, {"assignment_id": grant.id, "role": role_name}, request_id

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from functools import partial
 
-from shared.azure.failures import UpstreamRejected
 from shared.engine.context import Observation, StepContext, StepResult, Verdict
 from shared.engine.step import Step
+from shared.errors import UpstreamRejected
 from shared.ids import TargetKind
 from shared.ownership import GrantKind, Ledger, OwnedGrant
 

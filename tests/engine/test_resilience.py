@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import time
 
@@ -55,7 +56,13 @@ async def test_a_crash_at_every_boundary_resumes_without_duplicates_or_lost_audi
     await _wait_for(fired, f"the engine to reach '{label}'")
     os.kill(process.pid, signal.SIGKILL)  # in the middle of the call: the emulator still completes it
     process.wait()
-    await asyncio.sleep(1.6)
+
+    def ended():  # the emulator logs the faulted call once it is over: answered, or its client gone
+        return [
+            e for e in emulator.log() if e["method"] == method and re.search(path, e["path"]) and e["fault"]
+        ]
+
+    await _wait_for(ended, f"the emulator to finish '{label}'")
 
     code, requests, _ = exomi.run("list")
     assert code == 0 and len(requests) == 1 and requests[0]["status"] in ("running", "waiting", "queued")
@@ -97,13 +104,21 @@ async def test_a_fresh_identity_under_replication_delay_succeeds_after_retries(e
 
 
 async def test_a_grant_under_propagation_delay_verifies_after_waiting(emulator, exomi, targets):
-    emulator.set_timings(propagation_delay=6.0)  # longer than imports, publishing and the first job take
+    # Deterministic: the grants do not reach Exchange until the test releases them, after the first
+    # verification job has failed (no race with the emulated propagation time).
+    emulator.ctl("PUT", "/propagation", {"held": True})
     account = targets.automation_account()
-    code, output, stderr = exomi.run(
-        "provision", "--target", account.id, "--organization", emulator.organization
-    )
-    assert_succeeded(code, output, stderr)
     automation = emulator.automation()
+    process = exomi.start("provision", "--target", account.id, "--organization", emulator.organization)
+
+    def failed_jobs():
+        jobs = automation.job.list_by_automation_account("ContosoRG", account.name)
+        return [j for j in jobs if str(j.status.value) == "Failed"]
+
+    await _wait_for(failed_jobs, "the first verification job to fail")
+    emulator.ctl("PUT", "/propagation", {"held": False})
+    stdout, stderr = process.communicate(timeout=120)
+    assert_succeeded(process.returncode, json.loads(stdout), stderr)
     jobs = sorted(
         automation.job.list_by_automation_account("ContosoRG", account.name), key=lambda j: j.creation_time
     )

@@ -11,7 +11,6 @@ from shared.errors import (
     NotFound,
     PermissionMissing,
     PolicyRefusal,
-    PropagationPending,
     ReplicationPending,
     Transient,
 )
@@ -21,9 +20,6 @@ def test_categories_tell_the_engine_what_to_do():
     assert Transient("throttled", retry_after=2).category is ErrorCategory.TRANSIENT
     assert ConcurrencyError("request x").category is ErrorCategory.TRANSIENT
     assert ReplicationPending("6a2b5c1e-0d3f-4e8a-9b7c-1d2e3f4a5b6c").category is ErrorCategory.REPLICATION
-    assert (
-        PropagationPending("verification got 401 right after the grant").category is ErrorCategory.PROPAGATION
-    )
     finals = [
         InputError("organization", "bad"),
         PolicyRefusal("allowed_roles", "role 'x' is not allowed.", "ask"),
