@@ -8,12 +8,16 @@ that names the field.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import ipaddress
+import json
 import re
+import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from shared.errors import InputError
 
@@ -207,3 +211,26 @@ def validate_host_pattern(value: object, field: str) -> str:
     if isinstance(value, str) and value.startswith("*."):
         return validate_domain_pattern(value, field)
     return validate_host(value, field)
+
+
+def object_id_of(value: Any) -> str | None:
+    """An object id with dashes, lower case, from one with or without them (ARM writes an event's
+    evidence.principalId without dashes); None for anything else."""
+    if not isinstance(value, str):
+        return None
+    hexdigits = value.replace("-", "")
+    try:
+        return str(uuid.UUID(hex=hexdigits)) if len(hexdigits) == 32 else None
+    except ValueError:
+        return None
+
+
+def oid_claim(jwt: str) -> str | None:
+    """The ``oid`` claim of a JWT, read without checking it (exomi's own token, just received from its
+    identity endpoint); None when there is none."""
+    try:
+        payload = jwt.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return None
+    return object_id_of(claims.get("oid")) if isinstance(claims, dict) else None

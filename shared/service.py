@@ -8,12 +8,15 @@ per Azure service, the state store and the engine. ``ExomiService`` validates an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from azure.core.exceptions import ResourceNotFoundError
 
 from shared import callbacks, constants
 from shared.authorization import (
@@ -45,7 +48,7 @@ from shared.errors import (
     Transient,
 )
 from shared.findings import Finding
-from shared.ids import ResourceId, TargetKind, parse_resource_id, validate_guid
+from shared.ids import ResourceId, TargetKind, object_id_of, oid_claim, parse_resource_id, validate_guid
 from shared.inventory import Holder, HolderStatus, classify, resource_of
 from shared.models import (
     SYSTEM_IDENTITY,
@@ -78,6 +81,9 @@ from shared.state.records import (
 from shared.state.store import Admission, StateStore
 from shared.work_queue import WorkItem, WorkQueue
 
+if TYPE_CHECKING:
+    from shared.tagging import TagWrite
+
 log = logging.getLogger("exomi.service")
 
 
@@ -91,6 +97,7 @@ class ExomiApp:
     graph: GraphGateway
     engine: Engine
     queue: WorkQueue
+    own_object_id: str | None = None  # learnt once (ExomiService.own_object_id)
 
     @classmethod
     async def open(cls, settings: Settings | None = None) -> ExomiApp:
@@ -232,6 +239,46 @@ class ExomiService:
     @property
     def policy(self) -> Policy:
         return self.app.policy
+
+    @property
+    def settings(self) -> Settings:
+        return self.app.settings
+
+    async def check_storage(self) -> None:
+        """One read from the state tables and one from the work queue (a queue not created yet is
+        fine); raises when either does not answer (the health check)."""
+        await self.app.state.requests.list(page_size=1)
+        with contextlib.suppress(ResourceNotFoundError):
+            await self.app.queue.check()
+
+    # ------------------------------------------------------------------ tag-driven automation
+
+    async def own_object_id(self) -> str | None:
+        """exomi's own object id, once per process: the setting, else the oid claim of its own ARM
+        token (events that exomi's own writes cause are ignored by it)."""
+        if self.app.own_object_id is None:
+            settings = self.app.settings
+            if settings.principal_id:
+                self.app.own_object_id = object_id_of(settings.principal_id)
+            else:
+                token = await self.app.clients.credential.get_token(settings.arm_scope)
+                self.app.own_object_id = oid_claim(token.token)
+                if self.app.own_object_id is None:
+                    log.warning("exomi's ARM token has no readable oid claim; set EXOMI_PRINCIPAL_ID")
+        return self.app.own_object_id
+
+    async def event_handled(self, event_id: str, at: datetime | None) -> bool:
+        return await self.app.state.events.handled(event_id, at)
+
+    async def remember_event(self, event_id: str, at: datetime | None, outcome: str) -> None:
+        await self.app.state.events.remember(event_id, at, outcome)
+
+    async def sync_tags(self, target: ResourceId, write: TagWrite) -> Outcome:
+        """Bring exomi's requests for ``target`` in line with its tags (or its deletion), as asked for by
+        the writer of ``write`` (shared/tagging.py)."""
+        from shared import tagging
+
+        return await tagging.sync_target(self, target, write)
 
     # ------------------------------------------------------------------ requests
 

@@ -7,13 +7,10 @@ queue worker and the caller follows it at its status URL (202 while it runs, the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from datetime import UTC, datetime
 from typing import Any
-
-from azure.core.exceptions import ResourceNotFoundError
 
 from shared.api.caller import identify
 from shared.api.documents import (
@@ -40,8 +37,8 @@ from shared.errors import (
 )
 from shared.ids import validate_guid
 from shared.models import Channel, Requester, RequestStatus
-from shared.runtime import exomi_app, exomi_service
-from shared.service import Attempt, ExomiApp, ExomiService, StatusReport
+from shared.runtime import exomi_service
+from shared.service import Attempt, ExomiService, StatusReport
 from shared.state.idempotency import MAX_KEY_LENGTH
 from shared.state.query import MAX_PAGE_SIZE
 from shared.state.records import RequestRecord, utcnow
@@ -63,7 +60,7 @@ async def _open(request: ApiRequest, *, records: bool = True) -> tuple[ExomiServ
     """The service and the caller, once the policy admits the caller to the API at all (403, recorded
     as a refusal, when no rule names it); ``records`` False for reads, which ignore X-Exomi-On-Behalf-Of."""
     service = await exomi_service()
-    caller = identify(request, service.app.settings, asserted=records)
+    caller = identify(request, service.settings, asserted=records)
     refusal = check_api_access(service.policy, caller)
     if refusal is not None:
         attempt = Attempt(caller, Channel.HTTP, "use the API", None)
@@ -182,7 +179,7 @@ async def _request_answer(
 
 def _retry_after(service: ExomiService, record: RequestRecord) -> int:
     """Seconds until it is worth asking again: when a waiting request is due, else one poll interval."""
-    timings = service.app.settings.engine
+    timings = service.settings.engine
     seconds = (record.check_again_at - utcnow()).total_seconds() if record.check_again_at else timings.poll
     return max(1, min(math.ceil(seconds), math.ceil(timings.max_poll)))
 
@@ -351,7 +348,7 @@ async def health(request: ApiRequest) -> ApiResponse:
     settings_ok, storage_ok = True, True
     settings_detail = storage_detail = None
     try:
-        app = await asyncio.wait_for(exomi_app(), HEALTH_TIMEOUT_SECONDS)
+        service = await asyncio.wait_for(exomi_service(), HEALTH_TIMEOUT_SECONDS)
     except ConfigurationError as error:
         log.error("health: %s", error.message)
         settings_ok, storage_ok = False, False
@@ -362,7 +359,7 @@ async def health(request: ApiRequest) -> ApiResponse:
         storage_ok, storage_detail = False, "storage cannot be opened (the app's log says why)"
     else:
         try:
-            await asyncio.wait_for(_probe_storage(app), HEALTH_TIMEOUT_SECONDS)
+            await asyncio.wait_for(service.check_storage(), HEALTH_TIMEOUT_SECONDS)
         except Exception as error:  # noqa: BLE001
             log.error("health: storage probe failed: %s: %s", type(error).__name__, error)
             storage_ok, storage_detail = False, "storage does not answer (the app's log says why)"
@@ -375,10 +372,3 @@ async def health(request: ApiRequest) -> ApiResponse:
         ],
     )
     return ApiResponse(200 if healthy else 503, document.model_dump(mode="json"))
-
-
-async def _probe_storage(app: ExomiApp) -> None:
-    """One read from the state tables and one from the work queue (a queue not created yet is fine)."""
-    await app.state.requests.list(page_size=1)
-    with contextlib.suppress(ResourceNotFoundError):
-        await app.queue.check()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
 from shared.errors import InputError
 from shared.ids import (
     TargetKind,
     domain_matches,
+    object_id_of,
+    oid_claim,
     parse_resource_id,
     validate_domain,
     validate_domain_pattern,
@@ -138,3 +143,23 @@ def test_suffix_patterns_match_names_below_them_only():
     assert not domain_matches("evilonmicrosoft.com", pattern)
     assert domain_matches("contoso.com", "contoso.com")
     assert not domain_matches("sub.contoso.com", "contoso.com")
+
+
+def test_object_ids_are_read_with_or_without_dashes_and_nothing_else_is():
+    dashed = "8e4138ec-1bc2-4884-a7f0-9cd94ebc740c"
+    assert object_id_of(dashed.replace("-", "").upper()) == dashed
+    assert object_id_of(dashed) == dashed
+    assert [object_id_of(v) for v in ("", "not-a-guid", "8e4138ec1bc24884a7f0", None, 42)] == [None] * 5
+
+
+def test_the_oid_claim_of_exomis_own_token_is_read_and_a_token_without_one_gives_none():
+    def token(claims: object) -> str:
+        payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+        return f"e30.{payload}.signature"
+
+    oid = "6c079d23-4c4a-4261-8c02-a0b1c2d3e4f5"
+    assert oid_claim(token({"oid": oid, "tid": "x"})) == oid
+    assert oid_claim(token({"sub": "x"})) is None
+    assert oid_claim(token(["not", "an", "object"])) is None
+    assert oid_claim("not a jwt") is None
+    assert oid_claim("a.%%%.c") is None
