@@ -87,6 +87,16 @@ class EngineTimings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
+    def with_learned(self, learned: Mapping[str, float]) -> EngineTimings:
+        """These timings, with an ``expected_*`` that is 0 ("not known") taken from ``learned`` (what
+        earlier waits took in this tenant, shared/state/durations.py)."""
+        update = {
+            name: float(seconds)
+            for name, seconds in learned.items()
+            if name.startswith("expected_") and getattr(self, name, None) == 0.0 and seconds > 0
+        }
+        return self.model_copy(update=update) if update else self
+
     poll: float = 15.0  # first "check again" delay for imports, jobs and replication (doubles each time)
     max_poll: float = 300.0  # the longest "check again" delay
     replication_window: float = 1800.0  # how long a fresh principal may stay invisible before failing

@@ -46,6 +46,9 @@ class StepResult:
     facts: dict[str, Any] = field(default_factory=dict)
     check_again_in: float | None = None  # seconds, when not done
     memo: dict[str, Any] = field(default_factory=dict)  # the step's own progress (job name, tokens...)
+    # Waits of Azure's this step saw end, by the engine timing they inform (``expected_import``: the
+    # seconds it took); the engine learns them (shared/state/durations.py).
+    took: dict[str, float] = field(default_factory=dict)
 
 
 def resource_ref(resource_id: ResourceId) -> ResourceRef:

@@ -34,7 +34,7 @@ from shared.errors import (
     RecordedError,
 )
 from shared.findings import Finding
-from shared.ids import parse_resource_id
+from shared.ids import ResourceId, parse_resource_id
 from shared.models import Channel, Operation, ProvisionRequest, RequestStatus, StepStatus, TargetStatus
 from shared.ownership import GrantKind, Ledger
 from shared.policy import expires_at_of
@@ -52,6 +52,7 @@ from shared.state.store import StateStore
 
 log = logging.getLogger("exomi.engine")
 FINISHED = {StepStatus.DONE, StepStatus.SKIPPED}
+LEARNED_FRESH_SECONDS = 300.0  # how long a pass relies on the learned durations it read
 StepListener = Callable[[StepRecord], Awaitable[None]]
 
 
@@ -86,7 +87,9 @@ class Engine:
         self.state = state
         self.arm = arm
         self.graph = graph
-        self.timings = timings
+        self.configured = timings  # the settings
+        self.timings = timings  # the settings, with learned durations where a setting says "not known"
+        self._learned_until = 0.0  # monotonic time until which the learned durations are fresh
         self.roll_back_on_failure = roll_back_on_failure  # policy on_failure
         self.remove_unmanaged_grants = remove_unmanaged_grants  # policy remove_unmanaged_grants
 
@@ -104,6 +107,7 @@ class Engine:
             return record  # another pass works on it (a duplicate work item): it re-queues it if needed
         target = parse_resource_id(record.target)
         plan = plan_for(record.operation, target.kind)
+        await self._learn()
         stored = {s.name: s for s in await self.state.steps.list(request_id)}
         audit = await self.state.audit.list_for_request(request_id)
         target_record = await self.state.targets.get(target.key)
@@ -273,18 +277,8 @@ class Engine:
                 results.append(Observed(step, None, None, waiting_on))
                 unsettled.add(step.name)
                 continue
-            ctx = StepContext(
-                request=record,
-                decision=record.decision,
-                target=target,
-                arm=self.arm,
-                graph=self.graph,
-                state=self.state,
-                timings=self.timings,
-                facts=dict(facts),
-                target_record=target_record,
-                audit=AuditTrail(self.state, record, step.name, 0, []),
-            )
+            audit = AuditTrail(self.state, record, step.name, 0, [])  # observe writes none
+            ctx = self._context(step, record, target, facts, target_record, audit)
             try:
                 observation = await step.observe(ctx)
             except ExomiError as error:
@@ -298,6 +292,31 @@ class Engine:
                 facts["changed"] = True
         return results, facts
 
+    def _context(
+        self,
+        step: Step,
+        request: RequestRecord,
+        target: ResourceId,
+        facts: dict[str, Any],
+        target_record: TargetRecord | None,
+        audit: AuditTrail,
+        memo: dict[str, Any] | None = None,
+    ) -> StepContext:
+        """What a step sees: the request, the gateways, the facts of the steps before it (a copy)."""
+        return StepContext(
+            request=request,
+            decision=request.decision,
+            target=target,
+            arm=self.arm,
+            graph=self.graph,
+            state=self.state,
+            timings=self.timings,
+            facts=dict(facts),
+            target_record=target_record,
+            audit=audit,
+            memo=memo if memo is not None else {},
+        )
+
     @staticmethod
     def _status(stored: dict[str, StepRecord], name: str) -> StepStatus:
         record = stored.get(name)
@@ -308,27 +327,16 @@ class Engine:
         step: Step,
         index: int,
         request: RequestRecord,
-        target,
+        target: ResourceId,
         previous: StepRecord | None,
         facts: dict[str, Any],
         target_record: TargetRecord | None,
-        audit_records,
+        audit_records: list[AuditRecord],
     ) -> _Outcome:
         attempts = previous.attempts if previous is not None else 0
         memo = _memo(previous)
-        ctx = StepContext(
-            request=request,
-            decision=request.decision,
-            target=target,
-            arm=self.arm,
-            graph=self.graph,
-            state=self.state,
-            timings=self.timings,
-            facts=dict(facts),
-            target_record=target_record,
-            audit=AuditTrail(self.state, request, step.name, attempts, audit_records),
-            memo=memo,
-        )
+        audit = AuditTrail(self.state, request, step.name, attempts, audit_records)
+        ctx = self._context(step, request, target, facts, target_record, audit, memo)
         base = StepRecord(
             request_id=request.id,
             name=step.name,
@@ -361,7 +369,28 @@ class Engine:
             }
         )
         log.info("request %s step %s: %s (%s)", request.id, step.name, status.value, result.message)
+        for timing, seconds in result.took.items():
+            await self._observe_duration(timing, seconds)
         return _Outcome(step, await self._save_step(record))
+
+    async def _learn(self) -> None:
+        """Reads what earlier waits took, at most every LEARNED_FRESH_SECONDS: an ``expected_*`` timing
+        that the settings leave at 0 ("not known") takes the learned value."""
+        if time.monotonic() < self._learned_until:
+            return
+        try:
+            learned = await self.state.durations.learned()
+        except Exception as error:  # noqa: BLE001 - pacing without them is slower, not wrong
+            log.warning("could not read the learned durations: %s", error)
+            learned = {}
+        self._learned_until = time.monotonic() + LEARNED_FRESH_SECONDS
+        self.timings = self.configured.with_learned(learned)
+
+    async def _observe_duration(self, timing: str, seconds: float) -> None:
+        try:
+            await self.state.durations.observe(timing, seconds)
+        except Exception as error:  # noqa: BLE001 - an estimate that is not stored is no loss
+            log.warning("could not store a learned duration (%s): %s", timing, error)
 
     async def _failed_or_waiting(
         self, step: Step, base: StepRecord, memo: dict[str, Any], error: ExomiError, ctx: StepContext
@@ -511,7 +540,7 @@ class Engine:
     async def _save_target(
         self,
         request: RequestRecord,
-        target,
+        target: ResourceId,
         facts: dict[str, Any],
         previous: TargetRecord | None,
         *,
@@ -575,6 +604,8 @@ class Engine:
             record = TargetRecord(target=target.canonical, target_key=target.key, kind=target.kind, **update)
         else:
             record = previous.model_copy(update=update)
+            if record == previous:
+                return previous  # nothing new since the last save (most steps add nothing to it)
         return await self.state.targets.save(record)
 
 

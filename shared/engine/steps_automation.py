@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 from shared.azure.arm import ImportState
@@ -176,12 +177,19 @@ class Modules(Step):
                 memo=memo,
                 facts=facts,
             )
+        # How long an import takes here (shared/state/durations.py), when this request waited for one.
+        took = (
+            {"expected_import": (ctx.now - datetime.fromisoformat(memo["since"])).total_seconds()}
+            if "since" in memo
+            else {}
+        )
         return StepResult(
             done=True,
             changed=changed,
             message="modules available: " + ", ".join(f"{n} {v}" for n, v in wanted.items()),
             facts=facts,
             memo=memo,
+            took=took,
         )
 
 

@@ -5,6 +5,7 @@ soon after granting means "waiting for propagation", not "failed"."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -131,9 +132,11 @@ class Verify(Step):
                 f"verification job {memo['job']} is {state.status if state else 'starting'}",
                 ctx.timings.expected_job,
             )
+        # How long a job takes here (shared/state/durations.py): the next one is looked at near its end.
+        took = {"expected_job": (ctx.now - datetime.fromisoformat(memo["since"])).total_seconds()}
         if state.status.lower() == "completed":
-            return self._judge_success(ctx, state.output or "", f"job {memo['job']}")
-        return self._judge_failure(ctx, memo, state.exception or f"job {state.status}")
+            return replace(self._judge_success(ctx, state.output or "", f"job {memo['job']}"), took=took)
+        return replace(self._judge_failure(ctx, memo, state.exception or f"job {state.status}"), took=took)
 
     async def _run_command(self, ctx: StepContext, memo: dict[str, Any]) -> StepResult:
         if "token" not in memo:

@@ -23,6 +23,7 @@ from shared.ownership import GrantKind, Ledger
 from shared.policy import Decision
 from shared.settings import Settings
 from shared.state.audit import AuditLog
+from shared.state.durations import DurationStore
 from shared.state.events import EventLog
 from shared.state.idempotency import IdempotencyEntry, IdempotencyStore, check_idempotency_key
 from shared.state.ledger import LedgerStore, update_ledger
@@ -70,6 +71,7 @@ class StateStore:
         self.events = EventLog(tables.events)
         self.refusals = RefusalLog(tables.refusals)
         self.ledgers = LedgerStore(tables.ledger)
+        self.durations = DurationStore(tables.durations)
 
     @classmethod
     async def open(

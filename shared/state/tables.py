@@ -10,7 +10,17 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 from shared.errors import ConfigurationError
 from shared.settings import StorageSettings
 
-TABLE_NAMES = ("requests", "steps", "audit", "targets", "idempotency", "events", "refusals", "ledger")
+TABLE_NAMES = (
+    "requests",
+    "steps",
+    "audit",
+    "targets",
+    "idempotency",
+    "events",
+    "refusals",
+    "ledger",
+    "durations",
+)
 
 
 def open_table_service(
@@ -35,7 +45,7 @@ def open_table_service(
 
 class Tables:
     """Clients for `<prefix>requests`, `<prefix>steps`, `<prefix>audit`, `<prefix>targets`, `<prefix>idempotency`,
-    `<prefix>events`, `<prefix>refusals`, `<prefix>ledger`."""
+    `<prefix>events`, `<prefix>refusals`, `<prefix>ledger`, `<prefix>durations`."""
 
     def __init__(self, service: TableServiceClient, prefix: str) -> None:
         self.service = service
@@ -48,6 +58,7 @@ class Tables:
         self.events = self._client("events")
         self.refusals = self._client("refusals")
         self.ledger = self._client("ledger")
+        self.durations = self._client("durations")
 
     def _client(self, name: str) -> TableClient:
         return self.service.get_table_client(f"{self.prefix}{name}")
@@ -70,6 +81,8 @@ class Tables:
             self.idempotency,
             self.events,
             self.refusals,
+            self.ledger,
+            self.durations,
         )
         for client in clients:
             await client.close()
