@@ -278,7 +278,7 @@ class Engine:
                 unsettled.add(step.name)
                 continue
             audit = AuditTrail(self.state, record, step.name, 0, [])  # observe writes none
-            ctx = self._context(step, record, target, facts, target_record, audit)
+            ctx = self._context(record, target, facts, target_record, audit)
             try:
                 observation = await step.observe(ctx)
             except ExomiError as error:
@@ -294,7 +294,6 @@ class Engine:
 
     def _context(
         self,
-        step: Step,
         request: RequestRecord,
         target: ResourceId,
         facts: dict[str, Any],
@@ -336,7 +335,7 @@ class Engine:
         attempts = previous.attempts if previous is not None else 0
         memo = _memo(previous)
         audit = AuditTrail(self.state, request, step.name, attempts, audit_records)
-        ctx = self._context(step, request, target, facts, target_record, audit, memo)
+        ctx = self._context(request, target, facts, target_record, audit, memo)
         base = StepRecord(
             request_id=request.id,
             name=step.name,
