@@ -26,6 +26,7 @@ from emulator.arm.router import ArmRouter
 from emulator.graph.router import GraphRouter
 from emulator.http import LogEntry, service_of
 from emulator.runtime import EmulatorRuntime
+from emulator.tenant import iso
 from emulator.tls import TlsFiles
 
 
@@ -69,7 +70,7 @@ def _log_middleware(runtime: EmulatorRuntime):
                 caller = request.get("caller")
                 runtime.log.add(
                     LogEntry(
-                        time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        time=iso(time.time()),  # when the answer went out, to the 100 ns
                         service=service,
                         method=request.method,
                         path=request.path,

@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 from cryptography.fernet import Fernet, InvalidToken
 
-from shared.api.documents import summary
 from shared.errors import ConcurrencyError, InputError
 from shared.models import ProvisionRequest
 from shared.settings import Settings
@@ -31,6 +30,9 @@ FIRST_DELAY_SECONDS = 1.0
 
 def result_document(record: RequestRecord) -> dict[str, Any]:
     """The final result as callers see it: the request's summary, exactly as the HTTP API shows it."""
+    # The API's document models are built when first needed: the exomi command rarely sends a callback.
+    from shared.api.documents import summary
+
     return summary(record).model_dump(mode="json")
 
 

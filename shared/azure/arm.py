@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.polling.async_base_polling import AsyncLROBasePolling
-from azure.core.polling.base_polling import BadResponse, BadStatus
+from azure.core.polling.base_polling import BadResponse, BadStatus, LocationPolling, StatusCheckPolling
+from azure.mgmt.core.polling.async_arm_polling import AsyncARMPolling
 
 from shared.azure.clients import AzureClients
 from shared.azure.failures import from_arm
@@ -463,12 +464,23 @@ class ArmGateway:
 
     # ------------------------------------------------------------------ VM Run Command
 
+    @staticmethod
+    def _run_command_polling() -> AsyncARMPolling:
+        """Run Command answers 202 with Azure-AsyncOperation (a status) and Location (202 until done,
+        then the result). The SDK's default reads the status, then the Location: two calls for the last
+        look. Polling the Location alone sees the end and the output in one call (ARM's async operation
+        contract; a 200 with the output straight away needs no polling)."""
+        return AsyncARMPolling(0, lro_algorithms=[LocationPolling(), StatusCheckPolling()])
+
     async def start_run_command(self, vm: ResourceRef, script: list[str]) -> str:
         """Starts a Run Command and returns its continuation token (the engine keeps it in state)."""
         client = self.clients.compute(vm.subscription_id)
         body: RunCommandInput = {"commandId": "RunPowerShellScript", "script": script}
         poller = await self._call(
-            "start Run Command", client.virtual_machines.begin_run_command(vm.resource_group, vm.name, body)
+            "start Run Command",
+            client.virtual_machines.begin_run_command(
+                vm.resource_group, vm.name, body, polling=self._run_command_polling()
+            ),
         )
         return poller.continuation_token()
 
@@ -484,6 +496,7 @@ class ArmGateway:
                 vm.name,
                 cast("RunCommandInput", {}),
                 continuation_token=token,
+                polling=self._run_command_polling(),
             ),
         )
         method = poller.polling_method()
@@ -495,7 +508,14 @@ class ArmGateway:
             result = await poller.result()  # finished: only the final GET of the result is left
         except HttpResponseError as exc:
             raise from_arm(exc, "Run Command") from exc
-        except (BadStatus, BadResponse) as exc:
+        except BadStatus as exc:
+            # The Location answered an error (the command failed, or the VM went away): the ARM error it
+            # carries is classified like any other answer.
+            answer = getattr(getattr(method, "_pipeline_response", None), "http_response", None)
+            if answer is None:
+                raise Transient(f"Run Command status could not be read: {exc}") from exc
+            raise from_arm(HttpResponseError(response=answer), "Run Command") from exc
+        except BadResponse as exc:
             raise Transient(f"Run Command status could not be read: {exc}") from exc
         stdout, stderr = "", ""
         for status in result.value or []:
