@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import shlex
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -33,14 +34,45 @@ from emulator.tenant import Tenant
 GALLERY = {
     "exchangeonlinemanagement": (
         "ExchangeOnlineManagement",
-        {"3.0.0", "3.1.0", "3.2.0", "3.4.0", "3.5.0", "3.5.1", "3.6.0", "3.7.2", "3.9.0"},
+        {
+            "3.0.0",
+            "3.1.0",
+            "3.2.0",
+            "3.3.0",
+            "3.4.0",
+            "3.5.0",
+            "3.5.1",
+            "3.6.0",
+            "3.7.0",
+            "3.7.1",
+            "3.7.2",
+            "3.8.0",
+            "3.9.0",
+            "3.9.2",
+            "3.10.0",
+        },
     ),
     "packagemanagement": ("PackageManagement", {"1.4.7", "1.4.8.1"}),
-    "powershellget": ("PowerShellGet", {"2.2.4", "2.2.5"}),
+    # 3.0.x-beta are prereleases: the Gallery serves them when asked by version, never as the latest.
+    "powershellget": ("PowerShellGet", {"2.2.4", "2.2.5", "3.0.17-beta17", "3.0.19-beta19"}),
     "az.accounts": ("Az.Accounts", {"2.19.0", "3.0.0", "4.0.0"}),
 }
 # Inbox versions that are too old for the module's REST connections.
 MIN_REST_DEPENDENCIES = {"packagemanagement": (1, 4, 7), "powershellget": (2, 2, 4)}
+# ExchangeOnlineManagement on PowerShell 7 (.NET): the first version built for a newer .NET, the
+# System.Runtime version it then loads, and the PowerShell release that first ships that .NET.
+# Windows PowerShell 5.1 (.NET Framework) loads every 3.x version. Sources in emulator/README.md.
+EXO_DOTNET_FLOORS = (((3, 10, 0), "10.0.0.0", (7, 6)), ((3, 5, 0), "8.0.0.0", (7, 4)))
+ASSEMBLY_NOT_FOUND = (
+    "Could not load file or assembly 'System.Runtime, Version={version}, Culture=neutral, "
+    "PublicKeyToken=b03f5f7f11d50a3a'. The system cannot find the file specified."
+)
+# A prerelease PowerShellGet (3.0.x-beta) breaks the module's temporary manifest: in an Automation
+# sandbox, and on Windows PowerShell 5.1 elsewhere (sources in emulator/README.md).
+SANDBOX_TEMP_MANIFEST_MISSING = (
+    "Could not find file 'C:\\Users\\Client\\Temp\\{session}\\tmpEXO_{name}.psd1'."
+)
+UPDATE_MANIFEST_PARAMETER = "Update-ModuleManifest : A parameter cannot be found that matches parameter name 'RequireLicenseAcceptance'."
 
 NOT_RECOGNIZED = (
     "The term '{name}' is not recognized as the name of a cmdlet, function, script file, or operable program. "
@@ -59,6 +91,15 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", version))
 
 
+def is_prerelease(version: str) -> bool:
+    return "-" in version
+
+
+def latest_release(versions: set[str]) -> str:
+    """What the Gallery serves when no version is asked for: the newest that is not a prerelease."""
+    return max((v for v in versions if not is_prerelease(v)), key=version_tuple)
+
+
 @dataclass
 class ScriptHost:
     """Where the script runs: an Automation job's sandbox or a VM."""
@@ -71,6 +112,7 @@ class ScriptHost:
     system_client_id: str | None
     user_assigned: dict[str, str]  # client id (lower) -> principal id
     modules: dict[str, str]  # module name (lower) -> version available to this runtime
+    powershell: str = "5.1"  # the PowerShell version that runs the script: "5.1" (Windows PowerShell), "7.4"
     # Called for Install-Module (VMs); None where modules cannot be installed from a script.
     install_module: Callable[[str, str], None] | None = None
 
@@ -237,7 +279,7 @@ class ScriptRun:
                 params,
             )
             return
-        chosen = version or max(known[1], key=version_tuple)
+        chosen = version or latest_release(known[1])
         self.host.install_module(known[0], chosen)
         self.host.modules[name.lower()] = chosen
 
@@ -276,6 +318,7 @@ class ScriptRun:
                 f"(PackageManagement 1.4.7 or later, PowerShellGet 2.2.4 or later). Missing or too old: {', '.join(missing)}. "
                 "See https://aka.ms/exov3-module (PowerShellGet for REST-based connections)."
             )
+        self._check_module_loads()
         if not params.get("managedidentity"):
             self._throw(
                 "Connect-ExchangeOnline: an unattended session needs -ManagedIdentity (or app-only certificate "
@@ -317,6 +360,25 @@ class ScriptRun:
         if not has_role:
             self._throw(ROLE_NOT_SUPPORTED.format(app_id=principal.app_id))
         self.session = _Session(principal_id, organization)
+
+    def _check_module_loads(self) -> None:
+        """Connect-ExchangeOnline loads the module's .NET assemblies and writes a temporary module
+        manifest: the host's .NET and a prerelease PowerShellGet can make either fail."""
+        host = self.host
+        exo = version_tuple(host.modules.get("exchangeonlinemanagement", "0"))
+        if host.powershell != "5.1":
+            for first, runtime, needs in EXO_DOTNET_FLOORS:
+                if exo >= first and version_tuple(host.powershell) < needs:
+                    self._throw(ASSEMBLY_NOT_FOUND.format(version=runtime))
+        if is_prerelease(host.modules.get("powershellget", "")):
+            if host.automation_account_guid is None and host.powershell == "5.1":
+                self._throw(UPDATE_MANIFEST_PARAMETER)
+            random_name = uuid.uuid4().hex  # like Path.GetRandomFileName(): 8.3 characters
+            self._throw(
+                SANDBOX_TEMP_MANIFEST_MISSING.format(
+                    session=uuid.uuid4(), name=f"{random_name[:8]}.{random_name[8:11]}"
+                )
+            )
 
     def _resolve_identity(self, params) -> str | None:
         """The principal id the connection would authenticate as; None after a parameter binding error."""

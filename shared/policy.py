@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from shared.compatibility import load_matrix
 from shared.constants import RUNTIME_ENVIRONMENT_NAME_FORMAT
 from shared.errors import ConfigurationError, InputError, PolicyRefusal
 from shared.ids import TargetKind, domain_matches, validate_domain_pattern, validate_host_pattern
@@ -90,6 +91,41 @@ class Decision(BaseModel):
 
 def _refused(rule: str, reason: str, fix: str, field: str | None = None) -> Decision:
     return Decision(allowed=False, rule=rule, reason=reason, fix=fix, field=field)
+
+
+def powershell_host(request: ProvisionRequest) -> str | None:
+    """Which PowerShell runs the target's modules (a compatibility matrix host), None where none does:
+    an Automation account's runtime, Windows PowerShell 5.1 for Run Command on a VM."""
+    if request.target_id.kind is TargetKind.AUTOMATION_ACCOUNT:
+        return request.runtime.value
+    if request.target_id.kind is TargetKind.VIRTUAL_MACHINE:
+        return Runtime.PS51.value
+    return None
+
+
+def _by_name(modules: dict[ModuleName, str]) -> dict[str, str]:
+    return {name.value: version for name, version in modules.items()}
+
+
+def _incompatible(request: ProvisionRequest, modules: dict[ModuleName, str]) -> Decision | None:
+    """The refusal of module versions that are known not to work where the target runs them."""
+    host = powershell_host(request)
+    problems = load_matrix().problems(host, _by_name(modules)) if host is not None else []
+    if not problems:
+        return None
+    problem = problems[0]
+    asked = problem.module in (request.module_versions or {})
+    return _refused(
+        "compatibility",
+        f"{problem.message} (source: {problem.source}).",
+        f"ask for a version that works: {problem.works}"
+        + (
+            "."
+            if asked
+            else f"; the policy pins it, so ask the exomi operator to change pinned_module_versions {_WHERE}."
+        ),
+        field=f"module_versions.{problem.module}",
+    )
 
 
 def expires_at_of(expires: str, start: datetime) -> datetime:
@@ -195,6 +231,15 @@ class Policy(BaseModel):
                 raise ValueError(
                     f"has no version of {', '.join(missing)} for runtime {runtime}, which allowed_runtimes allows"
                 )
+        matrix = load_matrix()
+        for runtime, modules in pins.items():
+            problems = matrix.problems(runtime.value, _by_name(modules))
+            if problems:
+                problem = problems[0]
+                raise ValueError(
+                    f"{runtime}.{problem.module}: {problem.message}. Pin a version that works: {problem.works} "
+                    f"(source: {problem.source}, docs/COMPATIBILITY.md)"
+                )
         return pins
 
     def evaluate(self, request: ProvisionRequest | RevokeRequest, now: datetime | None = None) -> Decision:
@@ -274,6 +319,9 @@ class Policy(BaseModel):
                     field=f"module_versions.{name}",
                 )
             modules[name] = version
+        refusal = _incompatible(request, modules)
+        if refusal is not None:
+            return refusal
         if request.callback_url is not None:
             parts = urlsplit(request.callback_url)
             host, port = (parts.hostname or "").lower(), parts.port or HTTPS_PORT

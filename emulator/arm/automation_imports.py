@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlparse
 from emulator.arm.automation_common import bad_request, object_property
 from emulator.arm.router import ArmContext, validate_tags
 from emulator.arm.tracked import touch
-from emulator.powershell import GALLERY, version_tuple
+from emulator.powershell import GALLERY, latest_release
 from emulator.tenant import ArmResource, Tenant
 
 EXCEPTION = "Orchestrator.Shared.AsyncModuleImport.ModuleImportException"
@@ -135,7 +135,7 @@ def start_import(
         if known is None or (version is not None and version not in known[1]):
             error = _download_error("The remote server returned an error: (404) Not Found.")
         else:
-            version = version or max(known[1], key=version_tuple)
+            version = version or latest_release(known[1])
             canonical = known[0]
             if known[0].lower() != module_name.lower():
                 error = (

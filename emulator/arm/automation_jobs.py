@@ -146,6 +146,7 @@ def _start(tenant: Tenant, account: ArmResource, run: JobRun) -> None:
             system_client_id=identity.system_client_id if identity else None,
             user_assigned=linked_identities(tenant, account),
             modules=host_modules(tenant, env, run.start_at),
+            powershell=env.version,
         )
         run.outcome = run_script(tenant, _script_with_parameters(run), host, now=run.start_at)
     outcome = run.outcome

@@ -154,3 +154,28 @@ def test_a_target_with_an_active_request_refuses_a_second_one(emulator, start_ap
         assert error["active_request_id"] == first.json()["id"]
         assert error["active_request_url"] == first.headers["Location"]
     assert len(api.get("requests").json()["value"]) == 1
+
+
+def test_module_versions_that_cannot_work_on_the_runtime_are_refused_with_what_would(emulator, start_api):
+    # Even where the policy lets requests choose versions, ExchangeOnlineManagement 3.5.1 cannot connect on
+    # PowerShell 7.2 (built for .NET 8, shared/compatibility.json): refused before anything is written.
+    api = start_api(policy={"allow_unpinned_module_versions": True})
+    position = emulator.log_position()
+    body = {
+        "target": account_id(emulator),
+        "organization": emulator.organization,
+        "runtime": "7.2",
+        "module_versions": {"ExchangeOnlineManagement": "3.5.1"},
+    }
+    error = error_of(
+        api.post("requests", body), 403, "PolicyRefused", "module_versions.ExchangeOnlineManagement"
+    )
+    assert error["rule"] == "compatibility"
+    assert "ExchangeOnlineManagement 3.5.1 does not work on PowerShell 7.2" in error["message"]
+    assert "ExchangeOnlineManagement 3.0.0 or later, before 3.5.0 (default 3.4.0)" in error["message"]
+    assert [e for e in emulator.log(position) if e["service"] in ("arm", "graph")] == []
+    api.no_state()
+    assert [(r["rule"], r["channel"]) for r in api.refusals()] == [("compatibility", "http")]
+    # The version that works there is accepted.
+    accepted = api.post("requests", {**body, "module_versions": {"ExchangeOnlineManagement": "3.4.0"}})
+    assert accepted.status_code == 202, accepted.text

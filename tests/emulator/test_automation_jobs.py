@@ -16,6 +16,7 @@ from tests.support.automation import (
     RG,
     SEED_RUNBOOK,
     STRICT_RUNBOOK,
+    TERMINAL_IMPORT,
     body_of,
     create_account,
     finished_job,
@@ -372,3 +373,49 @@ def test_the_grants_control_endpoint_refuses_what_the_tenant_lacks(emulator):
     emulator.ctl(
         "POST", "/grants", {"principal_id": principal_id, "app_role": "Exchange.ManageAsApp"}, expect=409
     )
+
+
+@pytest.mark.parametrize(
+    ("version", "outcome"),
+    [
+        ("3.4.0", "Completed"),
+        ("3.5.1", "Could not load file or assembly 'System.Runtime, Version=8.0.0.0"),
+    ],
+)
+def test_on_powershell_72_only_modules_built_before_3_5_0_connect(emulator, version, outcome):
+    # PowerShell 7.2 runs on .NET 6; ExchangeOnlineManagement 3.5.0 and later are built for .NET 8
+    # (Microsoft's supported-versions table), so their connection fails there.
+    client, _ = _prepared(emulator, modules={})
+    environment = {
+        "location": "westus",
+        "properties": {"runtime": {"language": "PowerShell", "version": "7.2"}},
+    }
+    client.runtime_environments.create(RG, ACCOUNT, "exomi-powershell-7-2", environment)
+    client.package.create_or_update(
+        RG,
+        ACCOUNT,
+        "exomi-powershell-7-2",
+        "ExchangeOnlineManagement",
+        gallery_link("ExchangeOnlineManagement", version),
+    )
+    package = until(
+        lambda: client.package.get(RG, ACCOUNT, "exomi-powershell-7-2", "ExchangeOnlineManagement"),
+        lambda p: p.provisioning_state in TERMINAL_IMPORT,
+    )
+    assert package.provisioning_state == "Succeeded"  # the import itself does not look at .NET
+    publish_runbook(client, "Verify72", STRICT_RUNBOOK, runtime="exomi-powershell-7-2")
+    job = run_runbook(client, "Verify72")
+    if outcome == "Completed":
+        assert job.status == "Completed", job.exception
+    else:
+        assert job.status == "Failed"
+        assert outcome in job.exception
+
+
+def test_a_prerelease_powershellget_breaks_every_connection_in_the_sandbox(emulator):
+    client, _ = _prepared(emulator, modules={**MODULES_51, "PowerShellGet": "3.0.19-beta19"})
+    publish_runbook(client, "Verify", STRICT_RUNBOOK)
+    job = run_runbook(client, "Verify")
+    assert job.status == "Failed"
+    assert job.exception.startswith("Could not find file 'C:\\Users\\Client\\Temp\\")
+    assert "\\tmpEXO_" in job.exception

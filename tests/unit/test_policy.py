@@ -62,7 +62,8 @@ def test_the_default_policy_is_safe():
     )
     for runtime in Runtime:
         assert default.pinned_module_versions[runtime] == {
-            ModuleName.EXCHANGE_ONLINE_MANAGEMENT: "3.5.1",
+            # 3.5.0 and later need PowerShell 7.4 (shared/compatibility.json)
+            ModuleName.EXCHANGE_ONLINE_MANAGEMENT: "3.4.0" if runtime is Runtime.PS72 else "3.5.1",
             ModuleName.PACKAGE_MANAGEMENT: "1.4.8.1",
             ModuleName.POWERSHELL_GET: "2.2.5",
         }
@@ -158,6 +159,46 @@ def test_a_module_version_other_than_the_pin_is_refused_unless_allowed():
     allowed = policy(allow_unpinned_module_versions=True).evaluate(newer)
     assert allowed.module_versions[ModuleName.EXCHANGE_ONLINE_MANAGEMENT] == "3.9.0"
     assert allowed.module_versions[ModuleName.POWERSHELL_GET] == "2.2.5"
+
+
+def test_a_pin_that_does_not_work_on_its_runtime_stops_the_policy_from_loading():
+    pins_72 = {"PackageManagement": "1.4.8.1", "PowerShellGet": "2.2.5", "ExchangeOnlineManagement": "3.5.1"}
+    text = json.dumps(
+        {"pinned_module_versions": {**default_policy_document()["pinned_module_versions"], "7.2": pins_72}}
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        load_policy(text)
+    message = caught.value.message
+    assert "policy field pinned_module_versions: 7.2.ExchangeOnlineManagement: " in message
+    assert "ExchangeOnlineManagement 3.5.1 does not work on PowerShell 7.2" in message
+    assert "ExchangeOnlineManagement 3.0.0 or later, before 3.5.0 (default 3.4.0)" in message
+
+
+@pytest.mark.parametrize(
+    ("runtime", "module_versions", "field"),
+    [
+        ("7.2", {"ExchangeOnlineManagement": "3.5.1"}, "module_versions.ExchangeOnlineManagement"),
+        ("7.4", {"ExchangeOnlineManagement": "3.10.0"}, "module_versions.ExchangeOnlineManagement"),
+        ("5.1", {"PowerShellGet": "3.0.19-beta19"}, "module_versions.PowerShellGet"),
+    ],
+)
+def test_module_versions_known_not_to_work_on_the_runtime_are_refused_with_what_would(
+    runtime, module_versions, field
+):
+    decision = policy(allow_unpinned_module_versions=True).evaluate(
+        request(runtime=runtime, module_versions=module_versions)
+    )
+    assert refused_rule(decision) == "compatibility"
+    assert decision.field == field
+    assert "does not work on PowerShell" in decision.reason
+    assert decision.fix.startswith("ask for a version that works: ")
+
+
+def test_a_vm_runs_its_modules_in_windows_powershell_51_whatever_the_runtime():
+    decision = policy(allow_unpinned_module_versions=True).evaluate(
+        request(target=VM, runtime="7.2", module_versions={"ExchangeOnlineManagement": "3.9.0"})
+    )
+    assert decision.allowed, decision.reason
 
 
 def test_a_runtime_not_allowed_is_refused():
