@@ -9,7 +9,7 @@ from aiohttp import web
 
 from emulator.http import ArmError, GraphError
 from emulator.tenant import ServicePrincipal, Tenant
-from emulator.tokens import ARM_AUDIENCES, GRAPH_AUDIENCES, TokenClaims, TokenIssuer
+from emulator.tokens import TokenClaims, TokenIssuer
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ def _bearer(request: web.Request) -> str | None:
 
 def authenticate_arm(request: web.Request, tenant: Tenant, issuer: TokenIssuer) -> Caller:
     challenge = {
-        "WWW-Authenticate": f'Bearer authorization_uri="https://login.microsoftonline.com/{tenant.tenant_id}", '
+        "WWW-Authenticate": f'Bearer authorization_uri="https://{tenant.cloud.login_host}/{tenant.tenant_id}", '
         'error="invalid_token", error_description="The authentication failed because of missing \'Authorization\' header."'
     }
     token = _bearer(request)
@@ -45,13 +45,14 @@ def authenticate_arm(request: web.Request, tenant: Tenant, issuer: TokenIssuer) 
     claims = issuer.verify(token)
     if claims is None:
         raise ArmError(401, "InvalidAuthenticationToken", "The access token is invalid.")
-    if claims.audience not in ARM_AUDIENCES:
+    audiences = tenant.cloud.arm_audiences
+    if claims.audience not in audiences:
+        allowed = ",".join(f"'{a}/','{a}'" for a in reversed(audiences))
         raise ArmError(
             401,
             "InvalidAuthenticationTokenAudience",
             f"The access token has been obtained for wrong audience or resource '{claims.audience}'. It should exactly match "
-            "with one of the allowed audiences 'https://management.core.windows.net/','https://management.core.windows.net',"
-            "'https://management.azure.com/','https://management.azure.com'.",
+            f"with one of the allowed audiences {allowed}.",
         )
     principal = tenant.principal(claims.object_id)
     if principal is None:
@@ -68,7 +69,7 @@ def authenticate_graph(request: web.Request, tenant: Tenant, issuer: TokenIssuer
     claims = issuer.verify(token)
     if claims is None:
         raise GraphError(401, "InvalidAuthenticationToken", "Access token validation failure.")
-    if claims.audience not in GRAPH_AUDIENCES:
+    if claims.audience not in tenant.cloud.graph_audiences:
         raise GraphError(
             401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience."
         )

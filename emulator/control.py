@@ -6,7 +6,7 @@ Endpoints (see emulator/README.md for bodies):
   GET    /_control/log[?since=N&service=arm|graph|identity]   the request log
   DELETE /_control/log
   GET    /_control/timings   PATCH /_control/timings {name: seconds}
-  POST   /_control/reset {domain?, extra_domains?, subscription_count?, with_exchange_sp?}
+  POST   /_control/reset {domain?, extra_domains?, subscription_count?, with_exchange_sp?, cloud?}
   GET/POST/DELETE /_control/faults[/{id}]
   POST/DELETE /_control/rbac {principal_id, role, scope}
   POST/DELETE /_control/graph-permissions {principal_id, permission}
@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from emulator import directory_data as dd
+from emulator.clouds import cloud_named
 from emulator.http import json_response
 from emulator.rbac import role_by_name
 from emulator.runtime import EmulatorRuntime, TenantOptions
@@ -75,6 +76,10 @@ def info(runtime: EmulatorRuntime) -> dict[str, Any]:
         "imds_endpoint": runtime.identity_url.rsplit("/msi/token", 1)[0],
         "control_endpoint": runtime.base_url + "/_control",
         "tenant_id": tenant.tenant_id,
+        "cloud": tenant.cloud.azure_cloud,
+        "exchange_environment": tenant.cloud.exchange_environment,
+        "arm_scope": tenant.cloud.arm_scope,
+        "graph_scope": tenant.cloud.graph_scope,
         "subscription_id": tenant.default_subscription_id,
         "subscription_ids": [s.id for s in tenant.subscriptions.values()],
         "organization": tenant.domain,
@@ -130,7 +135,7 @@ def register(app: web.Application, runtime: EmulatorRuntime) -> None:
     @routes.post("/_control/reset")
     async def reset(request: web.Request) -> web.Response:
         body = await body_of(request)
-        allowed = {"domain", "extra_domains", "subscription_count", "with_exchange_sp"}
+        allowed = {"domain", "extra_domains", "subscription_count", "with_exchange_sp", "cloud"}
         if set(body) - allowed:
             raise ControlError(400, f"unknown field(s): {', '.join(sorted(set(body) - allowed))}")
         options = TenantOptions(
@@ -138,7 +143,12 @@ def register(app: web.Application, runtime: EmulatorRuntime) -> None:
             extra_domains=tuple(body.get("extra_domains", TenantOptions.extra_domains)),
             subscription_count=int(body.get("subscription_count", TenantOptions.subscription_count)),
             with_exchange_sp=bool(body.get("with_exchange_sp", True)),
+            cloud=str(body.get("cloud", TenantOptions.cloud)),
         )
+        try:
+            cloud_named(options.cloud)
+        except ValueError as error:
+            raise ControlError(400, str(error)) from None
         runtime.reset(options)
         return json_response(info(runtime))
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from emulator import directory_data as dd
+from emulator.clouds import CLOUDS, EXCHANGE_ENVIRONMENTS
 from emulator.tenant import Tenant
 
 # The module versions this emulator knows (what PowerShell Gallery would serve).
@@ -318,6 +319,7 @@ class ScriptRun:
                 f"(PackageManagement 1.4.7 or later, PowerShellGet 2.2.4 or later). Missing or too old: {', '.join(missing)}. "
                 "See https://aka.ms/exov3-module (PowerShellGet for REST-based connections)."
             )
+        environment = self._exchange_environment(params)
         self._check_module_loads()
         if not params.get("managedidentity"):
             self._throw(
@@ -332,6 +334,17 @@ class ScriptRun:
         principal_id = self._resolve_identity(params)
         if principal_id is None:
             return  # a parameter binding error, already reported
+        wanted = CLOUDS.get(environment)
+        if wanted is not self.tenant.cloud:
+            # The module asks the identity endpoint for that environment's Exchange resource, which this
+            # tenant's cloud does not know (e.g. commercial Exchange from a GCC High tenant).
+            resource = wanted.exchange_resource if wanted else "https://outlook.office.de"
+            self._throw(
+                "ManagedIdentityCredential authentication failed: AADSTS500011: The resource principal named "
+                f"{resource} was not found in the tenant named {self.tenant.tenant_id}. This can happen if the "
+                "application has not been installed by the administrator of the tenant or consented to by any "
+                "user in the tenant. You might have sent your authentication request to the wrong tenant."
+            )
         if organization.lower() not in {d.lower() for d in self.tenant.accepted_domains}:
             self._throw(
                 f"AADSTS90002: Tenant '{organization}' not found. Check to make sure you have the correct tenant ID and "
@@ -360,6 +373,21 @@ class ScriptRun:
         if not has_role:
             self._throw(ROLE_NOT_SUPPORTED.format(app_id=principal.app_id))
         self.session = _Session(principal_id, organization)
+
+    def _exchange_environment(self, params) -> str:
+        """-ExchangeEnvironmentName, bound to the module's ExchangeEnvironment enum (default O365Default)."""
+        value = params.get("exchangeenvironmentname")
+        if not isinstance(value, str) or not value:
+            return "O365Default"
+        match = next((name for name in EXCHANGE_ENVIRONMENTS if name.lower() == value.lower()), None)
+        if match is None:
+            self._throw(
+                f"Cannot bind parameter 'ExchangeEnvironmentName'. Cannot convert value \"{value}\" to type "
+                '"Microsoft.Exchange.Management.RestApiClient.ExchangeEnvironment". Error: "Unable to match the '
+                f"identifier name {value} to a valid enumerator name. Specify one of the following enumerator "
+                f'names and try again: {", ".join(EXCHANGE_ENVIRONMENTS)}"'
+            )
+        return match
 
     def _check_module_loads(self) -> None:
         """Connect-ExchangeOnline loads the module's .NET assemblies and writes a temporary module

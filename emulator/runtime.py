@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from emulator.clouds import cloud_named
 from emulator.http import FaultInjector, RequestLog
 from emulator.tenant import Tenant
 from emulator.timings import Timings
@@ -19,6 +20,7 @@ class TenantOptions:
     extra_domains: tuple[str, ...] = ("contoso.com",)
     subscription_count: int = 2
     with_exchange_sp: bool = True
+    cloud: str = "O365Default"  # the Microsoft 365 environment, which names the Azure cloud too (clouds.py)
 
     def build(self, timings: Timings) -> Tenant:
         return Tenant(
@@ -27,6 +29,7 @@ class TenantOptions:
             extra_domains=self.extra_domains,
             subscription_count=self.subscription_count,
             with_exchange_sp=self.with_exchange_sp,
+            cloud=cloud_named(self.cloud),
         )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emulator import directory_data as dd
+from emulator.clouds import COMMERCIAL, Cloud
 from emulator.rbac import BUILT_IN_ROLES, RoleDefinition, role_by_name, scope_contains
 from emulator.timings import Timings
 
@@ -183,8 +184,10 @@ class Tenant:
         extra_domains: tuple[str, ...] = ("contoso.com",),
         subscription_count: int = 2,
         with_exchange_sp: bool = True,
+        cloud: Cloud = COMMERCIAL,
     ) -> None:
         self.timings = timings
+        self.cloud = cloud
         self.tenant_id = new_guid()
         self.domain = domain
         self.extra_domains = list(extra_domains)

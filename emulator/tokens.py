@@ -13,8 +13,6 @@ import secrets
 import time
 from dataclasses import dataclass
 
-ARM_AUDIENCES = {"https://management.azure.com", "https://management.core.windows.net"}
-GRAPH_AUDIENCES = {"https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"}
 TOKEN_LIFETIME_SECONDS = 3600
 
 

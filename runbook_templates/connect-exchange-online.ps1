@@ -4,6 +4,6 @@
     exomi re-publishes it when the desired state changes, so edit the template, not the runbook.
 #>
 $ErrorActionPreference = 'Stop'
-Connect-ExchangeOnline -ManagedIdentity -Organization {{ORGANIZATION}}{{ACCOUNT_ID_ARGUMENT}} -ShowBanner:$false
+{{CONNECT}} -ShowBanner:$false
 Get-AcceptedDomain | Format-Table Name
 Disconnect-ExchangeOnline -Confirm:$false

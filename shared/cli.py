@@ -36,8 +36,8 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from shared.errors import ExomiError, InputError
-from shared.models import Channel, Requester, RequestStatus
-from shared.service import ExomiApp, ExomiService, PlanReport
+from shared.models import Channel, Operation, Requester, RequestStatus
+from shared.service import ExomiApp, ExomiService, PlanReport, StatusReport
 from shared.state.records import RequestRecord, StepRecord
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_RUNNING = 0, 1, 2, 3
@@ -270,6 +270,13 @@ def _show_request(
     return EXIT_OK
 
 
+def _connect_command(status: StatusReport) -> str | None:
+    """The line the target's own scripts connect with, once a provision request has succeeded."""
+    request = status.request
+    succeeded = request.status is RequestStatus.SUCCEEDED and request.operation is Operation.PROVISION
+    return status.connect_command if succeeded else None
+
+
 def _default_requester() -> str:
     try:
         return f"{getpass.getuser()}@{socket.gethostname()}"
@@ -365,6 +372,7 @@ async def _run(args: argparse.Namespace, printer: Printer) -> int:
             if printer.as_json:
                 data = printer.request(status.request, status.steps)
                 data["audit"] = [a.model_dump(mode="json", exclude={"etag"}) for a in status.audit]
+                data["connect_command"] = _connect_command(status)
                 print(json.dumps(data, indent=2))
             else:
                 printer.out(
@@ -377,6 +385,8 @@ async def _run(args: argparse.Namespace, printer: Printer) -> int:
                     printer.out(
                         f"  the target's access ends at {status.target.expires_at.isoformat(timespec='seconds')}"
                     )
+                if (connect := _connect_command(status)) is not None:
+                    printer.out(f"  connect with: {connect}")
             return EXIT_OK
         if args.command in ("approve", "deny"):
             record = await service.decide(

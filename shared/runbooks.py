@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 from shared.errors import InputError
+from shared.settings import ExchangeEnvironment
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "runbook_templates"
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
@@ -20,20 +21,29 @@ def _template(name: str) -> str:
     return (TEMPLATES / name).read_text(encoding="utf-8")
 
 
-def connect_script(organization: str, user_assigned_client_id: str | None) -> str:
-    """The verification script: ``Connect-ExchangeOnline -ManagedIdentity`` for the organization, with
-    ``-ManagedIdentityAccountId <client id>`` for a user-assigned identity (the client id, never the
-    object id: the mix-up in Microsoft's procedure), then ``Get-AcceptedDomain``."""
+def connect_line(
+    organization: str, user_assigned_client_id: str | None, environment: ExchangeEnvironment
+) -> str:
+    """``Connect-ExchangeOnline -ManagedIdentity`` for the organization, with ``-ManagedIdentityAccountId
+    <client id>`` for a user-assigned identity (the client id, never the object id: the mix-up in
+    Microsoft's procedure) and, outside the commercial cloud, ``-ExchangeEnvironmentName`` (without it a
+    GCC High, DoD or China identity would ask the commercial service)."""
     if not DOMAIN_RE.match(organization):
         raise InputError("organization", f"{organization!r} is not a domain name")
-    argument = ""
+    line = f"Connect-ExchangeOnline -ManagedIdentity -Organization {organization}"
     if user_assigned_client_id is not None:
-        argument = f" -ManagedIdentityAccountId {uuid.UUID(user_assigned_client_id)}"
-    return (
-        _template("connect-exchange-online.ps1")
-        .replace("{{ORGANIZATION}}", organization)
-        .replace("{{ACCOUNT_ID_ARGUMENT}}", argument)
-    )
+        line += f" -ManagedIdentityAccountId {uuid.UUID(user_assigned_client_id)}"
+    if environment is not ExchangeEnvironment.DEFAULT:
+        line += f" -ExchangeEnvironmentName {environment.value}"
+    return line
+
+
+def connect_script(
+    organization: str, user_assigned_client_id: str | None, environment: ExchangeEnvironment
+) -> str:
+    """The verification script: the connect line, then ``Get-AcceptedDomain``."""
+    connect = connect_line(organization, user_assigned_client_id, environment)
+    return _template("connect-exchange-online.ps1").replace("{{CONNECT}}", connect)
 
 
 def install_modules_script(modules: dict[str, str]) -> str:

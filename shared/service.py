@@ -64,6 +64,7 @@ from shared.models import (
 from shared.ownership import GrantKind, Ledger
 from shared.policy import Decision, Policy, load_policy
 from shared.rules import parse_duration
+from shared.runbooks import connect_line
 from shared.settings import Settings
 from shared.state.records import (
     Approval,
@@ -130,6 +131,7 @@ class ExomiApp:
                 settings.engine,
                 roll_back_on_failure=policy.on_failure == "rollback",
                 remove_unmanaged_grants=policy.remove_unmanaged_grants,
+                exchange_environment=settings.exchange_environment,
             ),
             queue,
         )
@@ -178,6 +180,7 @@ class StatusReport:
     steps: list[StepRecord]
     audit: list[AuditRecord]
     target: TargetRecord | None = None  # the target's record, as exomi holds it now
+    connect_command: str | None = None  # the line the target's scripts connect with, once it has one
 
 
 @dataclass(frozen=True)
@@ -667,6 +670,12 @@ class ExomiService:
     async def find(self, request_id: str) -> RequestRecord | None:
         return await self.app.state.requests.find(request_id)
 
+    def _connect_command(self, target: TargetRecord | None) -> str | None:
+        if target is None or not target.organization:
+            return None
+        client_id = target.client_id if target.identity != SYSTEM_IDENTITY else None
+        return connect_line(target.organization, client_id, self.app.settings.exchange_environment)
+
     async def status(self, request_id: str) -> StatusReport:
         record = await self.app.state.requests.find(request_id)
         if record is None:
@@ -674,7 +683,7 @@ class ExomiService:
         steps = sorted(await self.app.state.steps.list(request_id), key=lambda s: s.index)
         audit = await self.app.state.audit.list_for_request(request_id)
         target = await self.app.state.targets.get(record.target_key)
-        return StatusReport(record, steps, audit, target)
+        return StatusReport(record, steps, audit, target, self._connect_command(target))
 
     async def list_requests(self, **filters: Any) -> Page[RequestRecord]:
         return await self.app.state.requests.list(**filters)

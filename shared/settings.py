@@ -36,36 +36,56 @@ class Cloud(StrEnum):
     CHINA = "AzureChinaCloud"
 
 
+class ExchangeEnvironment(StrEnum):
+    """Which Exchange Online (and Microsoft Graph) the tenant has: Connect-ExchangeOnline's
+    -ExchangeEnvironmentName. Commercial and GCC tenants use O365Default."""
+
+    DEFAULT = "O365Default"
+    GCC_HIGH = "O365USGovGCCHigh"
+    DOD = "O365USGovDoD"
+    CHINA = "O365China"
+
+
 @dataclass(frozen=True)
 class CloudProfile:
     arm_endpoint: str
     arm_scope: str
-    graph_endpoint: str  # including the API version path
-    graph_scope: str
     storage_suffix: str
+    exchange_environments: tuple[ExchangeEnvironment, ...]  # the first is the default
 
 
 CLOUDS: dict[Cloud, CloudProfile] = {
     Cloud.AZURE: CloudProfile(
         arm_endpoint="https://management.azure.com",
         arm_scope="https://management.azure.com/.default",
-        graph_endpoint="https://graph.microsoft.com/v1.0",
-        graph_scope="https://graph.microsoft.com/.default",
         storage_suffix="core.windows.net",
+        exchange_environments=(ExchangeEnvironment.DEFAULT,),
     ),
     Cloud.US_GOVERNMENT: CloudProfile(
         arm_endpoint="https://management.usgovcloudapi.net",
         arm_scope="https://management.core.usgovcloudapi.net/.default",
-        graph_endpoint="https://graph.microsoft.us/v1.0",
-        graph_scope="https://graph.microsoft.us/.default",
         storage_suffix="core.usgovcloudapi.net",
+        exchange_environments=(ExchangeEnvironment.GCC_HIGH, ExchangeEnvironment.DOD),
     ),
     Cloud.CHINA: CloudProfile(
         arm_endpoint="https://management.chinacloudapi.cn",
         arm_scope="https://management.chinacloudapi.cn/.default",
-        graph_endpoint="https://microsoftgraph.chinacloudapi.cn/v1.0",
-        graph_scope="https://microsoftgraph.chinacloudapi.cn/.default",
         storage_suffix="core.chinacloudapi.cn",
+        exchange_environments=(ExchangeEnvironment.CHINA,),
+    ),
+}
+# Microsoft Graph per Microsoft 365 environment (learn.microsoft.com/graph/deployments): endpoint with
+# the API version path, and the scope of its tokens. DoD has a Graph of its own.
+GRAPH: dict[ExchangeEnvironment, tuple[str, str]] = {
+    ExchangeEnvironment.DEFAULT: ("https://graph.microsoft.com/v1.0", "https://graph.microsoft.com/.default"),
+    ExchangeEnvironment.GCC_HIGH: ("https://graph.microsoft.us/v1.0", "https://graph.microsoft.us/.default"),
+    ExchangeEnvironment.DOD: (
+        "https://dod-graph.microsoft.us/v1.0",
+        "https://dod-graph.microsoft.us/.default",
+    ),
+    ExchangeEnvironment.CHINA: (
+        "https://microsoftgraph.chinacloudapi.cn/v1.0",
+        "https://microsoftgraph.chinacloudapi.cn/.default",
     ),
 }
 
@@ -136,6 +156,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     cloud: Cloud
+    exchange_environment: ExchangeEnvironment  # EXOMI_EXCHANGE_ENVIRONMENT, default: the cloud's first
     arm_endpoint: str
     arm_scope: str
     graph_endpoint: str
@@ -195,6 +216,8 @@ def _build(values: Mapping[str, str]) -> Settings:
     if cloud is None:
         raise ConfigurationError("EXOMI_CLOUD", f"must be one of {', '.join(Cloud)}, got {cloud_name!r}")
     profile = CLOUDS[cloud]
+    exchange_environment = _exchange_environment(get("EXOMI_EXCHANGE_ENVIRONMENT"), cloud, profile)
+    graph_endpoint, graph_scope = GRAPH[exchange_environment]
     ca_bundle = get("EXOMI_CA_BUNDLE")
     if ca_bundle is not None and not Path(ca_bundle).is_file():
         raise ConfigurationError("EXOMI_CA_BUNDLE", f"{ca_bundle!r} is not a readable file")
@@ -211,11 +234,12 @@ def _build(values: Mapping[str, str]) -> Settings:
     policy_file = get("EXOMI_POLICY_FILE")
     return Settings(
         cloud=cloud,
+        exchange_environment=exchange_environment,
         arm_endpoint=_endpoint(get("EXOMI_ARM_ENDPOINT"), "EXOMI_ARM_ENDPOINT") or profile.arm_endpoint,
         arm_scope=_scope(get("EXOMI_ARM_SCOPE"), "EXOMI_ARM_SCOPE") or profile.arm_scope,
         graph_endpoint=_endpoint(get("EXOMI_GRAPH_ENDPOINT"), "EXOMI_GRAPH_ENDPOINT", path="/v1.0")
-        or profile.graph_endpoint,
-        graph_scope=_scope(get("EXOMI_GRAPH_SCOPE"), "EXOMI_GRAPH_SCOPE") or profile.graph_scope,
+        or graph_endpoint,
+        graph_scope=_scope(get("EXOMI_GRAPH_SCOPE"), "EXOMI_GRAPH_SCOPE") or graph_scope,
         ca_bundle=Path(ca_bundle) if ca_bundle else None,
         storage=_storage(get, profile),
         table_prefix=table_prefix,
@@ -318,6 +342,19 @@ def _guid(value: str | None, name: str) -> str | None:
         return validate_guid(value, name)
     except InputError as error:
         raise ConfigurationError(name, error.reason) from None
+
+
+def _exchange_environment(value: str | None, cloud: Cloud, profile: CloudProfile) -> ExchangeEnvironment:
+    if value is None:
+        return profile.exchange_environments[0]
+    known = ", ".join(e.value for e in profile.exchange_environments)
+    match = next((e for e in profile.exchange_environments if e.value.lower() == value.lower()), None)
+    if match is None:
+        raise ConfigurationError(
+            "EXOMI_EXCHANGE_ENVIRONMENT",
+            f"{value!r} is not a Microsoft 365 environment of {cloud}: use {known}",
+        )
+    return match
 
 
 def _storage(get: Callable[[str], str | None], profile: CloudProfile) -> StorageSettings | None:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.errors import InputError
 from shared.inventory import Holder
-from shared.models import SYSTEM_IDENTITY, Channel, Operation, RequestStatus, StepStatus
+from shared.models import Channel, Operation, RequestStatus, StepStatus
 from shared.state.records import (
     AuditRecord,
     DriftFinding,
@@ -336,7 +336,7 @@ def request_document(report: StatusReport, *, include_audit: bool) -> dict[str, 
         **summary(record).model_dump(),
         check_again_at=record.check_again_at,
         steps=[_step(step) for step in report.steps],
-        result=_result(record, report.target),
+        result=_result(record, report.target, report.connect_command),
         audit=[_audit(entry) for entry in report.audit] if include_audit else None,
     )
     return document.model_dump(mode="json", exclude=None if include_audit else {"audit"})
@@ -350,14 +350,9 @@ def _audit(entry: AuditRecord) -> AuditDocument:
     return AuditDocument.model_validate(entry.model_dump(exclude={"etag", "request_id"}))
 
 
-def _result(record: RequestRecord, target: TargetRecord | None) -> ResultDocument | None:
+def _result(record: RequestRecord, target: TargetRecord | None, connect: str | None) -> ResultDocument | None:
     if record.status is not RequestStatus.SUCCEEDED or target is None or target.last_request_id != record.id:
         return None
-    connect = None
-    if target.organization:
-        connect = f"Connect-ExchangeOnline -ManagedIdentity -Organization {target.organization}"
-        if target.identity != SYSTEM_IDENTITY and target.client_id:
-            connect += f" -ManagedIdentityAccountId {target.client_id}"
     return ResultDocument(
         identity=target.identity,
         principal_id=target.principal_id,

@@ -14,7 +14,7 @@ from shared.azure.graph import GraphGateway
 from shared.ids import ResourceId, TargetKind
 from shared.models import ProvisionRequest, Role, Runtime
 from shared.policy import Decision
-from shared.settings import EngineTimings
+from shared.settings import EngineTimings, ExchangeEnvironment
 from shared.state.records import AuditRecord, RequestRecord, TargetRecord, utcnow
 from shared.state.store import StateStore
 
@@ -170,6 +170,7 @@ class StepContext:
     graph: GraphGateway
     state: StateStore
     timings: EngineTimings
+    exchange_environment: ExchangeEnvironment  # for the connect line of every generated script
     facts: dict[str, Any]
     target_record: TargetRecord | None
     audit: AuditTrail

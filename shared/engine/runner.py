@@ -38,7 +38,7 @@ from shared.ids import ResourceId, parse_resource_id
 from shared.models import Channel, Operation, ProvisionRequest, RequestStatus, StepStatus, TargetStatus
 from shared.ownership import GrantKind, Ledger
 from shared.policy import expires_at_of
-from shared.settings import EngineTimings
+from shared.settings import EngineTimings, ExchangeEnvironment
 from shared.state.records import (
     AuditRecord,
     Grants,
@@ -83,8 +83,10 @@ class Engine:
         *,
         roll_back_on_failure: bool = True,
         remove_unmanaged_grants: bool = False,
+        exchange_environment: ExchangeEnvironment = ExchangeEnvironment.DEFAULT,
     ) -> None:
         self.state = state
+        self.exchange_environment = exchange_environment  # settings: the tenant's Microsoft 365 cloud
         self.arm = arm
         self.graph = graph
         self.configured = timings  # the settings
@@ -310,6 +312,7 @@ class Engine:
             graph=self.graph,
             state=self.state,
             timings=self.timings,
+            exchange_environment=self.exchange_environment,
             facts=dict(facts),
             target_record=target_record,
             audit=audit,

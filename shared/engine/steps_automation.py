@@ -201,7 +201,7 @@ class Runbook(Step):
 
     def _script(self, ctx: StepContext) -> str:
         client_id = ctx.facts.get("client_id") if ctx.facts.get("identity") != "system" else None
-        return connect_script(ctx.provision.organization, client_id)
+        return connect_script(ctx.provision.organization, client_id, ctx.exchange_environment)
 
     async def observe(self, ctx: StepContext) -> Observation:
         name = ctx.desired.runbook_name

@@ -141,7 +141,7 @@ class Verify(Step):
     async def _run_command(self, ctx: StepContext, memo: dict[str, Any]) -> StepResult:
         if "token" not in memo:
             client_id = ctx.facts.get("client_id") if ctx.facts.get("identity") != "system" else None
-            script = connect_script(ctx.provision.organization, client_id)
+            script = connect_script(ctx.provision.organization, client_id, ctx.exchange_environment)
             token = await ctx.arm.start_run_command(ctx.ref, script.splitlines())
             memo.update(token=token, since=ctx.now.isoformat())
         outcome = await ctx.arm.run_command_status(ctx.ref, memo["token"])

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from emulator import directory_data as dd
+from emulator.clouds import CLOUDS
 from emulator.powershell import ScriptHost, run_script
 from emulator.tenant import ServicePrincipal, Tenant
 from emulator.timings import fast_timings
@@ -208,3 +209,26 @@ def test_install_module_on_a_vm_makes_the_module_available(tenant):
         tenant, "Install-Module -Name ExchangeOnlineManagement -RequiredVersion 9.9.9 -ErrorAction Stop", host
     )
     assert "No match was found" in bad.exception
+
+
+@pytest.mark.parametrize(
+    ("argument", "outcome"),
+    [
+        (" -ExchangeEnvironmentName O365USGovGCCHigh", None),
+        ("", "AADSTS500011: The resource principal named https://outlook.office365.com was not found"),
+        (" -ExchangeEnvironmentName O365USGovDoD", "named https://webmail.apps.mil was not found"),
+        (" -ExchangeEnvironmentName O365Gov", "Cannot bind parameter 'ExchangeEnvironmentName'"),
+    ],
+)
+def test_a_gcc_high_tenant_connects_only_with_its_exchange_environment(argument, outcome):
+    tenant = Tenant(fast_timings(), cloud=CLOUDS["O365USGovGCCHigh"])
+    host, principal_id = _host(tenant)
+    _grant_all(tenant, principal_id)
+    script = CONNECT.replace(
+        "-Organization contoso.onmicrosoft.com", f"-Organization contoso.onmicrosoft.com{argument}"
+    )
+    result = run_script(tenant, script, host, now=LATER)
+    if outcome is None:
+        assert result.succeeded, result.exception
+    else:
+        assert not result.succeeded and outcome in result.exception

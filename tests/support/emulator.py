@@ -19,9 +19,6 @@ from kiota_authentication_azure.azure_identity_authentication_provider import (
 from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph_core import GraphClientFactory
 
-GRAPH_SCOPES = ["https://graph.microsoft.com/.default"]
-
-
 MANAGE_AS_APP_ROLE_ID = "dc50a0fb-09a3-484d-be87-e023b12c6440"  # Exchange.ManageAsApp
 
 
@@ -139,7 +136,13 @@ class Emulator:
         return AsyncManagedIdentityCredential()
 
     def _arm_kwargs(self) -> dict[str, Any]:
-        return {"base_url": self.arm_endpoint, "connection_verify": self.ca_bundle, "polling_interval": 0.1}
+        # The tenant's cloud decides which token audience ARM accepts (emulator/clouds.py).
+        return {
+            "base_url": self.arm_endpoint,
+            "credential_scopes": [self.arm_scope],
+            "connection_verify": self.ca_bundle,
+            "polling_interval": 0.1,
+        }
 
     def authorization(
         self, credential=None, subscription_id: str | None = None
@@ -184,7 +187,7 @@ class Emulator:
 
         A sync credential is fine here (kiota awaits only awaitables) and leaves no session to close."""
         credential = credential or self.admin_credential()
-        auth = AzureIdentityAuthenticationProvider(credential, scopes=GRAPH_SCOPES)
+        auth = AzureIdentityAuthenticationProvider(credential, scopes=[self.graph_scope])
         http_client = GraphClientFactory.create_with_default_middleware(
             client=httpx.AsyncClient(verify=self.ca_bundle)
         )
@@ -204,7 +207,9 @@ class Emulator:
     ) -> httpx.Response:
         """A raw Graph call (``path`` after /v1.0) as the admin, or as exomi's identity with ``as_app``;
         for requests msgraph-sdk cannot send (malformed bodies, wrong audiences)."""
-        token = self.token("https://graph.microsoft.com", client_id=None if as_app else self.admin_client_id)
+        token = self.token(
+            self.graph_scope.removesuffix("/.default"), client_id=None if as_app else self.admin_client_id
+        )
         with self.http() as http:
             return http.request(
                 method,
@@ -218,8 +223,12 @@ class Emulator:
         """A raw HTTPS client trusting the emulator (for wire-level assertions)."""
         return httpx.Client(verify=self.ca_bundle, timeout=30)
 
-    def token(self, resource: str = "https://management.azure.com", client_id: str | None = None) -> str:
-        params = {"api-version": "2019-08-01", "resource": resource}
+    def token(self, resource: str | None = None, client_id: str | None = None) -> str:
+        """A managed identity token for ``resource`` (default: the tenant's ARM)."""
+        params = {
+            "api-version": "2019-08-01",
+            "resource": resource or self.arm_scope.removesuffix("/.default"),
+        }
         if client_id:
             params["client_id"] = client_id
         response = httpx.get(

@@ -60,6 +60,8 @@ class ExomiRunner:
             {
                 "IDENTITY_ENDPOINT": self.emulator.identity_endpoint,
                 "IDENTITY_HEADER": self.emulator.identity_header,
+                "EXOMI_CLOUD": self.emulator.cloud,
+                "EXOMI_EXCHANGE_ENVIRONMENT": self.emulator.exchange_environment,
                 "EXOMI_ARM_ENDPOINT": self.emulator.arm_endpoint,
                 "EXOMI_GRAPH_ENDPOINT": self.emulator.graph_endpoint,
                 "EXOMI_CA_BUNDLE": self.emulator.ca_bundle,

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from shared.errors import ConfigurationError
-from shared.settings import Cloud, Settings
+from shared.runbooks import connect_line, connect_script
+from shared.settings import Cloud, ExchangeEnvironment, Settings
 from shared.state.tables import open_table_service
 
 CLIENT_ID = "0f1e2d3c-4b5a-4968-8776-655443322110"
@@ -23,6 +24,7 @@ def load(env: dict[str, str], tmp_path, local: dict | None = None) -> Settings:
 def test_defaults_are_the_public_azure_cloud(tmp_path):
     settings = load({}, tmp_path)
     assert settings.cloud is Cloud.AZURE
+    assert settings.exchange_environment is ExchangeEnvironment.DEFAULT
     assert settings.arm_endpoint == "https://management.azure.com"
     assert settings.arm_scope == "https://management.azure.com/.default"
     assert settings.graph_endpoint == "https://graph.microsoft.com/v1.0"
@@ -43,6 +45,44 @@ def test_us_government_cloud_defaults(tmp_path):
     assert settings.storage.table_service_uri == "https://exomistate.table.core.usgovcloudapi.net"
 
 
+def test_us_government_is_gcc_high_unless_the_tenant_is_dod(tmp_path):
+    gcc_high = load({"EXOMI_CLOUD": "AzureUSGovernment"}, tmp_path)
+    assert gcc_high.exchange_environment is ExchangeEnvironment.GCC_HIGH
+    dod = load({"EXOMI_CLOUD": "AzureUSGovernment", "EXOMI_EXCHANGE_ENVIRONMENT": "o365usgovdod"}, tmp_path)
+    assert dod.exchange_environment is ExchangeEnvironment.DOD
+    # DoD has a Graph of its own; ARM is Azure Government's.
+    assert dod.graph_endpoint == "https://dod-graph.microsoft.us/v1.0"
+    assert dod.graph_scope == "https://dod-graph.microsoft.us/.default"
+    assert dod.arm_endpoint == "https://management.usgovcloudapi.net"
+
+
+def test_an_exchange_environment_of_another_cloud_is_refused_naming_the_ones_that_fit(tmp_path):
+    with pytest.raises(ConfigurationError) as caught:
+        load({"EXOMI_EXCHANGE_ENVIRONMENT": "O365USGovGCCHigh"}, tmp_path)
+    assert caught.value.setting == "EXOMI_EXCHANGE_ENVIRONMENT"
+    assert "use O365Default" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("environment", "connect"),
+    [
+        (
+            ExchangeEnvironment.DEFAULT,
+            "Connect-ExchangeOnline -ManagedIdentity -Organization contoso.onmicrosoft.us",
+        ),
+        (
+            ExchangeEnvironment.GCC_HIGH,
+            "Connect-ExchangeOnline -ManagedIdentity -Organization contoso.onmicrosoft.us "
+            "-ExchangeEnvironmentName O365USGovGCCHigh",
+        ),
+    ],
+)
+def test_the_connect_line_names_the_exchange_environment_outside_the_commercial_cloud(environment, connect):
+    assert connect_line("contoso.onmicrosoft.us", None, environment) == connect
+    script = connect_script("contoso.onmicrosoft.us", CLIENT_ID, environment)
+    assert f"{connect.split(' -ExchangeEnvironmentName')[0]} -ManagedIdentityAccountId {CLIENT_ID}" in script
+
+
 def test_china_cloud_defaults_and_the_name_ignores_case(tmp_path):
     settings = load({"EXOMI_CLOUD": "azurechinacloud"}, tmp_path)
     assert settings.cloud is Cloud.CHINA
@@ -50,6 +90,7 @@ def test_china_cloud_defaults_and_the_name_ignores_case(tmp_path):
     assert settings.arm_scope == "https://management.chinacloudapi.cn/.default"
     assert settings.graph_endpoint == "https://microsoftgraph.chinacloudapi.cn/v1.0"
     assert settings.graph_scope == "https://microsoftgraph.chinacloudapi.cn/.default"
+    assert settings.exchange_environment is ExchangeEnvironment.CHINA
 
 
 def test_the_environment_wins_over_local_settings(tmp_path):

@@ -1,0 +1,82 @@
+"""Sovereign clouds end to end: the emulator started as each cloud (its ARM and Graph audiences, its
+Exchange Online environment) and exomi configured for it with EXOMI_CLOUD / EXOMI_EXCHANGE_ENVIRONMENT
+provision a target whose scripts connect with the right -ExchangeEnvironmentName."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.engine.conftest import RG, Targets
+from tests.support.automation import (
+    ACCOUNT,
+    MODULES_51,
+    grant_exchange,
+    import_modules,
+    publish_runbook,
+    run_runbook,
+)
+
+CLOUDS = [
+    ("AzureCloud", "O365Default"),
+    ("AzureUSGovernment", "O365USGovGCCHigh"),
+    ("AzureUSGovernment", "O365USGovDoD"),
+    ("AzureChinaCloud", "O365China"),
+]
+
+
+def _connect_line(organization: str, environment: str) -> str:
+    line = f"Connect-ExchangeOnline -ManagedIdentity -Organization {organization}"
+    return line if environment == "O365Default" else f"{line} -ExchangeEnvironmentName {environment}"
+
+
+@pytest.mark.parametrize(("cloud", "environment"), CLOUDS)
+def test_an_automation_account_in_each_cloud_connects_to_its_exchange(emulator, exomi, cloud, environment):
+    emulator.reset(cloud=environment)
+    assert (emulator.cloud, emulator.exchange_environment) == (cloud, environment)
+    account = Targets(emulator).automation_account()
+
+    code, output, stderr = exomi.run(
+        "provision", "--target", account.id, "--organization", emulator.organization
+    )
+
+    assert code == 0 and output["status"] == "succeeded", f"{output} {stderr[-2000:]}"
+    automation = emulator.automation()
+    content = automation.runbook.get_content(RG, account.name, "exomi-connect-exchange")
+    assert f"{_connect_line(emulator.organization, environment)} -ShowBanner:$false" in content
+    jobs = list(automation.job.list_by_automation_account(RG, account.name))
+    assert [str(j.status.value) for j in jobs] == ["Completed"]
+    # What the request's result tells the admin to put in their own scripts.
+    _, status, _ = exomi.run("status", output["id"])
+    assert status["connect_command"] == _connect_line(emulator.organization, environment)
+
+
+def test_a_dod_vm_is_verified_through_run_command_with_its_environment(emulator, exomi):
+    emulator.reset(cloud="O365USGovDoD")
+    vm = Targets(emulator).virtual_machine()
+
+    code, output, stderr = exomi.run("provision", "--target", vm.id, "--organization", emulator.organization)
+
+    assert code == 0 and output["status"] == "succeeded", f"{output} {stderr[-2000:]}"
+    run_commands = [
+        e for e in emulator.log(service="arm") if e["method"] == "POST" and e["path"].endswith("/runCommand")
+    ]
+    assert len(run_commands) >= 2  # the module install, then the verification
+
+
+def test_a_script_without_the_environment_cannot_connect_from_a_gcc_high_tenant(emulator):
+    # What exomi's connect line prevents: the seed procedure's line, unchanged, in GCC High.
+    emulator.reset(cloud="O365USGovGCCHigh")
+    emulator.set_timings(retry_after=0)
+    account = Targets(emulator).automation_account(ACCOUNT)
+    client = emulator.automation()
+    import_modules(client, MODULES_51)
+    grant_exchange(emulator, account.identity.principal_id)
+    publish_runbook(
+        client, "Seed", f"Connect-ExchangeOnline -ManagedIdentity -Organization {emulator.organization}"
+    )
+    job = run_runbook(client, "Seed")
+    assert job.status == "Failed"
+    assert (
+        "AADSTS500011: The resource principal named https://outlook.office365.com was not found"
+        in job.exception
+    )
