@@ -127,4 +127,26 @@ def register_control(app: web.Application, runtime: EmulatorRuntime) -> None:
         runtime.tenant.hold_propagation(held)
         return json_response({"held": held})
 
+    @routes.delete("/_control/exchange-tokens")
+    async def expire_exchange_tokens(request: web.Request) -> web.Response:
+        """Ends every cached Exchange token now: what waiting ``timings.token_cache`` would do."""
+        return json_response({"expired": runtime.tenant.expire_tokens()})
+
+    @routes.get("/_control/exchange-tokens")
+    async def list_exchange_tokens(request: web.Request) -> web.Response:
+        tokens = runtime.tenant.exchange_tokens
+        return json_response(
+            {
+                "tokens": [
+                    {
+                        "principal_id": principal_id,
+                        "issued_at": token.issued_at,
+                        "has_exchange_app_role": token.has_exchange_app_role,
+                        "role_template_ids": sorted(token.role_template_ids),
+                    }
+                    for principal_id, token in tokens.items()
+                ]
+            }
+        )
+
     app.add_routes(routes)

@@ -351,26 +351,12 @@ class ScriptRun:
                 "are signing into the correct cloud."
             )
         principal = self.tenant.principal(principal_id)
-        exchange = self.tenant.exchange_sp
-        has_app_role = (
-            principal is not None
-            and exchange is not None
-            and any(
-                a.principal_id == principal_id
-                and a.resource_id == exchange.id
-                and a.app_role_id == dd.EXCHANGE_MANAGE_AS_APP_ROLE_ID
-                and self.tenant.has_propagated(a, self.now)
-                for a in self.tenant.app_role_assignments.values()
-            )
-        )
-        if not has_app_role:
+        # Exchange judges the token, which the host may have cached before the grants propagated.
+        token = self.tenant.exchange_token(principal_id, self.now)
+        if principal is None or not token.has_exchange_app_role:
             self._throw(UNAUTHORIZED)
         supported = {v.lower() for v in dd.EXCHANGE_SUPPORTED_ROLES.values()}
-        has_role = any(
-            a.role_definition_id.lower() in supported and self.tenant.has_propagated(a, self.now)
-            for a in self.tenant.directory_roles_of(principal_id)
-        )
-        if not has_role:
+        if not token.role_template_ids & supported:
             self._throw(ROLE_NOT_SUPPORTED.format(app_id=principal.app_id))
         self.session = _Session(principal_id, organization)
 

@@ -172,6 +172,16 @@ class ArmOperation:
     timestamp: float = field(default_factory=time.time)
 
 
+@dataclass(frozen=True)
+class ExchangeToken:
+    """What an identity's Exchange Online token says: its roles (app roles) and wids (Entra roles) claims
+    as they were when it was issued."""
+
+    issued_at: float
+    has_exchange_app_role: bool
+    role_template_ids: frozenset[str]
+
+
 # --------------------------------------------------------------------------------------------------
 
 
@@ -214,6 +224,8 @@ class Tenant:
         # early without racing ``timings.propagation_delay``.
         self.propagation_held_since: float | None = None
         self.released_grants: set[str] = set()
+        # The Exchange Online token each identity's host has cached, by principal id.
+        self.exchange_tokens: dict[str, ExchangeToken] = {}
 
         # First-party service principals.
         self.graph_sp = self._add_first_party(dd.GRAPH_APP_ID, "Microsoft Graph", dd.GRAPH_APP_ROLES)
@@ -302,6 +314,40 @@ class Tenant:
         if self.propagation_held_since is not None and grant.created_at >= self.propagation_held_since:
             return False
         return grant.created_at <= now - self.timings.propagation_delay
+
+    def exchange_token(self, principal_id: str, now: float) -> ExchangeToken:
+        """The Exchange Online token a connection of this identity uses at ``now``: the one its host
+        cached, while ``timings.token_cache`` lasts (managed identity tokens cannot be refreshed early),
+        else a new one carrying the grants that had propagated by then."""
+        cached = self.exchange_tokens.get(principal_id)
+        if cached is not None and cached.issued_at <= now < cached.issued_at + self.timings.token_cache:
+            return cached
+        exchange = self.exchange_sp
+        token = ExchangeToken(
+            issued_at=now,
+            has_exchange_app_role=exchange is not None
+            and any(
+                a.principal_id == principal_id
+                and a.resource_id == exchange.id
+                and a.app_role_id == dd.EXCHANGE_MANAGE_AS_APP_ROLE_ID
+                and self.has_propagated(a, now)
+                for a in self.app_role_assignments.values()
+            ),
+            role_template_ids=frozenset(
+                a.role_definition_id.lower()
+                for a in self.directory_roles_of(principal_id)
+                if self.has_propagated(a, now)
+            ),
+        )
+        if cached is None or now >= cached.issued_at:  # a job evaluated late must not undo a newer token
+            self.exchange_tokens[principal_id] = token
+        return token
+
+    def expire_tokens(self) -> int:
+        """Ends every cached Exchange token now (what waiting ``timings.token_cache`` would do)."""
+        count = len(self.exchange_tokens)
+        self.exchange_tokens.clear()
+        return count
 
     def hold_propagation(self, held: bool) -> None:
         """``True``: grants made from now on do not propagate; ``False``: those made during the hold

@@ -27,6 +27,9 @@ class Timings:
     # Event Grid: delay before the first delivery attempt, and between retries.
     event_delivery: float = 0.1
     event_retry: float = 0.5
+    # A managed identity's Exchange Online token is cached this long by its host and cannot be refreshed
+    # early: a token taken before a grant propagated keeps the identity unauthorized until it expires.
+    token_cache: float = 86400.0
     # Value of Retry-After (seconds, integer >= 1) sent on 202 poll responses and injected 429s.
     retry_after: int = 1
 
@@ -58,5 +61,6 @@ def fast_timings() -> Timings:
         run_command=0.2,
         event_delivery=0.0,
         event_retry=0.1,
+        token_cache=1.0,
         retry_after=1,
     )

@@ -121,6 +121,18 @@ def validate_resource_group_name(value: str, field: str) -> str:
     return value
 
 
+# Hosts where Connect-ExchangeOnline -ManagedIdentity cannot work, with the reason and what to do instead.
+UNSUPPORTED_HOSTS = {
+    "microsoft.hybridcompute/machines": (
+        "is an Azure Arc-enabled server: Connect-ExchangeOnline -ManagedIdentity does not work there (the module "
+        "asks the Azure VM metadata endpoint 169.254.169.254 for its token, which an Arc server does not serve; "
+        "MicrosoftDocs/office-docs-powershell#11440). Use app-only authentication with a certificate instead "
+        "(Connect-ExchangeOnline -AppId <app id> -CertificateThumbprint <thumbprint> -Organization <domain>; "
+        "https://aka.ms/exo-cba), or run the script in an Azure VM or an Automation account that exomi can set up"
+    ),
+}
+
+
 def parse_resource_id(
     value: object, field: str = "target", *, kinds: Collection[TargetKind] | None = None
 ) -> ResourceId:
@@ -148,8 +160,10 @@ def parse_resource_id(
     validate_resource_group_name(group, field)
     kind = _kind_of(f"{namespace}/{type_}")
     if kind is None:
+        why = UNSUPPORTED_HOSTS.get(f"{namespace}/{type_}".lower())
         raise InputError(
-            field, f"resource type {show(f'{namespace}/{type_}')} is not supported; expected {expected}"
+            field,
+            why or f"resource type {show(f'{namespace}/{type_}')} is not supported; expected {expected}",
         )
     if kind not in allowed:
         raise InputError(

@@ -120,7 +120,12 @@ class EngineTimings(BaseModel):
     poll: float = 15.0  # first "check again" delay for imports, jobs and replication (doubles each time)
     max_poll: float = 300.0  # the longest "check again" delay
     replication_window: float = 1800.0  # how long a fresh principal may stay invisible before failing
-    propagation_window: float = 7200.0  # how long verification may fail for authorization after a grant
+    # How long verification may fail for authorization after the first refusal: a managed identity's
+    # token is cached about 24 h and cannot be refreshed early, so one taken too early can take that long.
+    propagation_window: float = 86400.0
+    # The longest wait between two verification attempts while grants propagate (each is a job or a
+    # Run Command): the back-off ladder doubles from poll up to this.
+    verify_max_poll: float = 3600.0
     advance_budget: float = 60.0  # how long one engine pass may work before it yields
     # Waits whose length is roughly known (imports, jobs, Run Command): looked at no more often than
     # min_poll, and at most wait_precision of the time waited so far after the expected end (so a 3-minute
@@ -273,6 +278,7 @@ _ENGINE_SETTINGS = {
     "max_poll": "EXOMI_MAX_POLL_SECONDS",
     "replication_window": "EXOMI_REPLICATION_WINDOW_SECONDS",
     "propagation_window": "EXOMI_PROPAGATION_WINDOW_SECONDS",
+    "verify_max_poll": "EXOMI_VERIFY_MAX_POLL_SECONDS",
     "advance_budget": "EXOMI_ADVANCE_BUDGET_SECONDS",
     "min_poll": "EXOMI_MIN_POLL_SECONDS",
     "wait_precision": "EXOMI_WAIT_PRECISION",

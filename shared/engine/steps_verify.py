@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.engine.context import Observation, StepContext, StepResult, Verdict
-from shared.engine.step import Step, backoff
+from shared.engine.step import Step
 from shared.engine.waits import look_again
 from shared.errors import OperationFailed
 from shared.ids import TargetKind
@@ -35,6 +35,12 @@ HINTS = [
     ("AADSTS90002", "use a domain of your tenant as the organization (e.g. contoso.onmicrosoft.com)."),
 ]
 JOB_NAMESPACE = uuid.UUID("6f0f3c1e-8b0a-4c5e-9a53-0e5f1d2a7c11")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.1f} s"
+    return f"{seconds / 60:.0f} min"
 
 
 def _hint(text: str) -> str | None:
@@ -174,20 +180,30 @@ class Verify(Step):
                 memo.setdefault("first_authorization_failure", ctx.now.isoformat())
             )
             waited = ctx.now - first
-            if waited < timedelta(seconds=ctx.timings.propagation_window):
+            window = timedelta(seconds=ctx.timings.propagation_window)
+            if waited < window:
                 attempt = int(memo["attempt"]) + 1
                 memo = {k: v for k, v in memo.items() if k not in ("job", "token", "since")}
                 memo["attempt"] = attempt
-                # How much longer propagation takes is unknown: each new test waits twice as long.
+                # How much longer propagation takes is unknown: each new test waits twice as long, up
+                # to verify_max_poll (every attempt is a job or a Run Command).
+                delay = min(ctx.timings.poll * 2 ** (attempt - 1), ctx.timings.verify_max_poll)
                 return StepResult(
                     done=False,
-                    message=f"waiting for the grants to propagate (Exchange answered: {text.splitlines()[0][:200]})",
-                    check_again_in=backoff(ctx, attempt - 1),
+                    message=(
+                        f"pending propagation: Exchange Online refused the identity ({text.splitlines()[0][:200]}). "
+                        "Exchange honours a new grant 10 to 60 minutes after it is made, and a token the identity "
+                        "took before that stays cached for up to 24 hours; verification attempt "
+                        f"{attempt + 1} in {_duration(delay)}, until "
+                        f"{(first + window).isoformat(timespec='minutes')}"
+                    ),
+                    check_again_in=delay,
                     memo=memo,
                 )
             raise OperationFailed(
                 "verification",
-                f"Exchange Online still refuses the identity {int(waited.total_seconds() // 60)} minutes after the grants: {text[:500]}",
+                f"Exchange Online still refuses the identity {int(waited.total_seconds() // 60)} minutes after the first "
+                f"refusal, longer than a cached token lives: {text[:500]}",
                 "check the Exchange.ManageAsApp grant and the Entra role in the target's diagnosis; some tenants also "
                 "need the identity registered in Exchange (New-ServicePrincipal).",
             )

@@ -118,6 +118,7 @@ def test_grant_problems_show_up_in_stderr(emulator, compute):
     _, stderr = _run(compute, CONNECT)
     assert stderr == "UnAuthorized"  # no Exchange.ManageAsApp
     emulator.grant_exchange_access(vm.identity.principal_id, directory_role=None)
+    emulator.expire_exchange_tokens()  # the refused connection's token is cached without the grant
     _, stderr = _run(compute, CONNECT)
     # The app role but no Entra role; Exchange names the identity by its application (client) id.
     client_id = next(p["appId"] for p in emulator.principals() if p["id"] == vm.identity.principal_id)
@@ -127,6 +128,7 @@ def test_grant_problems_show_up_in_stderr(emulator, compute):
     # A grant made just now has not reached the identity's token yet.
     emulator.set_timings(propagation_delay=600)
     emulator.grant_exchange_access(vm.identity.principal_id, app_role=None, backdate=False)
+    emulator.expire_exchange_tokens()
     _, stderr = _run(compute, CONNECT)
     assert "isn't supported in this scenario" in stderr
 

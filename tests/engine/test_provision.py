@@ -80,6 +80,10 @@ async def test_automation_account_with_system_identity_is_verified(emulator, exo
     jobs = list(automation.job.list_by_automation_account(RG, account.name))
     assert [str(j.status.value) for j in jobs] == ["Completed"]
     assert emulator.organization in automation.job.get_output(RG, account.name, jobs[0].name)
+    # exomi let the identity take an Exchange token only once every grant had propagated: the one
+    # token its host cached carries both (a token taken earlier would stay without them for a day).
+    (token,) = [t for t in emulator.exchange_tokens() if t["principal_id"] == principal_id]
+    assert token["has_exchange_app_role"] and token["role_template_ids"] == [RECIPIENT_ADMIN]
 
     # Every change was made by exomi's own identity, never by the admin.
     writes = [e for e in emulator.log() if e["method"] != "GET" and e["service"] in ("arm", "graph")]

@@ -128,6 +128,46 @@ async def test_a_grant_under_propagation_delay_verifies_after_waiting(emulator, 
     assert "UnAuthorized" in first.properties.exception or "isn't supported" in first.properties.exception
 
 
+async def test_a_token_taken_before_the_grants_propagated_waits_for_the_cache_and_then_verifies(
+    emulator, exomi, targets
+):
+    # The first verification job connects while the grants are held back, so the token it takes has no
+    # Exchange roles and its host caches it (for 10 minutes here). After the grants propagate, a job within
+    # that time is still refused; exomi reports pending propagation and keeps trying until the cached
+    # token ends (the test ends it, as the passing of time would).
+    emulator.set_timings(token_cache=600)
+    emulator.ctl("PUT", "/propagation", {"held": True})
+    account = targets.automation_account()
+    principal_id = account.identity.principal_id
+    automation = emulator.automation()
+    process = exomi.start("provision", "--target", account.id, "--organization", emulator.organization)
+
+    def failed_jobs():
+        jobs = automation.job.list_by_automation_account("ContosoRG", account.name)
+        return [j for j in jobs if str(j.status.value) == "Failed"]
+
+    await _wait_for(failed_jobs, "the first verification job to fail")
+    emulator.ctl("PUT", "/propagation", {"held": False})
+    await _wait_for(lambda: len(failed_jobs()) >= 2, "a job after propagation to meet the cached token")
+    (token,) = [t for t in emulator.exchange_tokens() if t["principal_id"] == principal_id]
+    assert token["has_exchange_app_role"] is False  # taken while the grants were held back
+    _, requests, _ = exomi.run("list")
+    (request,) = requests
+    _, status, _ = exomi.run("status", request["id"])
+    verify = next(s for s in status["steps"] if s["name"] == "verify")
+    assert status["status"] in ("waiting", "running")
+    assert verify["message"].startswith("pending propagation: Exchange Online refused the identity")
+    assert "cached for up to 24 hours" in verify["message"]
+
+    emulator.expire_exchange_tokens()
+    stdout, stderr = process.communicate(timeout=120)
+    assert_succeeded(process.returncode, json.loads(stdout), stderr)
+    statuses = [
+        str(j.status.value) for j in automation.job.list_by_automation_account("ContosoRG", account.name)
+    ]
+    assert statuses.count("Completed") == 1 and statuses.count("Failed") >= 2
+
+
 async def test_a_tenant_without_the_exchange_service_principal_gets_it_created(emulator, exomi, targets):
     emulator.reset(with_exchange_sp=False)
     targets.__init__(emulator)

@@ -68,6 +68,14 @@ class Emulator:
     def add_fault(self, **spec: Any) -> dict[str, Any]:
         return self.ctl("POST", "/faults", spec)
 
+    def expire_exchange_tokens(self) -> int:
+        """Ends the Exchange tokens identities' hosts have cached: what waiting out ``token_cache``
+        (up to 24 h in Azure) does after a connection that came before the grants."""
+        return self.ctl("DELETE", "/exchange-tokens")["expired"]
+
+    def exchange_tokens(self) -> list[dict[str, Any]]:
+        return self.ctl("GET", "/exchange-tokens")["tokens"]
+
     def set_timings(self, **values: float) -> dict[str, Any]:
         return self.ctl("PATCH", "/timings", values)
 

@@ -71,6 +71,7 @@ class ExomiRunner:
                 "EXOMI_CALLBACK_KEY": self.callback_key,
                 "EXOMI_POLL_SECONDS": "0.2",
                 "EXOMI_MAX_POLL_SECONDS": "1",
+                "EXOMI_VERIFY_MAX_POLL_SECONDS": "1",
                 # fast_timings(): grants propagate after 0.5 s
                 "EXOMI_PROPAGATION_SECONDS": "0.5",
             }

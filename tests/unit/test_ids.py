@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 
 import pytest
 
@@ -163,3 +164,14 @@ def test_the_oid_claim_of_exomis_own_token_is_read_and_a_token_without_one_gives
     assert oid_claim(token(["not", "an", "object"])) is None
     assert oid_claim("not a jwt") is None
     assert oid_claim("a.%%%.c") is None
+
+
+def test_an_arc_server_is_refused_with_the_reason_and_what_to_use_instead():
+    arc = (
+        f"/subscriptions/{uuid.uuid4()}/resourceGroups/rg/providers/Microsoft.HybridCompute/machines/onprem1"
+    )
+    with pytest.raises(InputError) as caught:
+        parse_resource_id(arc)
+    assert caught.value.field == "target"
+    assert "Azure Arc-enabled server" in caught.value.reason
+    assert "169.254.169.254" in caught.value.reason and "-CertificateThumbprint" in caught.value.reason
