@@ -14,6 +14,7 @@ from azure.mgmt.automation import AutomationClient
 
 from emulator import directory_data as dd
 from emulator.process import EmulatorProcess
+from emulator.ratelimits import Charge, RateLimitConfig, RateLimiter
 from tests.emulator.test_graph_app_role_assignments import grant
 from tests.support.automation import (
     ACCOUNT,
@@ -325,3 +326,52 @@ def test_job_submissions_are_limited_per_account(emulator):
         )
     assert refused.value.status_code == 429
     assert "You have reached the limit of allowed JobsByName API calls" in refused.value.error.message
+
+
+# --------------------------------------------------------------------------------------------------
+# The clocks themselves (RateLimiter in-process, real time replaced by a counter the test moves)
+
+
+class FakeWall:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _limiter(monkeypatch, clock: str) -> tuple[RateLimiter, FakeWall]:
+    wall = FakeWall()
+    monkeypatch.setattr("emulator.ratelimits.time.monotonic", wall)
+    config = RateLimitConfig.from_dict(
+        {"clock": clock, "limits": {"arm_writes": {"size": 2, "refill_per_second": 1}}}
+    )
+    return RateLimiter(config), wall
+
+
+def test_on_the_manual_clock_a_slow_machine_refills_nothing_but_a_waited_retry_gets_through(monkeypatch):
+    limiter, wall = _limiter(monkeypatch, "manual")
+    write = [Charge("arm_writes", "sub/admin")]
+    assert limiter.take(write).allowed
+    wall.now += 60  # a very slow machine between two calls of a burst
+    assert limiter.take(write).remaining == {"arm_writes": 0}
+    wall.now += 60
+    refused = limiter.take(write)
+    assert not refused.allowed and refused.retry_after == 1
+    wall.now += 0.5  # retried too early: refused again
+    assert not limiter.take(write).allowed
+    wall.now += 1  # waited out the (new) Retry-After: one second's worth of tokens, no more
+    retried = limiter.take(write)
+    assert retried.allowed and retried.remaining == {"arm_writes": 0}
+
+
+def test_on_the_wall_clock_buckets_refill_with_real_time(monkeypatch):
+    limiter, wall = _limiter(monkeypatch, "wall")
+    write = [Charge("arm_writes", "sub/admin")]
+    assert limiter.take(write).allowed and limiter.take(write).allowed
+    refused = limiter.take(write)
+    assert not refused.allowed and refused.retry_after == 1
+    wall.now += 1.5
+    assert limiter.take(write).remaining == {"arm_writes": 0}  # 1.5 tokens back, one taken
+    wall.now += 100
+    assert limiter.take(write).remaining == {"arm_writes": 1}  # never more than the bucket holds
