@@ -127,7 +127,8 @@ class RateLimitConfig:
         spec = self.limits[name]
         if not self.enabled or not spec.enabled:
             return None
-        return LimitSpec(max(1.0, math.floor(spec.size * self.scale)), spec.refill_per_second * self.speed)
+        size = max(1.0, math.floor(spec.size * self.scale + 1e-9))  # 0.29 * 100 is 28.999...
+        return LimitSpec(size, spec.refill_per_second * self.speed)
 
 
 @dataclass
