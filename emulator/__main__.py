@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from emulator import server
+from emulator.ratelimits import RateLimitConfig, RateLimiter
 from emulator.runtime import EmulatorRuntime, TenantOptions
 from emulator.timings import Timings, fast_timings
 from emulator.tls import create_tls_files
@@ -53,6 +54,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--timings", default=None, help="JSON object overriding delays, e.g. '{\"job_run\": 0.2}'"
     )
+    parser.add_argument(
+        "--rate-limits",
+        default=None,
+        help='turn on the token buckets: "on" for the published limits, or a JSON object as PUT '
+        '/_control/ratelimits takes, e.g. \'{"scale": 0.01, "clock": "manual"}\' (default: off)',
+    )
     return parser.parse_args(argv)
 
 
@@ -70,7 +77,10 @@ async def run(args: argparse.Namespace) -> None:
     )
     state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="exomi-emulator-"))
     tls = create_tls_files(state_dir)
-    runtime = EmulatorRuntime(timings=timings, options=options)
+    limits = RateLimitConfig()
+    if args.rate_limits:
+        limits = RateLimitConfig.from_dict({} if args.rate_limits == "on" else json.loads(args.rate_limits))
+    runtime = EmulatorRuntime(timings=timings, options=options, rate_limits=RateLimiter(limits))
     runners = await server.start(runtime, tls, port=args.port, identity_port=args.identity_port)
     print(json.dumps(server.ready_line(runtime, tls)), flush=True)
 

@@ -12,6 +12,9 @@ Endpoints (see emulator/README.md for bodies):
   POST/DELETE /_control/graph-permissions {principal_id, permission}
   POST/DELETE /_control/exchange-service-principal
   GET    /_control/principals            every service principal with its grants
+  GET/PUT/DELETE /_control/ratelimits    token buckets (PUT {enabled, clock, scale, speed, limits, ...})
+  POST   /_control/ratelimits/advance {seconds}   move the manual clock on
+  POST   /_control/ratelimits/refill              fill every bucket
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from aiohttp import web
 from emulator import directory_data as dd
 from emulator.clouds import cloud_named
 from emulator.http import json_response
+from emulator.ratelimits import RateLimitConfig
 from emulator.rbac import role_by_name
 from emulator.runtime import EmulatorRuntime, TenantOptions
 
@@ -173,6 +177,34 @@ def register(app: web.Application, runtime: EmulatorRuntime) -> None:
         if len(runtime.faults.rules) == before:
             raise ControlError(404, "no such fault")
         return json_response({"deleted": True})
+
+    @routes.get("/_control/ratelimits")
+    async def get_rate_limits(request: web.Request) -> web.Response:
+        return json_response(runtime.rate_limits.state())
+
+    @routes.put("/_control/ratelimits")
+    async def put_rate_limits(request: web.Request) -> web.Response:
+        # A whole new configuration (omitted fields take their defaults), every bucket full.
+        runtime.rate_limits.configure(RateLimitConfig.from_dict(await body_of(request)))
+        return json_response(runtime.rate_limits.state())
+
+    @routes.delete("/_control/ratelimits")
+    async def reset_rate_limits(request: web.Request) -> web.Response:
+        runtime.rate_limits.reset()
+        return json_response(runtime.rate_limits.state())
+
+    @routes.post("/_control/ratelimits/advance")
+    async def advance_rate_limits(request: web.Request) -> web.Response:
+        (seconds,) = require(await body_of(request), "seconds")
+        if not isinstance(seconds, int | float) or seconds < 0:
+            raise ControlError(400, "seconds must be a number >= 0")
+        runtime.rate_limits.advance(float(seconds))
+        return json_response(runtime.rate_limits.state())
+
+    @routes.post("/_control/ratelimits/refill")
+    async def refill_rate_limits(request: web.Request) -> web.Response:
+        runtime.rate_limits.refill()
+        return json_response(runtime.rate_limits.state())
 
     @routes.post("/_control/rbac")
     async def add_rbac(request: web.Request) -> web.Response:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from emulator.clouds import cloud_named
 from emulator.http import FaultInjector, RequestLog
+from emulator.ratelimits import RateLimiter
 from emulator.tenant import Tenant
 from emulator.timings import Timings
 from emulator.tokens import TokenIssuer
@@ -41,6 +42,7 @@ class EmulatorRuntime:
     issuer: TokenIssuer = field(default_factory=TokenIssuer)
     faults: FaultInjector = field(default_factory=FaultInjector)
     log: RequestLog = field(default_factory=RequestLog)
+    rate_limits: RateLimiter = field(default_factory=RateLimiter)
     identity_header: str = field(default_factory=lambda: secrets.token_hex(16))
     base_url: str = ""  # https://127.0.0.1:PORT, set once the listener is bound
     identity_url: str = ""  # http://127.0.0.1:PORT/msi/token
@@ -59,6 +61,7 @@ class EmulatorRuntime:
             self.options = options
         self.tenant = self.options.build(self.timings)
         self.faults.rules.clear()
+        self.rate_limits.reset()  # back to the command line's limits, every bucket full
         self.log.clear()
         for hook in self._reset_hooks:
             hook(self.tenant)

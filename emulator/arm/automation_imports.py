@@ -21,6 +21,7 @@ from emulator.arm.router import ArmContext, validate_tags
 from emulator.arm.tracked import touch
 from emulator.powershell import GALLERY, latest_release
 from emulator.tenant import ArmResource, Tenant
+from emulator.throttling import module_import_check
 
 EXCEPTION = "Orchestrator.Shared.AsyncModuleImport.ModuleImportException"
 # What GET shows while an import runs (ModuleProvisioningState values, in Azure's order).
@@ -166,6 +167,9 @@ def put_importable(
     link: dict[str, Any],
 ) -> tuple[ArmResource, bool]:
     """Creates or re-imports a module / package resource; returns it and whether it is new."""
+    # /subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Automation/automationAccounts/{name}/...
+    account_id = "/".join(resource_id.split("/")[:9])
+    module_import_check(ctx.runtime.rate_limits, account_id, account_id.rsplit("/", 1)[-1])
     existing = ctx.tenant.get_resource(resource_id)
     previous = existing.state["import"].available_version(time.time()) if existing else None
     new_import = start_import(ctx.tenant, name, link, previous)

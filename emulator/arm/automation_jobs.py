@@ -39,6 +39,7 @@ from emulator.arm.router import ArmContext, ArmRouter, arm_json
 from emulator.http import ArmError
 from emulator.powershell import ScriptHost, ScriptOutcome, run_script
 from emulator.tenant import ArmResource, Tenant
+from emulator.throttling import concurrent_jobs_check, job_submission_check
 
 JOB_TYPE = f"{ACCOUNT_TYPE}/jobs"
 JSON_TYPE = "Microsoft.Automation/AutomationAccounts/Jobs"
@@ -251,8 +252,16 @@ def _job_parameters(properties: dict[str, Any]) -> dict[str, str]:
     return dict(parameters)
 
 
+def _running_until(tenant: Tenant, account: ArmResource, now: float) -> list[float]:
+    """When each of the account's unfinished jobs (New, Activating, Running) ends. Reads the timelines
+    only: observing would run a script earlier than the job's first read does."""
+    runs: list[JobRun] = [job.state["run"] for job in tenant.children(f"{account.id}/jobs")]
+    return [run.end_at for run in runs if run.status(now) not in TERMINAL]
+
+
 async def create_job(ctx: ArmContext) -> web.Response:
     account = require_parent_account(ctx, "jobs")
+    job_submission_check(ctx.runtime.rate_limits, account.id)
     name = ctx.params["jobName"]
     check_name(name, NAME_RE, "job", "Use letters, digits, '-' and '_' (a GUID is usual).")
     if ctx.tenant.get_resource(f"{account.id}/jobs/{name}") is not None:
@@ -276,6 +285,9 @@ async def create_job(ctx: ArmContext) -> web.Response:
         )
     timings = ctx.runtime.timings
     now = time.time()
+    concurrent_jobs_check(
+        ctx.runtime.rate_limits, account.name, _running_until(ctx.tenant, account, now), now
+    )
     try:
         job_id = str(uuid.UUID(name))
     except ValueError:

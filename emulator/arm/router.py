@@ -22,8 +22,10 @@ from emulator.auth import Caller, authenticate_arm
 from emulator.http import ArmError, read_json
 from emulator.runtime import EmulatorRuntime
 from emulator.tenant import ArmOperation, Tenant
+from emulator.throttling import arm_check
 
 Handler = Callable[["ArmContext"], Awaitable[web.StreamResponse]]
+RATE_LIMIT_HEADERS = "arm_rate_limit_headers"  # request key: the x-ms-ratelimit-remaining-* of the answer
 
 
 @dataclass
@@ -132,9 +134,13 @@ class ArmRouter:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
-            return await self._dispatch(request)
+            response = await self._dispatch(request)
         except ArmError as error:
-            return error.response()
+            response = error.response()
+        # ARM counts every request it let through, and says so on the answer, errors included.
+        for name, value in request.get(RATE_LIMIT_HEADERS, {}).items():
+            response.headers.setdefault(name, value)
+        return response
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         runtime = self.runtime
@@ -155,6 +161,10 @@ class ArmRouter:
             and parts[1].lower() not in runtime.tenant.subscriptions
         ):
             raise ArmError(404, "SubscriptionNotFound", f"The subscription '{parts[1]}' could not be found.")
+        subscription_id = parts[1] if len(parts) >= 2 and parts[0].lower() == "subscriptions" else None
+        request[RATE_LIMIT_HEADERS] = arm_check(
+            runtime.rate_limits, request.method, subscription_id, runtime.tenant.tenant_id, caller.id
+        )
         candidates = [(route, params) for route in self.routes if (params := route.match(parts)) is not None]
         if not candidates:
             provider, rtype = _provider_and_type(parts)

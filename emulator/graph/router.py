@@ -21,9 +21,11 @@ from emulator.auth import Caller, authenticate_graph
 from emulator.http import GRAPH_JSON, GraphError, json_response, read_json
 from emulator.runtime import EmulatorRuntime
 from emulator.tenant import Tenant
+from emulator.throttling import graph_check
 
 Handler = Callable[["GraphContext"], Awaitable[web.StreamResponse]]
 GRAPH_PUBLIC_BASE = "https://graph.microsoft.com/v1.0"
+RATE_LIMIT_HEADERS = "graph_rate_limit_headers"  # request key: x-ms-resource-unit etc. of the answer
 
 
 @dataclass
@@ -98,9 +100,12 @@ class GraphRouter:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         request_id = str(uuid.uuid4())
         try:
-            return await self._dispatch(request, request_id)
+            response = await self._dispatch(request, request_id)
         except GraphError as error:
-            return error.response(request_id, request.headers.get("client-request-id"))
+            response = error.response(request_id, request.headers.get("client-request-id"))
+        for name, value in request.get(RATE_LIMIT_HEADERS, {}).items():
+            response.headers.setdefault(name, value)
+        return response
 
     async def _dispatch(self, request: web.Request, request_id: str) -> web.StreamResponse:
         runtime = self.runtime
@@ -108,6 +113,14 @@ class GraphRouter:
         request["caller"] = caller
         raw_path = request.raw_path.split("?", 1)[0]
         path = unquote(raw_path)[len("/v1.0") :].rstrip("/") or "/"
+        request[RATE_LIMIT_HEADERS] = graph_check(
+            runtime.rate_limits,
+            request.method,
+            path,
+            dict(request.query),
+            caller.claims.app_id,
+            runtime.tenant.tenant_id,
+        )
         matches = [(route, m) for route in self.routes if (m := route.pattern.match(path))]
         if not matches:
             segment = path.strip("/").split("/")[-1].split("(")[0]

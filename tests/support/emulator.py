@@ -79,6 +79,21 @@ class Emulator:
     def set_timings(self, **values: float) -> dict[str, Any]:
         return self.ctl("PATCH", "/timings", values)
 
+    def set_rate_limits(
+        self, *, clock: str = "manual", limits: dict[str, dict[str, Any]] | None = None, **config: Any
+    ) -> dict[str, Any]:
+        """Turns the token buckets on (all full). The manual clock is the default here: a bucket never
+        refills between a test's calls, only when a caller waited out its Retry-After or the test
+        advances it. ``limits`` overrides single limits, e.g. ``{"arm_writes": {"size": 3}}``."""
+        body: dict[str, Any] = {"enabled": True, "clock": clock, "limits": limits or {}, **config}
+        return self.ctl("PUT", "/ratelimits", body)
+
+    def advance_rate_limits(self, seconds: float) -> dict[str, Any]:
+        return self.ctl("POST", "/ratelimits/advance", {"seconds": seconds})
+
+    def rate_limits(self) -> dict[str, Any]:
+        return self.ctl("GET", "/ratelimits")
+
     def principals(self) -> list[dict[str, Any]]:
         return self.ctl("GET", "/principals")["principals"]
 
