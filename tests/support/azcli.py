@@ -77,6 +77,10 @@ class AzCli:
         out = self.run(*args, "-o", "json").stdout
         return json.loads(out) if out.strip() else None
 
+    def text(self, *args: str) -> str:
+        """What the command printed (``az rest`` prints a response that is not JSON as it came)."""
+        return self.run(*args).stdout
+
     def tsv(self, *args: str) -> str:
         return self.run(*args, "-o", "tsv").stdout.strip()
 
