@@ -5,7 +5,9 @@ examples (emulator/README.md, "Subscription catalog")."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -147,9 +149,54 @@ def _generic_json(resource: ArmResource) -> dict[str, Any]:
     return body
 
 
+# ``{property} eq '{value}'`` joined by ``and``: the comparisons the Resources_List spec documents
+# that az resource list sends (--name, --resource-type, --location, --tag name[=value]).
+_CLAUSE = re.compile(r"^\s*(name|resourceType|location|tagName|tagValue)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
+
+
+def _resource_filter(raw: str | None) -> Callable[[ArmResource], bool]:
+    if not raw:
+        return lambda resource: True
+    clauses: dict[str, str] = {}
+    for part in re.split(r"\s+and\s+", raw.strip(), flags=re.IGNORECASE):
+        match = _CLAUSE.match(part)
+        if match is None:
+            raise ArmError(
+                400,
+                "InvalidFilterInQueryString",
+                f"The $filter '{raw}' is not supported here. Supported: name, resourceType, location, tagName "
+                "and tagValue with 'eq', joined by 'and'.",
+            )
+        clauses[match.group(1).lower()] = match.group(2)
+    if "tagvalue" in clauses and "tagname" not in clauses:
+        raise ArmError(400, "InvalidFilterInQueryString", "A tagValue filter needs a tagName filter.")
+
+    def keep(resource: ArmResource) -> bool:
+        if "name" in clauses and resource.name.lower() != clauses["name"].lower():
+            return False
+        if "resourcetype" in clauses and resource.type.lower() != clauses["resourcetype"].lower():
+            return False
+        location = clauses.get("location", "").replace(" ", "").lower()
+        if location and (resource.location or "").lower() != location:
+            return False
+        if "tagname" in clauses:
+            tags = {k.lower(): v for k, v in resource.tags.items()}
+            value = tags.get(clauses["tagname"].lower())
+            if value is None or ("tagvalue" in clauses and value != clauses["tagvalue"]):
+                return False
+        return True
+
+    return keep
+
+
 def _resources_under(ctx: ArmContext, prefix: str) -> list[ArmResource]:
+    keep = _resource_filter(ctx.request.query.get("$filter"))
     prefix = prefix.lower() + "/"
-    return [r for key, r in sorted(ctx.tenant.resources.items()) if key.startswith(prefix) and _top_level(r)]
+    return [
+        r
+        for key, r in sorted(ctx.tenant.resources.items())
+        if key.startswith(prefix) and _top_level(r) and keep(r)
+    ]
 
 
 async def list_resources(ctx: ArmContext) -> web.Response:

@@ -60,6 +60,19 @@ def test_tags_on_a_group_and_a_resource(admin_az: AzCli) -> None:
     assert tagged["tags"] == {"env": "prod"}
     assert az.json("identity", "show", "--ids", identity["id"], "--query", "tags") == {"env": "prod"}
 
+    # Resources_List's $filter, as az resource list sends it.
+    assert az.json("resource", "list", "--tag", "env=prod", "--query", "[].name") == ["ContosoMI1"]
+    assert az.json("resource", "list", "--tag", "env=test", "--query", "[].name") == []
+    by_type = az.json(
+        "resource",
+        "list",
+        "--resource-type",
+        "Microsoft.ManagedIdentity/userAssignedIdentities",
+        "--query",
+        "[].name",
+    )
+    assert by_type == ["ContosoMI1"]
+
     # Tags_List: every tag name in the subscription with its values and counts.
     names = {t["tagName"]: t for t in az.json("tag", "list")}
     assert sorted(names) == ["env", "owner"]
