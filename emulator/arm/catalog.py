@@ -96,7 +96,7 @@ def _provider_json(subscription_id: str, namespace: str, types: dict[str, set[st
                 "locations": locations if rtype in _REGIONAL else [],
                 # Newest first, as ARM lists them (clients pick the newest stable one).
                 "apiVersions": sorted(versions, reverse=True),
-                "capabilities": "None",
+                "capabilities": "SupportsTags, SupportsLocation" if rtype in _REGIONAL else "None",
             }
             for rtype, versions in sorted(types.items())
         ],
