@@ -15,9 +15,10 @@ from aiohttp import web
 from emulator.arm import api_versions
 from emulator.arm.router import ArmContext, ArmRouter, Handler, arm_json, paged, require_resource_group
 from emulator.http import ArmError
-from emulator.tenant import ArmResource
+from emulator.tenant import ArmResource, Subscription
 
 RG_TYPE = "Microsoft.Resources/resourceGroups"
+TAG_NAMES = "Microsoft.Resources/subscriptions/tagNames"
 
 # (name, displayName, geography group, physical location, paired region): regions every emulated
 # resource may be placed in (the emulator accepts any location string; these are what it lists).
@@ -211,37 +212,146 @@ async def list_resources_by_group(ctx: ArmContext) -> web.Response:
 
 # ------------------------------------------------------------------------------------- tag names
 
+RESERVED_TAG_PREFIXES = ("microsoft", "azure", "windows")
+
+
+def _tag_usage(ctx: ArmContext) -> tuple[Subscription, dict[str, str], Counter[str], dict[str, Counter[str]]]:
+    """The subscription, and every tag name in use on it, its resource groups and resources (lower-cased
+    name -> first casing seen), with how many carry it and each value's count."""
+    subscription = ctx.tenant.subscriptions[ctx.subscription_id.lower()]
+    prefix = f"/subscriptions/{subscription.id}/".lower()
+    tagged = [subscription.tags] + [
+        r.tags for k, r in sorted(ctx.tenant.resources.items()) if k.startswith(prefix)
+    ]
+    names: dict[str, str] = {}
+    counts: Counter[str] = Counter()
+    values: dict[str, Counter[str]] = {}
+    for tags in tagged:
+        for name, value in tags.items():
+            key = name.lower()
+            names.setdefault(key, name)
+            counts[key] += 1
+            values.setdefault(key, Counter())[value] += 1
+    return subscription, names, counts, values
+
+
+def _tag_name_json(subscription_id: str, name: str, count: int, values: dict[str, int]) -> dict[str, Any]:
+    base = f"/subscriptions/{subscription_id}/tagNames/{name}"
+    return {
+        "id": base,
+        "tagName": name,
+        "count": {"type": "Total", "value": count},
+        "values": [_tag_value_json(base, value, n) for value, n in sorted(values.items())],
+    }
+
+
+def _tag_value_json(tag_name_id: str, value: str, count: int) -> dict[str, Any]:
+    return {
+        "id": f"{tag_name_id}/tagValues/{value}",
+        "tagValue": value,
+        "count": {"type": "Total", "value": count},
+    }
+
+
+def _predefined(subscription: Subscription, name: str) -> str | None:
+    """The predefined tag name ``name`` (case-insensitively) in its stored casing, or None."""
+    return next((n for n in subscription.predefined_tags if n.lower() == name.lower()), None)
+
 
 async def list_tag_names(ctx: ArmContext) -> web.Response:
-    """Every tag name on the subscription's resource groups and resources, with its values and counts."""
-    subscription = ctx.tenant.subscriptions[ctx.subscription_id.lower()].id
-    prefix = f"/subscriptions/{subscription}/".lower()
-    names: Counter[str] = Counter()
-    values: dict[str, Counter[str]] = {}
-    for key, resource in sorted(ctx.tenant.resources.items()):
-        if not key.startswith(prefix):
-            continue
-        for name, value in resource.tags.items():
-            names[name] += 1
-            values.setdefault(name, Counter())[value] += 1
-    base = f"/subscriptions/{subscription}/tagNames"
+    """Tags_List: "a union of predefined tags, resource tags, resource group tags and subscription tags",
+    with usage counts."""
+    subscription, names, counts, values = _tag_usage(ctx)
+    for name, predefined in subscription.predefined_tags.items():
+        names.setdefault(name.lower(), name)
+        for value in predefined:
+            values.setdefault(name.lower(), Counter()).setdefault(value, 0)
     items = [
-        {
-            "id": f"{base}/{name}",
-            "tagName": name,
-            "count": {"type": "Total", "value": names[name]},
-            "values": [
-                {
-                    "id": f"{base}/{name}/tagValues/{value}",
-                    "tagValue": value,
-                    "count": {"type": "Total", "value": count},
-                }
-                for value, count in sorted(values[name].items())
-            ],
-        }
-        for name in sorted(names)
+        _tag_name_json(subscription.id, names[key], counts[key], dict(values.get(key, {})))
+        for key in sorted(names)
     ]
     return paged(ctx, items)
+
+
+async def put_tag_name(ctx: ArmContext) -> web.Response:
+    """Tags_CreateOrUpdate: a predefined tag name (200 when it already is one, 201 when new)."""
+    name = ctx.params["tagName"]
+    if len(name) > 512 or name.lower().startswith(RESERVED_TAG_PREFIXES):
+        raise ArmError(
+            400,
+            "InvalidTagName",
+            f"The tag name '{name}' is invalid. A tag name can have a maximum of 512 characters and cannot have the "
+            "prefixes 'microsoft', 'azure' or 'windows', which are reserved for Azure use.",
+        )
+    subscription, _, counts, _ = _tag_usage(ctx)
+    existing = _predefined(subscription, name)
+    if existing is None:
+        subscription.predefined_tags[name] = []
+    stored = existing or name
+    return arm_json(
+        _tag_name_json(subscription.id, stored, counts[stored.lower()], {}), 200 if existing else 201
+    )
+
+
+def _require_predefined(ctx: ArmContext, subscription: Subscription) -> str:
+    name = _predefined(subscription, ctx.params["tagName"])
+    if name is None:
+        raise ArmError(
+            404, "TagNameNotFound", f"The predefined tag name '{ctx.params['tagName']}' could not be found."
+        )
+    return name
+
+
+async def put_tag_value(ctx: ArmContext) -> web.Response:
+    """Tags_CreateOrUpdateValue: a value "for an existing predefined tag name" (at most 256 characters)."""
+    subscription, _, _, values = _tag_usage(ctx)
+    name = _require_predefined(ctx, subscription)
+    value = ctx.params["tagValue"]
+    if len(value) > 256:
+        raise ArmError(
+            400,
+            "InvalidTagValueLength",
+            f"The tag value for '{name}' must be a string of at most 256 characters.",
+        )
+    known = subscription.predefined_tags[name]
+    created = value not in known
+    if created:
+        known.append(value)
+    count = values.get(name.lower(), Counter())[value]
+    return arm_json(
+        _tag_value_json(f"/subscriptions/{subscription.id}/tagNames/{name}", value, count),
+        201 if created else 200,
+    )
+
+
+async def delete_tag_name(ctx: ArmContext) -> web.Response:
+    """Tags_Delete: the name "must not be in use as a tag name for any resource" and its predefined values
+    "must have already been deleted"; 204 when it is no predefined name."""
+    subscription, _, counts, _ = _tag_usage(ctx)
+    name = _predefined(subscription, ctx.params["tagName"])
+    if name is None:
+        ctx.emit_event = False
+        return web.Response(status=204)
+    if counts[name.lower()] or subscription.predefined_tags[name]:
+        raise ArmError(
+            409,
+            "TagNameInUse",
+            f"The tag name '{name}' cannot be deleted: it is in use or still has predefined values.",
+        )
+    del subscription.predefined_tags[name]
+    return web.Response(status=200)
+
+
+async def delete_tag_value(ctx: ArmContext) -> web.Response:
+    """Tags_DeleteValue: 200 when the predefined value was removed, 204 when there was none."""
+    subscription = ctx.tenant.subscriptions[ctx.subscription_id.lower()]
+    name = _predefined(subscription, ctx.params["tagName"])
+    value = ctx.params["tagValue"]
+    if name is None or value not in subscription.predefined_tags[name]:
+        ctx.emit_event = False
+        return web.Response(status=204)
+    subscription.predefined_tags[name].remove(value)
+    return web.Response(status=200)
 
 
 def register(router: ArmRouter) -> None:
@@ -290,11 +400,10 @@ def register(router: ArmRouter) -> None:
         resource_type="resources",
         **resources,
     )
-    router.add(
-        "GET",
-        sub + "/tagNames",
-        list_tag_names,
-        action="Microsoft.Resources/subscriptions/tagNames/read",
-        resource_type="tagNames",
-        **resources,
-    )
+    tag_names = {"resource_type": "tagNames", **resources}
+    name, value = sub + "/tagNames/{tagName}", sub + "/tagNames/{tagName}/tagValues/{tagValue}"
+    router.add("GET", sub + "/tagNames", list_tag_names, action=TAG_NAMES + "/read", **tag_names)
+    router.add("PUT", name, put_tag_name, action=TAG_NAMES + "/write", **tag_names)
+    router.add("DELETE", name, delete_tag_name, action=TAG_NAMES + "/delete", **tag_names)
+    router.add("PUT", value, put_tag_value, action=TAG_NAMES + "/tagValues/write", **tag_names)
+    router.add("DELETE", value, delete_tag_value, action=TAG_NAMES + "/tagValues/delete", **tag_names)

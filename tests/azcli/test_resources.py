@@ -125,3 +125,32 @@ def test_errors_as_az_shows_them(admin_az: AzCli, emulator) -> None:
         f"{az.arm}/subscriptions/{emulator.subscription_id}/resourcegroups?api-version=2014-01-01",
     )
     assert '"code": "NoRegisteredProviderFound"' in old.stderr
+
+
+def test_predefined_tag_names(admin_az: AzCli, emulator) -> None:
+    az = admin_az
+    subscription = f"/subscriptions/{emulator.subscription_id}"
+    created = az.json("tag", "create", "--name", "costCenter")
+    assert created == {
+        "count": {"type": "Total", "value": 0},
+        "id": f"{subscription}/tagNames/costCenter",
+        "tagName": "costCenter",
+        "values": [],
+    }
+    value = az.json("tag", "add-value", "--name", "costCenter", "--value", "42")
+    assert value["id"] == f"{subscription}/tagNames/costCenter/tagValues/42"
+    reserved = az.fails("tag", "create", "--name", "azure-owner")
+    assert "(InvalidTagName)" in reserved.stderr
+
+    # Tags_List is the union of predefined tags and the tags in use (on the subscription too).
+    az.run("tag", "create", "--resource-id", subscription, "--tags", "costCenter=42")
+    [listed] = az.json("tag", "list")
+    assert (listed["tagName"], listed["count"]["value"]) == ("costCenter", 1)
+    assert [(v["tagValue"], v["count"]["value"]) for v in listed["values"]] == [("42", 1)]
+
+    # A name in use, or with predefined values, cannot be deleted.
+    assert "(TagNameInUse)" in az.fails("tag", "delete", "--name", "costCenter", "--yes").stderr
+    az.run("tag", "delete", "--resource-id", subscription, "--yes")
+    az.run("tag", "remove-value", "--name", "costCenter", "--value", "42")
+    az.run("tag", "delete", "--name", "costCenter", "--yes")
+    assert az.json("tag", "list") == []
