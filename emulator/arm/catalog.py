@@ -151,8 +151,10 @@ def _generic_json(resource: ArmResource) -> dict[str, Any]:
 
 
 # ``{property} eq '{value}'`` joined by ``and``: the comparisons the Resources_List spec documents
-# that az resource list sends (--name, --resource-type, --location, --tag name[=value]).
-_CLAUSE = re.compile(r"^\s*(name|resourceType|location|tagName|tagValue)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
+# that az resource list sends (--name, --resource-type, --resource-group, --location, --tag name[=value]).
+_CLAUSE = re.compile(
+    r"^\s*(name|resourceType|resourceGroup|location|tagName|tagValue)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE
+)
 
 
 def _resource_filter(raw: str | None) -> Callable[[ArmResource], bool]:
@@ -165,8 +167,8 @@ def _resource_filter(raw: str | None) -> Callable[[ArmResource], bool]:
             raise ArmError(
                 400,
                 "InvalidFilterInQueryString",
-                f"The $filter '{raw}' is not supported here. Supported: name, resourceType, location, tagName "
-                "and tagValue with 'eq', joined by 'and'.",
+                f"The $filter '{raw}' is not supported here. Supported: name, resourceType, resourceGroup, "
+                "location, tagName and tagValue with 'eq', joined by 'and'.",
             )
         clauses[match.group(1).lower()] = match.group(2)
     if "tagvalue" in clauses and "tagname" not in clauses:
@@ -176,6 +178,9 @@ def _resource_filter(raw: str | None) -> Callable[[ArmResource], bool]:
         if "name" in clauses and resource.name.lower() != clauses["name"].lower():
             return False
         if "resourcetype" in clauses and resource.type.lower() != clauses["resourcetype"].lower():
+            return False
+        group = resource.id.split("/")[4]
+        if "resourcegroup" in clauses and group.lower() != clauses["resourcegroup"].lower():
             return False
         location = clauses.get("location", "").replace(" ", "").lower()
         if location and (resource.location or "").lower() != location:
