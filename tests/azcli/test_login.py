@@ -55,3 +55,28 @@ def test_login_with_an_identity_without_roles(az: AzCli, emulator) -> None:
     )
     accounts = az.login(identity["appId"], "--allow-no-subscriptions")
     assert [(a["id"], a["name"]) for a in accounts] == [(emulator.tenant_id, "N/A(tenant level account)")]
+
+
+def test_login_as_a_user_assigned_identity_the_admin_made(admin_az: AzCli, emulator, tmp_path) -> None:
+    admin_az.run("group", "create", "--name", "ContosoRG2", "--location", "West US")
+    identity = admin_az.json("identity", "create", "--name", "ContosoMI1", "--resource-group", "ContosoRG2")
+    admin_az.run(
+        "role", "assignment", "create", "--assignee-object-id", identity["principalId"],
+        "--assignee-principal-type", "ServicePrincipal", "--role", "Reader",
+        "--scope", f"/subscriptions/{emulator.subscription_id}",
+    )  # fmt: skip
+
+    # Another az (its own configuration) signs in as that identity, by resource id and by object id.
+    mi = AzCli(emulator, tmp_path / "mi")
+    mi.register_cloud()
+    [account] = mi.login(None, "--resource-id", identity["id"])
+    assert account["id"] == emulator.subscription_id
+    assert account["user"]["assignedIdentityInfo"] == f"MSIResource-{identity['id']}"
+    [account] = mi.login(None, "--object-id", identity["principalId"])
+    assert account["user"]["assignedIdentityInfo"] == f"MSIObject-{identity['principalId']}"
+
+    # A Reader reads, and may not write.
+    assert mi.json("group", "list", "--query", "[].name") == ["ContosoRG2"]
+    refused = mi.fails("group", "create", "--name", "other", "--location", "westus")
+    assert "(AuthorizationFailed)" in refused.stderr
+    assert f"'{identity['principalId']}'" in refused.stderr
