@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
-from urllib.parse import unquote
+from urllib.parse import quote, unquote, urlencode
 
 from aiohttp import web
 
@@ -323,9 +323,14 @@ def paged(ctx: ArmContext, items: list[dict], page_size: int = 100) -> web.Respo
     page = items[start : start + page_size]
     next_link = None
     if start + page_size < len(items):
-        next_link = ctx.absolute(
-            f"{ctx.request.path}?api-version={ctx.api_version}&$skiptoken={start + page_size}"
+        # The same query (its $filter too) continued; clients put their own api-version back.
+        kept = [(k, v) for k, v in ctx.request.query.items() if k not in ("api-version", "$skiptoken")]
+        query = urlencode(
+            [("api-version", ctx.api_version), *kept, ("$skiptoken", str(start + page_size))],
+            safe="$'()",
+            quote_via=quote,
         )
+        next_link = ctx.absolute(f"{ctx.request.path}?{query}")
     return arm_json({"value": page, "nextLink": next_link})
 
 

@@ -85,3 +85,25 @@ def test_service_principal_count_is_an_advanced_query(emulator: Emulator) -> Non
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "Request_BadRequest"
     assert refused.json()["error"]["message"] == "$count is not currently supported."
+
+
+def test_resource_pages_keep_the_filter(emulator: Emulator) -> None:
+    resources = emulator.resources()
+    resources.resource_groups.create_or_update("paged", {"location": "westus"})
+    msi = emulator.msi()
+    for index in range(101):
+        tags = {"page": "yes"} if index % 2 == 0 else {}
+        msi.user_assigned_identities.create_or_update(
+            "paged", f"mi{index:03}", {"location": "westus", "tags": tags}
+        )
+    sub = f"/subscriptions/{emulator.subscription_id}"
+    first = _arm(
+        emulator, f"{sub}/resources", **{"api-version": "2021-04-01", "$filter": "tagName eq 'page'"}
+    ).json()
+    assert len(first["value"]) == 51 and first["nextLink"] is None
+    everything = _arm(
+        emulator, f"{sub}/resourceGroups/paged/resources", **{"api-version": "2021-04-01"}
+    ).json()
+    assert len(everything["value"]) == 100 and "$skiptoken=100" in everything["nextLink"]
+    listed = [r.name for r in resources.resources.list(filter="resourceGroup eq 'paged'")]
+    assert len(listed) == 101
