@@ -4,6 +4,7 @@ configuration directory, and az logged in as the admin through the cloud registe
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -20,11 +21,25 @@ def az_installed() -> None:
 
 
 @pytest.fixture
-def az(emulator, tmp_path) -> AzCli:
+def az(emulator, tmp_path, request) -> Iterator[AzCli]:
     """az with the emulator's cloud registered and active, not logged in."""
     cli = AzCli(emulator, tmp_path / "azure")
     cli.register_cloud()
-    return cli
+    yield cli
+    request.node.user_properties.append(("az_commands", cli.commands))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """How many az processes the suite ran (each test's own az; xdist brings the counts back)."""
+    counts = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        for name, value in getattr(report, "user_properties", [])
+        if name == "az_commands" and getattr(report, "when", None) == "teardown"
+    ]
+    if counts:
+        terminalreporter.write_line(f"az commands run: {sum(counts)} in {len(counts)} tests")
 
 
 @pytest.fixture
