@@ -149,6 +149,8 @@ class Subscription:
     id: str
     display_name: str
     tags: dict[str, str] = field(default_factory=dict)  # set through the Tags API
+    # Predefined tag names (Tags_CreateOrUpdate, in the casing first given) and their values.
+    predefined_tags: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass

@@ -548,7 +548,11 @@ def register(router: ArmRouter) -> None:
         "provider": PROVIDER,
         "resource_type": "roleAssignments",
     }
-    definition_args = {**assignment_args, "resource_type": "roleDefinitions"}
+    definition_args = {
+        **assignment_args,
+        "resource_type": "roleDefinitions",
+        "api_versions": api_versions.AUTHORIZATION_ROLE_DEFINITIONS,
+    }
     action = "Microsoft.Authorization/roleAssignments"
     # "{scope*}" needs at least one segment: the root scope "/" has routes of its own.
     for prefix in ("{scope*}/", "/"):

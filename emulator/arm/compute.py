@@ -505,6 +505,46 @@ async def get_operation(ctx: ArmContext) -> web.Response:
     return arm_json(body)
 
 
+# (name, cores, memory MB, resource disk MB, data disks): the spec example's Av2 sizes and the B-series
+# sizes the seed procedure uses (learn.microsoft.com virtual-machines/sizes/general-purpose/b-family).
+VM_SIZES: tuple[tuple[str, int, int, int, int], ...] = (
+    ("Standard_A1_v2", 1, 2048, 10240, 2),
+    ("Standard_A2_v2", 2, 4096, 20480, 4),
+    ("Standard_B1s", 1, 1024, 4096, 2),
+    ("Standard_B1ms", 1, 2048, 4096, 2),
+    ("Standard_B2s", 2, 4096, 8192, 4),
+    ("Standard_B2ms", 2, 8192, 16384, 4),
+)
+
+
+def _sizes_json() -> dict[str, Any]:
+    return {
+        "value": [
+            {
+                "name": name,
+                "numberOfCores": cores,
+                "osDiskSizeInMB": 1047552,
+                "resourceDiskSizeInMB": disk,
+                "memoryInMB": memory,
+                "maxDataDiskCount": data_disks,
+            }
+            for name, cores, memory, disk, data_disks in VM_SIZES
+        ]
+    }
+
+
+async def list_sizes(ctx: ArmContext) -> web.Response:
+    """VirtualMachineSizes_List: every emulated region offers the same sizes (VirtualMachineSizeListResult
+    has no nextLink)."""
+    return arm_json(_sizes_json())
+
+
+async def list_available_sizes(ctx: ArmContext) -> web.Response:
+    """VirtualMachines_ListAvailableSizes: what the VM can be resized to."""
+    tracked.require(ctx, VM_TYPE, "vmName")
+    return arm_json(_sizes_json())
+
+
 def register(router: ArmRouter) -> None:
     common = {
         "api_versions": api_versions.COMPUTE,
@@ -526,6 +566,14 @@ def register(router: ArmRouter) -> None:
     action = VM_TYPE
     router.add("GET", item + "/instanceView", instance_view, action=f"{action}/instanceView/read", **common)
     router.add("POST", item + "/runCommand", run_command, action=f"{action}/runCommand/action", **common)
+    router.add("GET", item + "/vmSizes", list_available_sizes, action=f"{action}/vmSizes/read", **common)
+    router.add(
+        "GET",
+        "/subscriptions/{subscriptionId}/providers/Microsoft.Compute/locations/{location}/vmSizes",
+        list_sizes,
+        action="Microsoft.Compute/locations/vmSizes/read",
+        **{**common, "resource_type": "locations/vmSizes"},
+    )
     for kind in POWER_ACTIONS:
         router.add("POST", f"{item}/{kind}", _power_action(kind), action=f"{action}/{kind}/action", **common)
     router.add(

@@ -180,6 +180,7 @@ def register(router: ArmRouter) -> None:
         action="Microsoft.Resources/subscriptions/read",
         api_versions=api_versions.SUBSCRIPTIONS | api_versions.RESOURCES,
         resource_type="subscriptions",
+        check_scope=False,  # a tenant-level list: the handler keeps the subscriptions the caller may read
         **common,
     )
     router.add(

@@ -13,8 +13,8 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import unquote
+from typing import Any, cast
+from urllib.parse import quote, unquote, urlencode
 
 from aiohttp import web
 
@@ -88,6 +88,10 @@ class ArmRoute:
     api_versions: frozenset[str]
     provider: str  # for error texts, e.g. "Microsoft.Automation"
     resource_type: str  # for error texts, e.g. "automationAccounts"
+    # False for tenant-level lists whose handler shows each caller only what it may read (GET
+    # /subscriptions): there is no single scope to check the action at.
+    check_scope: bool = True
+    anonymous: bool = False  # served without a token (the cloud's /metadata/endpoints)
 
     def match(self, parts: list[str]) -> dict[str, str] | None:
         segments = self.segments
@@ -124,11 +128,21 @@ class ArmRouter:
         api_versions: set[str] | frozenset[str],
         provider: str,
         resource_type: str,
+        check_scope: bool = True,
+        anonymous: bool = False,
     ) -> None:
         segments = tuple(s for s in template.strip("/").split("/") if s)
         self.routes.append(
             ArmRoute(
-                method.upper(), segments, handler, action, frozenset(api_versions), provider, resource_type
+                method.upper(),
+                segments,
+                handler,
+                action,
+                frozenset(api_versions),
+                provider,
+                resource_type,
+                check_scope,
+                anonymous,
             )
         )
 
@@ -144,10 +158,20 @@ class ArmRouter:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         runtime = self.runtime
-        caller = authenticate_arm(request, runtime.tenant, runtime.issuer)
-        request["caller"] = caller
         path = unquote(request.path).rstrip("/")
         parts = [p for p in path.split("/") if p]
+        anonymous = next(
+            (
+                r
+                for r in self.routes
+                if r.anonymous and r.method == request.method and r.match(parts) is not None
+            ),
+            None,
+        )
+        if anonymous is not None:
+            return await self._anonymous(request, anonymous, parts)
+        caller = authenticate_arm(request, runtime.tenant, runtime.issuer)
+        request["caller"] = caller
         api_version = request.query.get("api-version")
         if not api_version:
             raise ArmError(
@@ -155,12 +179,18 @@ class ArmRouter:
                 "MissingApiVersionParameter",
                 "The api-version query parameter (?api-version=) is required for all requests.",
             )
-        if (
-            len(parts) >= 2
-            and parts[0].lower() == "subscriptions"
-            and parts[1].lower() not in runtime.tenant.subscriptions
-        ):
-            raise ArmError(404, "SubscriptionNotFound", f"The subscription '{parts[1]}' could not be found.")
+        if len(parts) >= 2 and parts[0].lower() == "subscriptions":
+            if not _is_guid(parts[1]):
+                # ARM checks the form before it looks the subscription up (see emulator/README.md).
+                raise ArmError(
+                    400,
+                    "InvalidSubscriptionId",
+                    f"The provided subscription identifier '{parts[1]}' is malformed or invalid.",
+                )
+            if parts[1].lower() not in runtime.tenant.subscriptions:
+                raise ArmError(
+                    404, "SubscriptionNotFound", f"The subscription '{parts[1]}' could not be found."
+                )
         subscription_id = parts[1] if len(parts) >= 2 and parts[0].lower() == "subscriptions" else None
         request[RATE_LIMIT_HEADERS] = arm_check(
             runtime.rate_limits, request.method, subscription_id, runtime.tenant.tenant_id, caller.id
@@ -189,8 +219,8 @@ class ArmRouter:
                 f"'{route.resource_type}'. The supported api-versions are '{', '.join(sorted(route.api_versions))}'. "
                 "The supported locations are ''.",
             )
-        grant = runtime.tenant.authorize(caller.id, route.action, path)
-        if grant is None:
+        grant = runtime.tenant.authorize(caller.id, route.action, path) if route.check_scope else None
+        if grant is None and route.check_scope:
             raise ArmError(
                 403,
                 "AuthorizationFailed",
@@ -215,6 +245,35 @@ class ArmRouter:
             )
             publish_operation(ctx, resource_id, route.action, event_type, response.status)
         return response
+
+    async def _anonymous(self, request: web.Request, route: ArmRoute, parts: list[str]) -> web.StreamResponse:
+        api_version = request.query.get("api-version")
+        if not api_version:
+            raise ArmError(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            )
+        if api_version not in route.api_versions:
+            raise ArmError(
+                400,
+                "InvalidApiVersionParameter",
+                f"The api-version '{api_version}' is invalid. The supported versions are "
+                f"'{','.join(sorted(route.api_versions, reverse=True))}'.",
+            )
+        params = route.match(parts) or {}
+        path = "/" + "/".join(parts)
+        # No token, so no caller: an anonymous handler must not look at ``ctx.caller``.
+        ctx = ArmContext(request, self.runtime, cast(Caller, None), params, api_version, path)
+        return await route.handler(ctx)
+
+
+def _is_guid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return len(text) == 36
 
 
 def publish_operation(
@@ -274,9 +333,14 @@ def paged(ctx: ArmContext, items: list[dict], page_size: int = 100) -> web.Respo
     page = items[start : start + page_size]
     next_link = None
     if start + page_size < len(items):
-        next_link = ctx.absolute(
-            f"{ctx.request.path}?api-version={ctx.api_version}&$skiptoken={start + page_size}"
+        # The same query (its $filter too) continued; clients put their own api-version back.
+        kept = [(k, v) for k, v in ctx.request.query.items() if k not in ("api-version", "$skiptoken")]
+        query = urlencode(
+            [("api-version", ctx.api_version), *kept, ("$skiptoken", str(start + page_size))],
+            safe="$'()",
+            quote_via=quote,
         )
+        next_link = ctx.absolute(f"{ctx.request.path}?{query}")
     return arm_json({"value": page, "nextLink": next_link})
 
 

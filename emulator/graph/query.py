@@ -250,7 +250,7 @@ def _parse_search(ctx: GraphContext, entity: EntityType, raw: str) -> tuple[str,
     return canonical, term.lower()
 
 
-def _matches_search(item: dict, search: tuple[str, str]) -> bool:
+def matches_search(item: dict, search: tuple[str, str]) -> bool:
     """$search matches the start of any word of the property (Graph tokenizes on spaces and casing)."""
     name, term = search
     words = str(item.get(name) or "").lower().replace("-", " ").replace("_", " ").split()
@@ -304,7 +304,7 @@ def respond_collection(
     if options.predicate is not None:
         items = [i for i in items if options.predicate(i)]
     if options.search is not None:
-        items = [i for i in items if _matches_search(i, options.search)]
+        items = [i for i in items if matches_search(i, options.search)]
     if options.orderby is not None:
         name, descending = options.orderby
         items = sorted(items, key=lambda i: str(i.get(name) or "").lower(), reverse=descending)

@@ -16,7 +16,13 @@ from aiohttp import web
 
 from emulator.control import ControlError, body_of
 from emulator.graph import directory as d
-from emulator.graph.query import parse_collection_query, parse_item_query, respond_collection, respond_entity
+from emulator.graph.query import (
+    matches_search,
+    parse_collection_query,
+    parse_item_query,
+    respond_collection,
+    respond_entity,
+)
 from emulator.graph.router import GraphContext, GraphRouter
 from emulator.graph.schema import EntityType
 from emulator.http import GraphError, json_response
@@ -59,6 +65,22 @@ async def list_service_principals(ctx: GraphContext) -> web.Response:
     options = parse_collection_query(ctx, d.SERVICE_PRINCIPAL, RELATED)
     items = [d.service_principal_json(sp) for sp in d.visible_principals(ctx.tenant)]
     return respond_collection(ctx, items, options, "servicePrincipals", _expander(ctx))
+
+
+async def count_service_principals(ctx: GraphContext) -> web.Response:
+    """``GET /servicePrincipals/$count``: the number as ``text/plain``, an advanced query (only with
+    ``ConsistencyLevel: eventual``; ``$filter`` and ``$search`` narrow it)."""
+    if ctx.request.headers.get("ConsistencyLevel", "").lower() != "eventual":
+        raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
+    options = parse_collection_query(ctx, d.SERVICE_PRINCIPAL, RELATED)
+    items = [d.service_principal_json(sp) for sp in d.visible_principals(ctx.tenant)]
+    if options.predicate is not None:
+        items = [i for i in items if options.predicate(i)]
+    if options.search is not None:
+        items = [i for i in items if matches_search(i, options.search)]
+    return web.Response(
+        text=str(len(items)), content_type="text/plain", charset="utf-8", headers=ctx.headers()
+    )
 
 
 async def get_service_principal(ctx: GraphContext) -> web.Response:
@@ -118,6 +140,7 @@ def register(router: GraphRouter) -> None:
         get_by_app_id,
         permissions=d.READ_PRINCIPALS,
     )
+    router.add("GET", r"/servicePrincipals/\$count", count_service_principals, permissions=d.READ_PRINCIPALS)
     router.add(
         "GET", rf"/servicePrincipals/(?P<id>{d.ID})", get_service_principal, permissions=d.READ_PRINCIPALS
     )
