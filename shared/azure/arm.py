@@ -120,7 +120,7 @@ _SHELL_MESSAGE = re.compile(
 )
 
 
-def _shell_outcome(message: str) -> RunCommandOutcome:
+def shell_outcome(message: str) -> RunCommandOutcome:
     match = _SHELL_MESSAGE.match(message)
     if match is None:
         return RunCommandOutcome(message, "")
@@ -559,5 +559,5 @@ class ArmGateway:
             elif "stderr" in code:
                 stderr = status.message or ""
             elif code.startswith("provisioningstate/"):  # RunShellScript: both streams in one message
-                return _shell_outcome(status.message or "")
+                return shell_outcome(status.message or "")
         return RunCommandOutcome(stdout, stderr)

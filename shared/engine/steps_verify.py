@@ -34,6 +34,10 @@ HINTS = [
         "enable the VM's system-assigned identity, or attach the user-assigned identity and use its client id.",
     ),
     ("AADSTS90002", "use a domain of your tenant as the organization (e.g. contoso.onmicrosoft.com)."),
+    (
+        "pwsh: command not found",
+        "PowerShell (pwsh) is no longer on the Linux VM: provision the target again to reinstall it.",
+    ),
 ]
 JOB_NAMESPACE = uuid.UUID("6f0f3c1e-8b0a-4c5e-9a53-0e5f1d2a7c11")
 
