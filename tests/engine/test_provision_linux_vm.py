@@ -67,3 +67,16 @@ async def test_modules_that_cannot_run_on_linux_pwsh_fail_before_any_write(emula
     assert "before 3.10.0 (default 3.5.1)" in text
     assert emulator.writes_since(position) == []
     assert emulator.run_commands(vm.id) == []
+
+
+async def test_a_provisioned_linux_vm_diagnoses_ok_and_revokes_cleanly(emulator, exomi, targets):
+    emulator.set_timings(propagation_delay=0.2, run_command=0.3)
+    vm = targets.virtual_machine(linux=True)
+    assert_succeeded(*exomi.run(*_provision(emulator, vm)))
+
+    code, output, stderr = exomi.run("diagnose", "--target", vm.id)
+    assert code == 0 and all(s["verdict"] in ("ok", "n/a") for s in output["steps"]), (output, stderr)
+
+    code, output, _ = exomi.run("revoke", "--target", vm.id)
+    assert code == 0 and output["status"] == "revoked"
+    assert emulator.exchange_access(vm.identity.principal_id) == (0, [])
