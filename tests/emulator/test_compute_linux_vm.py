@@ -175,3 +175,20 @@ def test_the_os_type_cannot_change(compute):
             RG, "lvm1", {"properties": {"storageProfile": {"osDisk": {"osType": "Windows"}}}}
         ).result()
     assert info.value.status_code == 400
+
+
+def test_a_pwsh_of_another_release_is_replaced_by_the_pinned_one(emulator, compute):
+    vm = _linux_vm(compute, identity={"type": "SystemAssigned"})
+    emulator.grant_exchange_access(vm.identity.principal_id)
+    # The admin installed PowerShell 7.2, whose .NET 6 cannot load ExchangeOnlineManagement 3.5.1.
+    message = _shell(compute, install_modules_shell_script(MODULES, pwsh_version="7.2.24").splitlines())
+    assert "Setting up powershell (7.2.24-1.deb)" in message
+    message = _shell(compute, connect_shell_script(ORG, None, ExchangeEnvironment.DEFAULT).splitlines())
+    assert "Could not load file or assembly 'System.Runtime, Version=8.0.0.0" in message
+
+    message = _shell(compute, install_modules_shell_script(MODULES).splitlines())
+    assert f"Setting up powershell ({PWSH_VERSION}-1.deb)" in message
+    message = _shell(compute, ["pwsh --version"])
+    assert message == f"Enable succeeded: \n[stdout]\nPowerShell {PWSH_VERSION}\n\n[stderr]\n"
+    message = _shell(compute, connect_shell_script(ORG, None, ExchangeEnvironment.DEFAULT).splitlines())
+    assert message.startswith("Enable succeeded") and ORG in message
