@@ -132,7 +132,7 @@ def shell_outcome(message: str) -> RunCommandOutcome:
 
 
 def vm_os_type(vm: Any) -> str:
-    """ "Linux" or "Windows", from the VM's OS disk (set from its image) or its OS profile."""
+    """The VM's OS, Linux or Windows: its OS disk's type (the image sets it), else its OS profile."""
     storage = getattr(vm, "storage_profile", None)
     disk = getattr(storage, "os_disk", None) if storage is not None else None
     named = _text(getattr(disk, "os_type", None)) if disk is not None else None
