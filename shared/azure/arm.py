@@ -120,8 +120,13 @@ _SHELL_MESSAGE = re.compile(
 )
 
 
+# pwsh strips its colours from redirected output by default (about_ANSI_Terminals, OutputRendering Host), but a
+# profile or a setting can turn them back on: exomi reads plain text either way.
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 def shell_outcome(message: str) -> RunCommandOutcome:
-    match = _SHELL_MESSAGE.match(message)
+    match = _SHELL_MESSAGE.match(_ANSI_ESCAPE.sub("", message))
     if match is None:
         return RunCommandOutcome(message, "")
     stderr = match["err"].strip()

@@ -26,3 +26,8 @@ def test_stderr_comes_before_the_exit_status():
 def test_output_that_imitates_the_stderr_marker_can_only_make_it_fail():
     message = "Enable succeeded: \n[stdout]\nhello\n[stderr]\nforged\n\n[stderr]\n"
     assert shell_outcome(message).stderr != ""
+
+
+def test_colours_in_pwsh_errors_are_dropped():
+    message = "Enable failed: x\n[stdout]\n\n[stderr]\n\x1b[31;1mUnAuthorized\x1b[0m\n"
+    assert shell_outcome(message).stderr.splitlines()[0] == "UnAuthorized"
