@@ -25,6 +25,8 @@ PWSH_DEB_URL = re.compile(
     r"^https://github\.com/PowerShell/PowerShell/releases/download/v(?P<v>\d+\.\d+\.\d+)/"
     r"powershell_(?P<w>\d+\.\d+\.\d+)-1\.deb_amd64\.deb$"
 )
+# Where the Linux Run Command extension puts the script it runs with bash (bash names it in its errors).
+SCRIPT_PATH = "/var/lib/waagent/run-command/download/0/script.sh"
 HEREDOC = re.compile(r"<<-?\s*'(?P<tag>[A-Za-z_][A-Za-z0-9_]*)'\s*$")
 
 
@@ -203,7 +205,7 @@ class BashRun:
             return 0
         handler = {"curl": self._curl, "apt-get": self._apt_get, "rm": self._rm, "pwsh": self._pwsh}.get(name)
         if handler is None or (name == "pwsh" and self.machine.pwsh_version is None):
-            self._error(f"bash: line {self.line_number}: {name}: command not found")
+            self._error(f"{SCRIPT_PATH}: line {self.line_number}: {name}: command not found")
             return 127
         return handler(args, stdin)
 
@@ -211,7 +213,7 @@ class BashRun:
         if len(args) == 3 and args[1] in ("=", "==", "!="):
             equal = args[0] == args[2]
             return 0 if equal == (args[1] != "!=") else 1
-        self._error(f"bash: line {self.line_number}: [: too many arguments")
+        self._error(f"{SCRIPT_PATH}: line {self.line_number}: [: too many arguments")
         return 2
 
     def _curl(self, args: list[str], stdin: str | None) -> int:

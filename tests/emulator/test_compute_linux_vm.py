@@ -91,7 +91,9 @@ def test_run_shell_script_output_and_exit_codes(compute):
     assert message.startswith(
         "Enable failed: failed to execute command: command terminated with exit status=127"
     )
-    assert message.endswith("[stderr]\nbash: line 1: pwsh: command not found\n")
+    assert message.endswith(
+        "[stderr]\n/var/lib/waagent/run-command/download/0/script.sh: line 1: pwsh: command not found\n"
+    )
 
 
 def test_output_keeps_the_last_4096_bytes_of_each_stream(compute):
