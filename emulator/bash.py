@@ -94,15 +94,16 @@ class BashRun:
             condition = re.match(r"^if\s+(?P<cond>.+?);\s*then$", line)
             if condition:
                 fi = self._matching_fi(lines, index, end)
-                status = self._list(condition["cond"], checked=False)
-                if status == 0:
+                # set -e does not apply to the condition; an if whose branch does not run exits 0.
+                if self._list(condition["cond"]) == 0:
                     self._block(lines, index, fi)
+                else:
+                    self.outcome.exit_code = 0
                 index = fi + 1
                 continue
-            self._checked(self._list(line, checked=True))
+            self._checked(self._list(line))
 
-    @staticmethod
-    def _matching_fi(lines: list[str], start: int, end: int) -> int:
+    def _matching_fi(self, lines: list[str], start: int, end: int) -> int:
         depth = 0
         for index in range(start, end):
             text = lines[index].strip()
@@ -112,14 +113,15 @@ class BashRun:
                 if depth == 0:
                     return index
                 depth -= 1
-        raise _Exit(2)  # bash: syntax error: unexpected end of file
+        self._error(f"{SCRIPT_PATH}: line {end}: syntax error: unexpected end of file")
+        raise _Exit(2)
 
     def _checked(self, status: int) -> None:
         self.outcome.exit_code = status
         if status != 0 and self.errexit:
             raise _Exit(status)
 
-    def _list(self, text: str, *, checked: bool) -> int:
+    def _list(self, text: str) -> int:
         """``a || b || c`` (bash runs the next one only when the previous failed); ``! cmd`` negates."""
         status = 1
         for part in (p.strip() for p in text.split("||")):
@@ -160,7 +162,7 @@ class BashRun:
         """Command substitution: the inner command's stdout (its stderr still goes to the script's)."""
         saved = self.outcome.stdout
         self.outcome.stdout = []
-        self._list(inner, checked=False)
+        self._list(inner)
         captured, self.outcome.stdout = self.outcome.stdout, saved
         return "\n".join(captured)  # exomi's scripts quote a substitution: "$(...)"
 

@@ -194,3 +194,9 @@ def test_a_pwsh_of_another_release_is_replaced_by_the_pinned_one(emulator, compu
     assert message == f"Enable succeeded: \n[stdout]\nPowerShell {PWSH_VERSION}\n\n[stderr]\n"
     message = _shell(compute, connect_shell_script(ORG, None, ExchangeEnvironment.DEFAULT).splitlines())
     assert message.startswith("Enable succeeded") and ORG in message
+
+
+def test_set_e_spares_conditions_and_the_left_of_or(compute):
+    _linux_vm(compute)
+    script = ["set -e", "if false; then", "echo no", "fi", "false || echo recovered", "echo end"]
+    assert _shell(compute, script) == "Enable succeeded: \n[stdout]\nrecovered\nend\n\n[stderr]\n"
