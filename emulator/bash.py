@@ -2,12 +2,12 @@
 
 This is not a shell. It understands the few constructs those scripts use: ``set -e`` (with ``-u``,
 ``-o pipefail``), ``if [!] <command>; then ... fi``, ``[ A = B ]`` / ``[ A != B ]``, ``$(command)``,
-``a || b``, ``true``, ``echo``, ``command -v``, ``mkdir``, ``curl -o``, ``apt-get``, ``rm``, redirections
-to /dev/null, ``cat > FILE <<'TAG'`` (a quoted here-document) and ``pwsh -File FILE`` or
-``pwsh -Command '...'`` (the PowerShell, run by ``emulator.powershell.run_script`` on the VM's
-PowerShell 7 host). Anything else is bash's
-``command not found`` (exit 127). Exit codes follow bash: the last command's, or the first failing one
-under ``set -e``. Sources of each behaviour: emulator/README.md ("Linux VMs").
+``a || b``, ``true``, ``echo``, ``exit``, ``command -v``, ``mkdir``, ``curl -o``, ``apt-get``, ``rm``,
+redirections to /dev/null and ``>&2``, ``cat > FILE <<'TAG'`` (a quoted here-document) and
+``pwsh -File FILE`` or ``pwsh -Command '...'`` (the PowerShell, run by ``emulator.powershell.run_script``
+on the VM's PowerShell 7 host). Anything else is bash's ``command not found`` (exit 127). Exit codes
+follow bash: the last command's, or the first failing one under ``set -e``. Sources of each behaviour:
+emulator/README.md ("Linux VMs").
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ PWSH_DEB_URL = re.compile(
     r"^https://github\.com/PowerShell/PowerShell/releases/download/v(?P<v>\d+\.\d+\.\d+)/"
     r"powershell_(?P<w>\d+\.\d+\.\d+)-1\.deb_amd64\.deb$"
 )
+# The programs of an Ubuntu image this shell knows (pwsh only once installed).
+UBUNTU_COMMANDS = {"bash", "cat", "curl", "apt-get", "mkdir", "rm", "echo", "true", "false"}
 # Where the Linux Run Command extension puts the script it runs with bash (bash names it in its errors).
 SCRIPT_PATH = "/var/lib/waagent/run-command/download/0/script.sh"
 HEREDOC = re.compile(r"<<-?\s*'(?P<tag>[A-Za-z_][A-Za-z0-9_]*)'\s*$")
@@ -138,14 +140,15 @@ class BashRun:
     def _error(self, message: str) -> None:
         self.outcome.stderr.append(message)
 
-    def _words(self, text: str) -> tuple[list[str], bool, bool]:
-        """The command's words with ``$(...)`` substituted, and whether stdout / stderr go to /dev/null."""
+    def _words(self, text: str) -> tuple[list[str], bool, bool, bool]:
+        """The command's words with ``$(...)`` substituted, whether stdout / stderr go to /dev/null, and
+        whether stdout goes to stderr (``>&2``)."""
         text = re.sub(r"\$\(([^()]*)\)", lambda m: self._capture(m.group(1)), text)
         try:
             words = shlex.split(text, posix=True)
         except ValueError:
             words = text.split()
-        quiet_out = quiet_err = False
+        quiet_out = quiet_err = to_stderr = False
         kept = []
         for word in words:
             if word in (">/dev/null", "1>/dev/null"):
@@ -154,9 +157,11 @@ class BashRun:
                 quiet_err = True
             elif word == "2>&1":
                 quiet_err = quiet_err or quiet_out
+            elif word in (">&2", "1>&2"):
+                to_stderr = True
             else:
                 kept.append(word)
-        return kept, quiet_out, quiet_err
+        return kept, quiet_out, quiet_err, to_stderr
 
     def _capture(self, inner: str) -> str:
         """Command substitution: the inner command's stdout (its stderr still goes to the script's)."""
@@ -167,12 +172,14 @@ class BashRun:
         return "\n".join(captured)  # exomi's scripts quote a substitution: "$(...)"
 
     def _command(self, text: str, stdin: str | None = None) -> int:
-        words, quiet_out, quiet_err = self._words(text)
+        words, quiet_out, quiet_err, to_stderr = self._words(text)
         if not words:
             return 0
         out_before, err_before = len(self.outcome.stdout), len(self.outcome.stderr)
         status = self._dispatch(words, stdin)
-        if quiet_out:
+        if to_stderr:
+            self.outcome.stderr.extend(self.outcome.stdout[out_before:])
+        if quiet_out or to_stderr:
             del self.outcome.stdout[out_before:]
         if quiet_err:
             del self.outcome.stderr[err_before:]
@@ -195,10 +202,12 @@ class BashRun:
             return 0
         if name == "[" and args[-1:] == ["]"]:
             return self._test(args[:-1])
-        if name == "command" and args[:1] == ["-v"]:
-            found = args[1:2] == ["pwsh"] and self.machine.pwsh_version is not None
+        if name == "command" and args[:1] == ["-v"] and len(args) == 2:
+            found = args[1] in UBUNTU_COMMANDS or (
+                args[1] == "pwsh" and self.machine.pwsh_version is not None
+            )
             if found:
-                self.outcome.stdout.append("/usr/bin/pwsh")
+                self.outcome.stdout.append(f"/usr/bin/{args[1]}")
             return 0 if found else 1
         if name == "mkdir":
             return 0

@@ -5,6 +5,10 @@
 # Ubuntu images), so the modules run on the PowerShell exomi checked them for.
 set -euo pipefail
 if [ "$(pwsh --version 2>/dev/null)" != "PowerShell {{PWSH_VERSION}}" ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "exomi installs PowerShell {{PWSH_VERSION}} with apt-get (Debian, Ubuntu): install it on this VM yourself" >&2
+    exit 1
+  fi
   curl -fsSL -o /var/lib/exomi-powershell.deb {{PWSH_URL}}
   apt-get install -y -q --allow-downgrades /var/lib/exomi-powershell.deb
   rm -f /var/lib/exomi-powershell.deb

@@ -200,3 +200,9 @@ def test_set_e_spares_conditions_and_the_left_of_or(compute):
     _linux_vm(compute)
     script = ["set -e", "if false; then", "echo no", "fi", "false || echo recovered", "echo end"]
     assert _shell(compute, script) == "Enable succeeded: \n[stdout]\nrecovered\nend\n\n[stderr]\n"
+
+
+def test_echo_to_stderr_and_command_lookup(compute):
+    _linux_vm(compute)
+    script = ["command -v apt-get", "command -v dnf || echo 'no dnf' >&2"]
+    assert _shell(compute, script) == "Enable succeeded: \n[stdout]\n/usr/bin/apt-get\n\n[stderr]\nno dnf\n"
