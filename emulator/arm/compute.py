@@ -210,9 +210,9 @@ def _invalid(message: str, target: str) -> ArmError:
     return ArmError(400, "InvalidParameter", message, target=target)
 
 
-def _normalized_properties(vm_name: str, properties: Any) -> dict[str, Any]:
+def _normalized_properties(vm_name: str, properties: Any, current_os: str | None = None) -> dict[str, Any]:
     """The request's properties as the service stores and returns them: defaults filled in, secrets
-    (adminPassword, customData) dropped."""
+    (adminPassword, customData) dropped. A body that says nothing about the OS keeps ``current_os``."""
     if not isinstance(properties, dict):
         raise _invalid("Required parameter 'properties' is missing (null).", "properties")
     result = {k: v for k, v in properties.items() if k not in READ_ONLY_PROPERTIES}
@@ -231,10 +231,16 @@ def _normalized_properties(vm_name: str, properties: Any) -> dict[str, Any]:
         raise _invalid(
             f"The value '{os_disk['osType']}' of parameter 'osDisk.osType' is invalid.", "osDisk.osType"
         )
+    says_nothing = (
+        named is None
+        and not publisher
+        and not {"linuxConfiguration", "windowsConfiguration"} & set(os_profile)
+    )
     linux = (
         named == "Linux"
         or "linuxConfiguration" in os_profile
         or (named is None and publisher in LINUX_PUBLISHERS)
+        or (says_nothing and current_os == "Linux")
     )
     if linux and (named == "Windows" or "windowsConfiguration" in os_profile):
         raise _invalid(
@@ -312,7 +318,7 @@ async def create_or_update(ctx: ArmContext) -> web.Response:
             f"'{ctx.params['resourceGroupName']}'. A resource with the same name cannot be created in location "
             f"'{location}'. Please select a new resource name.",
         )
-    properties = _normalized_properties(name, body.get("properties"))
+    properties = _normalized_properties(name, body.get("properties"), os_type(existing) if existing else None)
     if existing is not None and os_type(existing) != properties["storageProfile"]["osDisk"]["osType"]:
         raise _invalid("Changing property 'osDisk.osType' is not allowed.", "osDisk.osType")
     linux = properties["storageProfile"]["osDisk"]["osType"] == "Linux"
@@ -366,7 +372,7 @@ async def update_vm(ctx: ArmContext) -> web.Response:
         if not isinstance(body["properties"], dict):
             raise _invalid("The parameter 'properties' must be an object.", "properties")
         merged = _merge_patch(vm.properties, body["properties"])
-        properties = {**_normalized_properties(vm.name, merged), "vmId": vm.properties["vmId"]}
+        properties = {**_normalized_properties(vm.name, merged, os_type(vm)), "vmId": vm.properties["vmId"]}
         if properties["storageProfile"]["osDisk"]["osType"] != os_type(vm):
             raise _invalid("Changing property 'osDisk.osType' is not allowed.", "osDisk.osType")
     apply_identity(ctx, vm, body.get("identity"), patch=True)

@@ -206,3 +206,14 @@ def test_echo_to_stderr_and_command_lookup(compute):
     _linux_vm(compute)
     script = ["command -v apt-get", "command -v dnf || echo 'no dnf' >&2"]
     assert _shell(compute, script) == "Enable succeeded: \n[stdout]\n/usr/bin/apt-get\n\n[stderr]\nno dnf\n"
+
+
+def test_a_put_that_names_no_os_keeps_the_vms(compute):
+    _linux_vm(compute)
+    body = {
+        "location": "westeurope",
+        "tags": {"a": "b"},
+        "properties": {"hardwareProfile": {"vmSize": "Standard_B2s"}},
+    }
+    vm = compute.virtual_machines.begin_create_or_update(RG, "lvm1", body).result()
+    assert vm.storage_profile.os_disk.os_type == "Linux" and vm.tags == {"a": "b"}
