@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from emulator import directory_data as dd
+from emulator.arm.compute import VmOperation
 from emulator.clouds import cloud_named
 from emulator.http import json_response
 from emulator.ratelimits import RateLimitConfig
@@ -280,5 +281,20 @@ def register(app: web.Application, runtime: EmulatorRuntime) -> None:
                 }
             )
         return json_response({"principals": result})
+
+    @routes.get("/_control/run-commands")
+    async def list_run_commands(request: web.Request) -> web.Response:
+        """Every Run Command the tenant's VMs were sent (which command, on which VM, and whether it has
+        run): what a test checks when the answer alone does not say which command ran."""
+        result = [
+            {
+                "vmId": op.vm_id,
+                "commandId": op.command_id,
+                "done": op.result is not None or op.error is not None,
+            }
+            for op in runtime.tenant.operations.values()
+            if isinstance(op, VmOperation) and op.kind == "runCommand"
+        ]
+        return json_response({"runCommands": result})
 
     app.add_routes(routes)

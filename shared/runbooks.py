@@ -1,5 +1,6 @@
-"""Renders the PowerShell that exomi publishes (Automation runbooks) or runs (VM Run Command) from
-``runbook_templates/``. Every value put into a script is validated first: a script is code."""
+"""Renders the PowerShell that exomi publishes (Automation runbooks) or runs (VM Run Command), and the
+bash that runs it under pwsh on a Linux VM, from ``runbook_templates/``. Every value put into a script
+is validated first: a script is code."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "runbook_templates"
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
 MODULE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]{0,63}$")
 VERSION_RE = re.compile(r"^\d+(\.\d+){1,3}$")
+# The PowerShell exomi installs on a Linux VM (compatibility host "linux-7.4", docs/COMPATIBILITY.md):
+# Microsoft's .deb of that release, for Debian and Ubuntu.
+PWSH_VERSION = "7.4.6"
+PWSH_HOST = "linux-7.4"
+PWSH_DEB_URL = "https://github.com/PowerShell/PowerShell/releases/download/v{version}/powershell_{version}-1.deb_amd64.deb"
 
 
 def _template(name: str) -> str:
@@ -46,8 +52,7 @@ def connect_script(
     return _template("connect-exchange-online.ps1").replace("{{CONNECT}}", connect)
 
 
-def install_modules_script(modules: dict[str, str]) -> str:
-    """Run Command script that installs ``modules`` (name -> exact version) in the given order."""
+def _install_lines(modules: dict[str, str]) -> list[str]:
     lines = []
     for name, version in modules.items():
         if not MODULE_RE.match(name) or not VERSION_RE.match(version):
@@ -55,11 +60,39 @@ def install_modules_script(modules: dict[str, str]) -> str:
         lines.append(
             f"Install-Module -Name {name} -RequiredVersion {version} -Force -AllowClobber -Scope AllUsers"
         )
+    return lines
+
+
+def install_modules_script(modules: dict[str, str]) -> str:
+    """Run Command script that installs ``modules`` (name -> exact version) in the given order."""
     return (
         _template("install-modules.ps1")
-        .replace("{{INSTALL_LINES}}", "\n".join(lines))
+        .replace("{{INSTALL_LINES}}", "\n".join(_install_lines(modules)))
         .replace("{{MODULE_NAMES}}", ",".join(modules))
     )
+
+
+def install_modules_shell_script(modules: dict[str, str], pwsh_version: str = PWSH_VERSION) -> str:
+    """RunShellScript script for a Linux VM: installs pwsh ``pwsh_version`` unless that release is there,
+    then ``modules`` with Install-Module under pwsh. The PowerShell goes through a quoted here-document,
+    so bash expands nothing in it."""
+    if not re.fullmatch(r"\d+\.\d+\.\d+", pwsh_version):
+        raise InputError("pwsh_version", f"{pwsh_version!r} is not a PowerShell release such as 7.4.6")
+    return (
+        _template("install-modules.sh")
+        .replace("{{PWSH_URL}}", PWSH_DEB_URL.format(version=pwsh_version))
+        .replace("{{PWSH_VERSION}}", pwsh_version)
+        .replace("{{INSTALL_LINES}}", "\n".join(_install_lines(modules)))
+        .replace("{{MODULE_NAMES}}", ",".join(modules))
+    )
+
+
+def connect_shell_script(
+    organization: str, user_assigned_client_id: str | None, environment: ExchangeEnvironment
+) -> str:
+    """The verification script for a Linux VM: the same connect line and test, run by pwsh."""
+    connect = connect_line(organization, user_assigned_client_id, environment)
+    return _template("connect-exchange-online.sh").replace("{{CONNECT}}", connect)
 
 
 def content_hash(script: str) -> str:

@@ -1,10 +1,13 @@
 """Microsoft.Compute virtual machines: create/read/update/delete, power state, and Run Command.
 
-Every VM is a Windows machine with Windows PowerShell 5.1 and its inbox PackageManagement/PowerShellGet
-1.0.0.1 (too old for ExchangeOnlineManagement's REST connections). A Run Command script runs through
-``emulator.powershell.run_script`` on a host built from the VM: its system-assigned identity, the
-user-assigned identities linked to it, and the modules installed on it. ``Install-Module`` in a script
-installs onto the VM, so later Run Commands see the module.
+A VM is a Windows machine with Windows PowerShell 5.1 and its inbox PackageManagement/PowerShellGet
+1.0.0.1 (too old for ExchangeOnlineManagement's REST connections), or a Linux machine (Ubuntu; its image,
+``osDisk.osType`` or ``linuxConfiguration`` says so) with no PowerShell until a script installs ``pwsh``.
+``RunPowerShellScript`` runs on Windows through ``emulator.powershell.run_script``, ``RunShellScript`` on
+Linux through ``emulator.bash.run_bash`` (whose ``pwsh`` runs the same evaluator as PowerShell 7), each on
+a host built from the VM: its system-assigned identity, the user-assigned identities linked to it, and the
+modules installed on it. ``Install-Module`` in a script installs onto the VM, so later Run Commands see the
+module; so does an installed pwsh.
 
 Long-running operations answer as the compute RP does: the initial response carries
 ``Azure-AsyncOperation`` (``…/locations/{loc}/operations/{id}`` → ``{"status": "InProgress|Succeeded"}``),
@@ -33,6 +36,7 @@ from emulator.arm.router import (
     require_resource_group,
     validate_tags,
 )
+from emulator.bash import LinuxMachine, ShellOutcome, run_bash
 from emulator.http import ArmError
 from emulator.powershell import ScriptHost, ScriptOutcome, run_script
 from emulator.tenant import ArmResource, Tenant, iso
@@ -40,6 +44,12 @@ from emulator.tenant import ArmResource, Tenant, iso
 VM_TYPE = "Microsoft.Compute/virtualMachines"
 # What a fresh Windows Server image has: Windows PowerShell 5.1's inbox modules.
 INBOX_MODULES = {"packagemanagement": "1.0.0.1", "powershellget": "1.0.0.1"}
+# What PowerShell 7 ships with (its own PackageManagement and PowerShellGet), once pwsh is installed.
+PWSH_INBOX_MODULES = {"packagemanagement": "1.4.8.1", "powershellget": "2.2.5"}
+# Image publishers whose marketplace images are Linux (the image sets osDisk.osType).
+LINUX_PUBLISHERS = {"canonical", "redhat", "suse", "debian", "openlogic", "microsoftcblmariner", "oracle"}
+# Run Command's built-in script commands and the OS each one is for.
+COMMAND_OS = {"RunPowerShellScript": "Windows", "RunShellScript": "Linux"}
 # Run Command returns only the last 4096 bytes of each output stream.
 OUTPUT_LIMIT = 4096
 NAME_RE = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?$")
@@ -71,6 +81,7 @@ class VmOperation:
     started_at: float
     done_at: float
     script: str | None = None  # Run Command only
+    command_id: str | None = None  # Run Command only
     result: dict[str, Any] | None = None  # RunCommandResult, once the script has run
     error: dict[str, str] | None = None
 
@@ -128,15 +139,20 @@ def _power_state(vm: ArmResource, now: float) -> str:
 # JSON
 
 
+def os_type(vm: ArmResource) -> str:
+    return str(vm.properties["storageProfile"]["osDisk"]["osType"])
+
+
 def _instance_view(vm: ArmResource, now: float) -> dict[str, Any]:
     provisioning = _provisioning_state(vm, now)
     power = _power_state(vm, now)
+    linux = os_type(vm) == "Linux"
     return {
         "computerName": vm.properties["osProfile"]["computerName"],
-        "osName": "Windows Server 2022 Datacenter",
-        "osVersion": "Microsoft Windows NT 10.0.20348.0",
+        "osName": "ubuntu" if linux else "Windows Server 2022 Datacenter",
+        "osVersion": "22.04" if linux else "Microsoft Windows NT 10.0.20348.0",
         "vmAgent": {
-            "vmAgentVersion": "2.7.41491.1102",
+            "vmAgentVersion": "2.9.1.1" if linux else "2.7.41491.1102",
             "statuses": [
                 {
                     "code": "ProvisioningState/succeeded",
@@ -194,9 +210,9 @@ def _invalid(message: str, target: str) -> ArmError:
     return ArmError(400, "InvalidParameter", message, target=target)
 
 
-def _normalized_properties(vm_name: str, properties: Any) -> dict[str, Any]:
+def _normalized_properties(vm_name: str, properties: Any, current_os: str | None = None) -> dict[str, Any]:
     """The request's properties as the service stores and returns them: defaults filled in, secrets
-    (adminPassword, customData) dropped."""
+    (adminPassword, customData) dropped. A body that says nothing about the OS keeps ``current_os``."""
     if not isinstance(properties, dict):
         raise _invalid("Required parameter 'properties' is missing (null).", "properties")
     result = {k: v for k, v in properties.items() if k not in READ_ONLY_PROPERTIES}
@@ -209,12 +225,30 @@ def _normalized_properties(vm_name: str, properties: Any) -> dict[str, Any]:
     storage = dict(result.get("storageProfile") or {})
     os_disk = dict(storage.get("osDisk") or {})
     os_profile = dict(result.get("osProfile") or {})
-    if str(os_disk.get("osType", "Windows")).lower() != "windows" or "linuxConfiguration" in os_profile:
+    publisher = str((storage.get("imageReference") or {}).get("publisher", "")).lower()
+    named = str(os_disk.get("osType", "")).capitalize() or None
+    if named not in (None, "Windows", "Linux"):
         raise _invalid(
-            "This emulator models Windows virtual machines only; osType 'Linux' and linuxConfiguration are not supported.",
+            f"The value '{os_disk['osType']}' of parameter 'osDisk.osType' is invalid.", "osDisk.osType"
+        )
+    says_nothing = (
+        named is None
+        and not publisher
+        and not {"linuxConfiguration", "windowsConfiguration"} & set(os_profile)
+    )
+    linux = (
+        named == "Linux"
+        or "linuxConfiguration" in os_profile
+        or (named is None and publisher in LINUX_PUBLISHERS)
+        or (says_nothing and current_os == "Linux")
+    )
+    if linux and (named == "Windows" or "windowsConfiguration" in os_profile):
+        raise _invalid(
+            "The virtual machine cannot have both Windows and Linux settings: osType, windowsConfiguration and "
+            "linuxConfiguration must agree.",
             "osProfile",
         )
-    os_disk.setdefault("osType", "Windows")
+    os_disk["osType"] = "Linux" if linux else "Windows"
     os_disk.setdefault("name", f"{vm_name}_OsDisk_1_{uuid.uuid4().hex}")
     os_disk.setdefault("createOption", "FromImage")
     os_disk.setdefault("caching", "ReadWrite")
@@ -226,12 +260,18 @@ def _normalized_properties(vm_name: str, properties: Any) -> dict[str, Any]:
     for secret in ("adminPassword", "customData"):
         os_profile.pop(secret, None)
     os_profile.setdefault("computerName", vm_name[:15])
-    windows = {
-        "provisionVMAgent": True,
-        "enableAutomaticUpdates": True,
-        **(os_profile.get("windowsConfiguration") or {}),
-    }
-    os_profile["windowsConfiguration"] = windows
+    if linux:
+        os_profile["linuxConfiguration"] = {
+            "disablePasswordAuthentication": False,
+            "provisionVMAgent": True,
+            **(os_profile.get("linuxConfiguration") or {}),
+        }
+    else:
+        os_profile["windowsConfiguration"] = {
+            "provisionVMAgent": True,
+            "enableAutomaticUpdates": True,
+            **(os_profile.get("windowsConfiguration") or {}),
+        }
     os_profile.setdefault("secrets", [])
     os_profile.setdefault("allowExtensionOperations", True)
     os_profile.setdefault("requireGuestProvisionSignal", True)
@@ -278,15 +318,24 @@ async def create_or_update(ctx: ArmContext) -> web.Response:
             f"'{ctx.params['resourceGroupName']}'. A resource with the same name cannot be created in location "
             f"'{location}'. Please select a new resource name.",
         )
+    properties = _normalized_properties(name, body.get("properties"), os_type(existing) if existing else None)
+    if existing is not None and os_type(existing) != properties["storageProfile"]["osDisk"]["osType"]:
+        raise _invalid("Changing property 'osDisk.osType' is not allowed.", "osDisk.osType")
+    linux = properties["storageProfile"]["osDisk"]["osType"] == "Linux"
     vm = existing or ArmResource(
         id=_vm_id(ctx, rg_id),
         type=VM_TYPE,
         name=name,
         location=location,
         created_by=ctx.caller.principal.app_id,
-        state={"version": 0, "power": "running", "modules": dict(INBOX_MODULES)},
+        # A Linux image has no PowerShell (and so no modules) until a script installs pwsh.
+        state={
+            "version": 0,
+            "power": "running",
+            "modules": {} if linux else dict(INBOX_MODULES),
+            "pwsh": None,
+        },
     )
-    properties = _normalized_properties(name, body.get("properties"))
     apply_identity(ctx, vm, body.get("identity"), patch=False)
     properties["vmId"] = existing.properties["vmId"] if existing else str(uuid.uuid4())
     vm.properties = properties
@@ -323,7 +372,9 @@ async def update_vm(ctx: ArmContext) -> web.Response:
         if not isinstance(body["properties"], dict):
             raise _invalid("The parameter 'properties' must be an object.", "properties")
         merged = _merge_patch(vm.properties, body["properties"])
-        properties = {**_normalized_properties(vm.name, merged), "vmId": vm.properties["vmId"]}
+        properties = {**_normalized_properties(vm.name, merged, os_type(vm)), "vmId": vm.properties["vmId"]}
+        if properties["storageProfile"]["osDisk"]["osType"] != os_type(vm):
+            raise _invalid("Changing property 'osDisk.osType' is not allowed.", "osDisk.osType")
     apply_identity(ctx, vm, body.get("identity"), patch=True)
     vm.tags, vm.properties = tags, properties
     tracked.touch(vm, ctx)
@@ -367,11 +418,12 @@ def _power_action(kind: str):
 # Run Command
 
 
-def _script_host(tenant: Tenant, vm: ArmResource) -> ScriptHost:
+def _script_host(tenant: Tenant, vm: ArmResource, powershell: str = "5.1") -> ScriptHost:
     modules = vm.state["modules"]
     identity = vm.identity
     return ScriptHost(
         description=f"virtual machine '{vm.name}'",
+        powershell=powershell,
         automation_account_guid=None,
         system_principal_id=identity.system_principal_id if identity else None,
         system_client_id=identity.system_client_id if identity else None,
@@ -385,6 +437,41 @@ def _script_host(tenant: Tenant, vm: ArmResource) -> ScriptHost:
 def _tail(text: str) -> str:
     data = text.encode()
     return data[-OUTPUT_LIMIT:].decode(errors="ignore") if len(data) > OUTPUT_LIMIT else text
+
+
+def _linux_machine(tenant: Tenant, vm: ArmResource, now: float) -> LinuxMachine:
+    def install_pwsh(version: str) -> None:
+        vm.state["pwsh"] = version
+        for name, shipped in PWSH_INBOX_MODULES.items():
+            vm.state["modules"].setdefault(name, shipped)
+
+    def run_powershell(script: str, version: str) -> ScriptOutcome:
+        host = _script_host(tenant, vm, ".".join(version.split(".")[:2]))
+        return run_script(tenant, script, host, now=now)
+
+    return LinuxMachine(vm.state.get("pwsh"), install_pwsh, run_powershell)
+
+
+def _shell_result(outcome: ShellOutcome) -> dict[str, Any]:
+    """RunShellScript answers one status whose message holds both streams (the last 4096 bytes of each);
+    a script that exits non-zero still 'succeeds' as a Run Command, its message says it failed."""
+    stdout = _tail("".join(line + "\n" for line in outcome.stdout))
+    stderr = _tail("".join(line + "\n" for line in outcome.stderr))
+    head = (
+        "Enable succeeded: "
+        if outcome.exit_code == 0
+        else f"Enable failed: failed to execute command: command terminated with exit status={outcome.exit_code}"
+    )
+    return {
+        "value": [
+            {
+                "code": "ProvisioningState/succeeded",
+                "level": "Info",
+                "displayStatus": "Provisioning succeeded",
+                "message": f"{head}\n[stdout]\n{stdout}\n[stderr]\n{stderr}",
+            }
+        ]
+    }
 
 
 def _run_command_result(outcome: ScriptOutcome) -> dict[str, Any]:
@@ -420,6 +507,10 @@ def _settle(tenant: Tenant, operation: VmOperation, now: float) -> None:
             "message": f"The virtual machine '{operation.vm_id.rsplit('/', 1)[-1]}' was deleted while the command ran.",
         }
         return
+    if operation.command_id == "RunShellScript":
+        machine = _linux_machine(tenant, vm, operation.done_at)
+        operation.result = _shell_result(run_bash(operation.script or "", machine))
+        return
     outcome = run_script(tenant, operation.script or "", _script_host(tenant, vm), now=operation.done_at)
     operation.result = _run_command_result(outcome)
 
@@ -430,15 +521,16 @@ def _settle_run(tenant: Tenant, vm: ArmResource) -> None:
         _settle(tenant, operation, time.time())
 
 
-def _script_of(body: dict[str, Any]) -> str:
+def _script_of(body: dict[str, Any], linux: bool) -> str:
     lines = body.get("script") or []
     if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
         raise _invalid("The parameter 'script' must be an array of strings.", "script")
     parameters = body.get("parameters") or []
     if not isinstance(parameters, list) or not all(isinstance(p, dict) and p.get("name") for p in parameters):
         raise _invalid("Each run command parameter needs a 'name' and a 'value'.", "parameters")
-    # Parameters reach the script as variables of the same name.
-    prelude = [f"${p['name']} = '{str(p.get('value', ''))}'" for p in parameters]
+    # Parameters reach a PowerShell script as variables of the same name (a shell script's environment
+    # variables are not emulated: exomi passes none).
+    prelude = [] if linux else [f"${p['name']} = '{str(p.get('value', ''))}'" for p in parameters]
     return "\n".join([*prelude, *lines])
 
 
@@ -448,10 +540,18 @@ async def run_command(ctx: ArmContext) -> web.Response:
     command_id = body.get("commandId")
     if not command_id:
         raise _invalid("Required parameter 'commandId' is missing (null).", "commandId")
-    if command_id != "RunPowerShellScript":
+    if command_id not in COMMAND_OS:
         # What Azure answers for a command id it does not know (azure-powershell#7331).
         raise ArmError(404, "NotFound", "The entity was not found in this Azure location.")
-    script = _script_of(body)
+    target_os = os_type(vm)
+    if COMMAND_OS[command_id] != target_os:
+        # MicrosoftDocs/azure-docs#116419 (RunPowerShellScript on Linux), Azure/repair-script-library#48.
+        raise ArmError(
+            409,
+            "Conflict",
+            f"Run command OS type '{COMMAND_OS[command_id]}' does not match the target OS {target_os}.",
+        )
+    script = _script_of(body, target_os == "Linux")
     if vm.state["power"] != "running":
         raise ArmError(
             409, "OperationNotAllowed", "The operation requires the VM to be running (or set to run)."
@@ -463,7 +563,9 @@ async def run_command(ctx: ArmContext) -> web.Response:
             "Conflict",
             "Run command extension execution is in progress. Please wait for completion before invoking a run command.",
         )
-    operation = _start_operation(ctx, vm, "runCommand", ctx.runtime.timings.run_command, script=script)
+    operation = _start_operation(
+        ctx, vm, "runCommand", ctx.runtime.timings.run_command, script=script, command_id=command_id
+    )
     vm.state["run_operation"] = operation.id
     return web.Response(status=202, headers=_operation_headers(ctx, vm, operation, location=True))
 

@@ -3,7 +3,8 @@ plain data and raising only exomi errors. "Not found" is an answer (None) where 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -60,6 +61,7 @@ class TargetResource:
     tags: dict[str, str]
     system_identity: IdentityInfo | None
     user_assigned: dict[str, IdentityInfo] = field(default_factory=dict)  # lower-cased UAI id -> identity
+    os_type: str | None = None  # a VM's "Windows" or "Linux"; None for other targets
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,40 @@ class JobState:
 class RunCommandOutcome:
     stdout: str
     stderr: str
+
+
+# RunShellScript answers one status whose message holds both streams, after a first line that says whether
+# the script exited 0 ("Enable succeeded: ") or not ("Enable failed: ... exit status=N").
+_SHELL_MESSAGE = re.compile(
+    r"^(?P<head>[^\n]*)\n\[stdout\]\n(?P<out>.*?)\n?\[stderr\]\n(?P<err>.*)$", re.DOTALL
+)
+
+
+# pwsh strips its colours from redirected output by default (about_ANSI_Terminals, OutputRendering Host), but a
+# profile or a setting can turn them back on: exomi reads plain text either way.
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def shell_outcome(message: str) -> RunCommandOutcome:
+    match = _SHELL_MESSAGE.match(_ANSI_ESCAPE.sub("", message))
+    if match is None:
+        return RunCommandOutcome(message, "")
+    stderr = match["err"].strip()
+    if not match["head"].lower().startswith("enable succeeded"):
+        # A non-zero exit is a failure even when the script wrote nothing to stderr.
+        stderr = "\n".join(part for part in (stderr, match["head"].strip()) if part)
+    return RunCommandOutcome(match["out"], stderr)
+
+
+def vm_os_type(vm: Any) -> str:
+    """The VM's OS, Linux or Windows: its OS disk's type (the image sets it), else its OS profile."""
+    storage = getattr(vm, "storage_profile", None)
+    disk = getattr(storage, "os_disk", None) if storage is not None else None
+    named = _text(getattr(disk, "os_type", None)) if disk is not None else None
+    if named:
+        return "Linux" if named.lower() == "linux" else "Windows"
+    profile = getattr(vm, "os_profile", None)
+    return "Linux" if getattr(profile, "linux_configuration", None) is not None else "Windows"
 
 
 def _text(value: Any) -> str | None:
@@ -185,7 +221,7 @@ class ArmGateway:
             client.virtual_machines.get(ref.resource_group, ref.name),
             none_if_missing=True,
         )
-        return None if vm is None else _target(vm)
+        return None if vm is None else replace(_target(vm), os_type=vm_os_type(vm))
 
     async def get_user_assigned_identity(self, ref: ResourceRef) -> TargetResource | None:
         client = self.clients.msi(ref.subscription_id)
@@ -472,10 +508,13 @@ class ArmGateway:
         contract; a 200 with the output straight away needs no polling)."""
         return AsyncARMPolling(0, lro_algorithms=[LocationPolling(), StatusCheckPolling()])
 
-    async def start_run_command(self, vm: ResourceRef, script: list[str]) -> str:
-        """Starts a Run Command and returns its continuation token (the engine keeps it in state)."""
+    async def start_run_command(
+        self, vm: ResourceRef, script: list[str], command_id: str = "RunPowerShellScript"
+    ) -> str:
+        """Starts a Run Command (``RunPowerShellScript`` on Windows, ``RunShellScript`` on Linux) and
+        returns its continuation token (the engine keeps it in state)."""
         client = self.clients.compute(vm.subscription_id)
-        body: RunCommandInput = {"commandId": "RunPowerShellScript", "script": script}
+        body: RunCommandInput = {"commandId": command_id, "script": script}
         poller = await self._call(
             "start Run Command",
             client.virtual_machines.begin_run_command(
@@ -524,4 +563,6 @@ class ArmGateway:
                 stdout = status.message or ""
             elif "stderr" in code:
                 stderr = status.message or ""
+            elif code.startswith("provisioningstate/"):  # RunShellScript: both streams in one message
+                return shell_outcome(status.message or "")
         return RunCommandOutcome(stdout, stderr)

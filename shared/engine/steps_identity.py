@@ -9,6 +9,7 @@ from typing import Any
 
 from shared.engine.context import Observation, StepContext, Verdict, resource_ref
 from shared.engine.step import Step
+from shared.engine.steps_vm import LINUX, linux_incompatibility
 from shared.errors import NotFound, PrerequisiteMissing
 from shared.ids import TargetKind
 from shared.models import SYSTEM_IDENTITY
@@ -25,6 +26,12 @@ class ResolveIdentity(Step):
             raise NotFound(label, ctx.target.canonical)
         identity = ctx.provision.identity
         facts: dict[str, Any] = {"location": target.location, "target_name": target.name}
+        if target.os_type is not None:
+            facts["os_type"] = target.os_type
+            # Modules that cannot run on a Linux VM's pwsh end the request here, before any grant is made.
+            refusal = linux_incompatibility(ctx.desired.module_versions) if target.os_type == LINUX else None
+            if refusal is not None:
+                raise refusal
         if ctx.kind is TargetKind.USER_ASSIGNED_IDENTITY:
             info = next(iter(target.user_assigned.values()))
             facts.update(principal_id=info.principal_id, client_id=info.client_id, identity=target.id)

@@ -11,10 +11,11 @@ from typing import Any
 
 from shared.engine.context import Observation, StepContext, StepResult, Verdict
 from shared.engine.step import Step
+from shared.engine.steps_vm import is_linux, run_command_id
 from shared.engine.waits import look_again
 from shared.errors import OperationFailed
 from shared.ids import TargetKind
-from shared.runbooks import connect_script
+from shared.runbooks import connect_script, connect_shell_script
 
 AUTHORIZATION_FAILURES = ("UnAuthorized", "isn't supported in this scenario")
 HINTS = [
@@ -33,6 +34,10 @@ HINTS = [
         "enable the VM's system-assigned identity, or attach the user-assigned identity and use its client id.",
     ),
     ("AADSTS90002", "use a domain of your tenant as the organization (e.g. contoso.onmicrosoft.com)."),
+    (
+        "pwsh: command not found",
+        "PowerShell (pwsh) is no longer on the Linux VM: provision the target again to reinstall it.",
+    ),
 ]
 JOB_NAMESPACE = uuid.UUID("6f0f3c1e-8b0a-4c5e-9a53-0e5f1d2a7c11")
 
@@ -147,8 +152,9 @@ class Verify(Step):
     async def _run_command(self, ctx: StepContext, memo: dict[str, Any]) -> StepResult:
         if "token" not in memo:
             client_id = ctx.facts.get("client_id") if ctx.facts.get("identity") != "system" else None
-            script = connect_script(ctx.provision.organization, client_id, ctx.exchange_environment)
-            token = await ctx.arm.start_run_command(ctx.ref, script.splitlines())
+            render = connect_shell_script if is_linux(ctx) else connect_script
+            script = render(ctx.provision.organization, client_id, ctx.exchange_environment)
+            token = await ctx.arm.start_run_command(ctx.ref, script.splitlines(), run_command_id(ctx))
             memo.update(token=token, since=ctx.now.isoformat())
         outcome = await ctx.arm.run_command_status(ctx.ref, memo["token"])
         if outcome is None:

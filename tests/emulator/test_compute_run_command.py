@@ -172,7 +172,7 @@ def test_refusals(emulator, compute):
     _vm(compute)
     with pytest.raises(ResourceNotFoundError) as info:
         compute.virtual_machines.begin_run_command(
-            RG, "vm1", {"commandId": "RunShellScript", "script": ["ls"]}
+            RG, "vm1", {"commandId": "RunBatchScript", "script": ["ls"]}
         ).result()
     assert info.value.error.code == "NotFound"
     with pytest.raises(HttpResponseError) as info:

@@ -9,6 +9,13 @@ from tests.support.exomi import ExomiRunner
 
 RG = "ContosoRG"
 LOCATION = "westeurope"
+WINDOWS_SERVER = {
+    "publisher": "MicrosoftWindowsServer",
+    "offer": "WindowsServer",
+    "sku": "2022-datacenter",
+    "version": "latest",
+}
+UBUNTU = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}
 
 
 @pytest.fixture
@@ -39,7 +46,12 @@ class Targets:
         return self.emulator.automation().automation_account.create_or_update(RG, name, body)
 
     def virtual_machine(
-        self, name: str = "contoso-vm1", *, system: bool = True, user_assigned: list[str] = ()
+        self,
+        name: str = "contoso-vm1",
+        *,
+        system: bool = True,
+        user_assigned: list[str] = (),
+        linux: bool = False,
     ):
         kinds = (["SystemAssigned"] if system else []) + (["UserAssigned"] if user_assigned else [])
         identity: dict = {"type": ", ".join(kinds) or "None"}
@@ -55,14 +67,7 @@ class Targets:
                     "adminUsername": "azureuser",
                     "adminPassword": "Pa55w.rd-not-used",
                 },
-                "storageProfile": {
-                    "imageReference": {
-                        "publisher": "MicrosoftWindowsServer",
-                        "offer": "WindowsServer",
-                        "sku": "2022-datacenter",
-                        "version": "latest",
-                    }
-                },
+                "storageProfile": {"imageReference": UBUNTU if linux else WINDOWS_SERVER},
             },
         }
         return self.emulator.compute().virtual_machines.begin_create_or_update(RG, name, body).result()

@@ -50,9 +50,10 @@ def test_an_automation_account_in_each_cloud_connects_to_its_exchange(emulator, 
     assert status["connect_command"] == _connect_line(emulator.organization, environment)
 
 
-def test_a_dod_vm_is_verified_through_run_command_with_its_environment(emulator, exomi):
+@pytest.mark.parametrize("linux", [False, True], ids=["windows", "linux"])
+def test_a_dod_vm_is_verified_through_run_command_with_its_environment(emulator, exomi, linux):
     emulator.reset(cloud="O365USGovDoD")
-    vm = Targets(emulator).virtual_machine()
+    vm = Targets(emulator).virtual_machine(linux=linux)
 
     code, output, stderr = exomi.run("provision", "--target", vm.id, "--organization", emulator.organization)
 
@@ -61,6 +62,9 @@ def test_a_dod_vm_is_verified_through_run_command_with_its_environment(emulator,
         e for e in emulator.log(service="arm") if e["method"] == "POST" and e["path"].endswith("/runCommand")
     ]
     assert len(run_commands) >= 2  # the module install, then the verification
+    # A connection without -ExchangeEnvironmentName fails in DoD: the shell script carried it to pwsh.
+    expected = "RunShellScript" if linux else "RunPowerShellScript"
+    assert {c["commandId"] for c in emulator.run_commands(vm.id)} == {expected}
 
 
 def test_a_script_without_the_environment_cannot_connect_from_a_gcc_high_tenant(emulator):

@@ -94,6 +94,11 @@ class Emulator:
     def rate_limits(self) -> dict[str, Any]:
         return self.ctl("GET", "/ratelimits")
 
+    def run_commands(self, vm_id: str | None = None) -> list[dict[str, Any]]:
+        """The Run Commands sent to the tenant's VMs (to ``vm_id`` only, when given), oldest first."""
+        commands = self.ctl("GET", "/run-commands")["runCommands"]
+        return [c for c in commands if vm_id is None or c["vmId"].lower() == vm_id.lower()]
+
     def principals(self) -> list[dict[str, Any]]:
         return self.ctl("GET", "/principals")["principals"]
 
