@@ -72,6 +72,22 @@ class Targets:
         }
         return self.emulator.compute().virtual_machines.begin_create_or_update(RG, name, body).result()
 
+    def function_app(
+        self, name: str = "contoso-func1", *, system: bool = True, user_assigned: list[str] = (), linux=False
+    ):
+        kinds = (["SystemAssigned"] if system else []) + (["UserAssigned"] if user_assigned else [])
+        identity: dict = {"type": ", ".join(kinds) or "None"}
+        if user_assigned:
+            identity["userAssignedIdentities"] = {uai: {} for uai in user_assigned}
+        config = {"linuxFxVersion": "PowerShell|7.4"} if linux else {"powerShellVersion": "7.4"}
+        body = {
+            "location": LOCATION,
+            "kind": "functionapp,linux" if linux else "functionapp",
+            "identity": identity,
+            "properties": {"siteConfig": config},
+        }
+        return self.emulator.web().web_apps.begin_create_or_update(RG, name, body).result()
+
 
 @pytest.fixture
 def targets(emulator) -> Targets:

@@ -13,6 +13,7 @@ from azure.mgmt.automation import AutomationClient
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.resource.resources import ResourceManagementClient
+from azure.mgmt.web import WebSiteManagementClient
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
@@ -198,6 +199,13 @@ class Emulator:
 
     def compute(self, credential=None, subscription_id: str | None = None) -> ComputeManagementClient:
         return ComputeManagementClient(
+            credential or self.admin_credential(),
+            subscription_id or self.subscription_id,
+            **self._arm_kwargs(),
+        )
+
+    def web(self, credential=None, subscription_id: str | None = None) -> WebSiteManagementClient:
+        return WebSiteManagementClient(
             credential or self.admin_credential(),
             subscription_id or self.subscription_id,
             **self._arm_kwargs(),
