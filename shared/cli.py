@@ -277,6 +277,22 @@ def _connect_command(status: StatusReport) -> str | None:
     return status.connect_command if succeeded else None
 
 
+def _function_app(status: StatusReport) -> dict[str, str] | None:
+    """A Function app's lines (granted, not verified), once its provision request has succeeded."""
+    request = status.request
+    succeeded = request.status is RequestStatus.SUCCEEDED and request.operation is Operation.PROVISION
+    return status.function_app.to_dict() if succeeded and status.function_app else None
+
+
+def _print_function_app(printer: Printer, status: StatusReport) -> None:
+    if (setup := _function_app(status)) is None:
+        return
+    printer.out(f"  {setup['outcome']}: {setup['note']}")
+    printer.out(f"  requirements.psd1: {setup['requirements_psd1']}")
+    printer.out(f"  profile.ps1 or the function: {setup['connect_command']}")
+    printer.out(f"  {setup['flex_consumption']}")
+
+
 def _default_requester() -> str:
     try:
         return f"{getpass.getuser()}@{socket.gethostname()}"
@@ -306,10 +322,14 @@ async def _finish(
         )
     report = await service.status(record.id)
     if printer.as_json:
-        print(json.dumps(printer.request(report.request, report.steps), indent=2))
+        data = printer.request(report.request, report.steps)
+        if (function_app := _function_app(report)) is not None:
+            data["function_app"] = function_app
+        print(json.dumps(data, indent=2))
     else:
         state = report.request.status.value
         printer.out(f"request {record.id}: {state}")
+        _print_function_app(printer, report)
         if report.request.message:
             printer.out(f"  {report.request.message}")
         if report.request.error and report.request.error.get("fix"):
@@ -373,6 +393,7 @@ async def _run(args: argparse.Namespace, printer: Printer) -> int:
                 data = printer.request(status.request, status.steps)
                 data["audit"] = [a.model_dump(mode="json", exclude={"etag"}) for a in status.audit]
                 data["connect_command"] = _connect_command(status)
+                data["function_app"] = _function_app(status)
                 print(json.dumps(data, indent=2))
             else:
                 printer.out(
@@ -387,6 +408,7 @@ async def _run(args: argparse.Namespace, printer: Printer) -> int:
                     )
                 if (connect := _connect_command(status)) is not None:
                     printer.out(f"  connect with: {connect}")
+                _print_function_app(printer, status)
             return EXIT_OK
         if args.command in ("approve", "deny"):
             record = await service.decide(

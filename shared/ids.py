@@ -38,6 +38,7 @@ class TargetKind(StrEnum):
     AUTOMATION_ACCOUNT = "Microsoft.Automation/automationAccounts"
     VIRTUAL_MACHINE = "Microsoft.Compute/virtualMachines"
     USER_ASSIGNED_IDENTITY = "Microsoft.ManagedIdentity/userAssignedIdentities"
+    FUNCTION_APP = "Microsoft.Web/sites"  # a site whose kind is a function app (the identity step checks)
 
     @property
     def label(self) -> str:
@@ -48,6 +49,7 @@ _KIND_LABELS = {
     TargetKind.AUTOMATION_ACCOUNT: "Automation account",
     TargetKind.VIRTUAL_MACHINE: "virtual machine",
     TargetKind.USER_ASSIGNED_IDENTITY: "user-assigned identity",
+    TargetKind.FUNCTION_APP: "Function app",
 }
 _NAME_RULES: dict[TargetKind, tuple[re.Pattern[str], str]] = {
     TargetKind.AUTOMATION_ACCOUNT: (
@@ -61,6 +63,10 @@ _NAME_RULES: dict[TargetKind, tuple[re.Pattern[str], str]] = {
     TargetKind.USER_ASSIGNED_IDENTITY: (
         re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,127}$"),
         "3-128 characters: letters, digits, '_' and '-', starting with a letter or digit",
+    ),
+    TargetKind.FUNCTION_APP: (
+        re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,58}[A-Za-z0-9])$"),
+        "2-60 characters: letters, digits and hyphens, not starting or ending with a hyphen",
     ),
 }
 

@@ -32,6 +32,7 @@ from pydantic import (
 from shared.compatibility import load_matrix
 from shared.constants import RUNTIME_ENVIRONMENT_NAME_FORMAT
 from shared.errors import ConfigurationError, InputError, PolicyRefusal
+from shared.function_apps import HOST as FUNCTIONS_HOST
 from shared.ids import TargetKind, domain_matches, validate_domain_pattern, validate_host_pattern
 from shared.models import (
     Channel,
@@ -101,6 +102,8 @@ def powershell_host(request: ProvisionRequest) -> str | None:
         return request.runtime.value
     if request.target_id.kind is TargetKind.VIRTUAL_MACHINE:
         return Runtime.PS51.value
+    if request.target_id.kind is TargetKind.FUNCTION_APP:
+        return FUNCTIONS_HOST
     return None
 
 
@@ -307,7 +310,7 @@ class Policy(BaseModel):
                 f"'{request.runtime}' to allowed_runtimes {_WHERE}.",
                 field="runtime",
             )
-        pins = self.pinned_module_versions[request.runtime]
+        pins = self.pins_for(request)
         modules = dict(pins)
         for name, version in (request.module_versions or {}).items():
             if version != pins[name] and not self.allow_unpinned_module_versions:
@@ -359,6 +362,14 @@ class Policy(BaseModel):
             expires_at=expires_at,
         )
 
+    def pins_for(self, request: ProvisionRequest) -> dict[ModuleName, str]:
+        """The module versions a request gets unless it names others: the policy's pins per Automation
+        runtime; for a Function app (no runtime of exomi's choosing: the PowerShell 7.4 worker) the
+        compatibility matrix's functions-7.4 defaults."""
+        if request.target_id.kind is TargetKind.FUNCTION_APP:
+            return {ModuleName(name): v for name, v in load_matrix().defaults(FUNCTIONS_HOST).items()}
+        return dict(self.pinned_module_versions[request.runtime])
+
     def desired_values(self, request: ProvisionRequest) -> Decision:
         """The values a request asks for with the policy's defaults filled in, whether or not the policy
         allows them: what diagnose compares the tenant with when the policy refuses the request."""
@@ -376,7 +387,11 @@ class Policy(BaseModel):
             if uses_environment
             else None,
             module_versions={
-                **self.pinned_module_versions.get(request.runtime, {}),
+                **(
+                    self.pins_for(request)
+                    if request.target_id.kind is TargetKind.FUNCTION_APP
+                    else self.pinned_module_versions.get(request.runtime, {})
+                ),
                 **(request.module_versions or {}),
             },
             runbook_name=request.runbook_name,

@@ -48,11 +48,13 @@ from shared.errors import (
     Transient,
 )
 from shared.findings import Finding
+from shared.function_apps import FunctionAppSetup, function_app_setup
 from shared.ids import ResourceId, TargetKind, object_id_of, oid_claim, parse_resource_id, validate_guid
 from shared.inventory import Holder, HolderStatus, classify, resource_of
 from shared.models import (
     SYSTEM_IDENTITY,
     Channel,
+    ModuleName,
     Operation,
     ProvisionRequest,
     Requester,
@@ -181,6 +183,8 @@ class StatusReport:
     audit: list[AuditRecord]
     target: TargetRecord | None = None  # the target's record, as exomi holds it now
     connect_command: str | None = None  # the line the target's scripts connect with, once it has one
+    # A Function app's lines (requirements.psd1, connect, Flex Consumption): granted, not verified.
+    function_app: FunctionAppSetup | None = None
 
 
 @dataclass(frozen=True)
@@ -676,6 +680,20 @@ class ExomiService:
         client_id = target.client_id if target.identity != SYSTEM_IDENTITY else None
         return connect_line(target.organization, client_id, self.app.settings.exchange_environment)
 
+    def _function_app(self, record: RequestRecord, target: TargetRecord | None) -> FunctionAppSetup | None:
+        """The lines a Function app uses, from the versions the policy decided (checked against the
+        compatibility matrix before anything was written)."""
+        if target is None or target.kind is not TargetKind.FUNCTION_APP or not target.organization:
+            return None
+        decision = record.decision if record.operation is Operation.PROVISION else None
+        version = decision.module_versions.get(ModuleName.EXCHANGE_ONLINE_MANAGEMENT) if decision else None
+        if version is None:
+            return None
+        client_id = target.client_id if target.identity != SYSTEM_IDENTITY else None
+        return function_app_setup(
+            target.organization, client_id, self.app.settings.exchange_environment, version
+        )
+
     async def status(self, request_id: str) -> StatusReport:
         record = await self.app.state.requests.find(request_id)
         if record is None:
@@ -683,7 +701,9 @@ class ExomiService:
         steps = sorted(await self.app.state.steps.list(request_id), key=lambda s: s.index)
         audit = await self.app.state.audit.list_for_request(request_id)
         target = await self.app.state.targets.get(record.target_key)
-        return StatusReport(record, steps, audit, target, self._connect_command(target))
+        return StatusReport(
+            record, steps, audit, target, self._connect_command(target), self._function_app(record, target)
+        )
 
     async def list_requests(self, **filters: Any) -> Page[RequestRecord]:
         return await self.app.state.requests.list(**filters)

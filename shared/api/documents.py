@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.errors import InputError
+from shared.function_apps import FunctionAppSetup
 from shared.inventory import Holder
 from shared.models import Channel, Operation, RequestStatus, StepStatus
 from shared.state.records import (
@@ -101,6 +102,20 @@ class InventoryDocument(_Document):
     value: list[Holder] = Field(description="Over-privileged first, then orphaned, unmanaged, managed.")
 
 
+class FunctionAppDocument(_Document):
+    """What a Function app needs to connect: exomi granted the identity but cannot run code there."""
+
+    outcome: Literal["granted, not verified"] = Field(description="exomi cannot test the connection.")
+    requirements_psd1: str = Field(
+        description="The requirements.psd1 line (managed dependencies; host.json managedDependency.enabled)."
+    )
+    connect_command: str = Field(description="The connect line for profile.ps1 or the function.")
+    flex_consumption: str = Field(
+        description="Flex Consumption has no managed dependencies: the Modules folder."
+    )
+    note: str
+
+
 class ResultDocument(_Document):
     """What a succeeded provision request left in place, as last verified."""
 
@@ -118,6 +133,9 @@ class ResultDocument(_Document):
         description="What the identity holds beyond what the target asked for, as read at the end of the request."
     )
     connect_command: str | None = Field(description="The line a runbook or script uses to connect.")
+    function_app: FunctionAppDocument | None = Field(
+        default=None, description="Only for a Function app: the lines to use (granted, not verified)."
+    )
 
 
 class ApprovalDocument(_Document):
@@ -336,7 +354,7 @@ def request_document(report: StatusReport, *, include_audit: bool) -> dict[str, 
         **summary(record).model_dump(),
         check_again_at=record.check_again_at,
         steps=[_step(step) for step in report.steps],
-        result=_result(record, report.target, report.connect_command),
+        result=_result(record, report.target, report.connect_command, report.function_app),
         audit=[_audit(entry) for entry in report.audit] if include_audit else None,
     )
     return document.model_dump(mode="json", exclude=None if include_audit else {"audit"})
@@ -350,7 +368,12 @@ def _audit(entry: AuditRecord) -> AuditDocument:
     return AuditDocument.model_validate(entry.model_dump(exclude={"etag", "request_id"}))
 
 
-def _result(record: RequestRecord, target: TargetRecord | None, connect: str | None) -> ResultDocument | None:
+def _result(
+    record: RequestRecord,
+    target: TargetRecord | None,
+    connect: str | None,
+    function_app: FunctionAppSetup | None = None,
+) -> ResultDocument | None:
     if record.status is not RequestStatus.SUCCEEDED or target is None or target.last_request_id != record.id:
         return None
     return ResultDocument(
@@ -364,6 +387,7 @@ def _result(record: RequestRecord, target: TargetRecord | None, connect: str | N
         expires_at=target.expires_at,
         findings=[_finding(f) for f in target.drift if f.kind == "extra" and f.severity],
         connect_command=connect,
+        function_app=FunctionAppDocument.model_validate(function_app.to_dict()) if function_app else None,
     )
 
 

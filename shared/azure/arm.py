@@ -62,6 +62,7 @@ class TargetResource:
     system_identity: IdentityInfo | None
     user_assigned: dict[str, IdentityInfo] = field(default_factory=dict)  # lower-cased UAI id -> identity
     os_type: str | None = None  # a VM's "Windows" or "Linux"; None for other targets
+    site_kind: str | None = None  # a site's kind ("functionapp", "functionapp,linux", "app"); None for others
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ def _identity(identity: Any) -> tuple[IdentityInfo | None, dict[str, IdentityInf
 
 
 def _target(resource: Any) -> TargetResource:
-    """An Automation account or VM (both carry an ARM ``identity`` block) as a target."""
+    """An Automation account, VM or site (each carries an ARM ``identity`` block) as a target."""
     system, linked = _identity(resource.identity)
     return TargetResource(
         resource.id, resource.name, resource.location, dict(resource.tags or {}), system, linked
@@ -237,12 +238,23 @@ class ArmGateway:
             uai.id, uai.name, uai.location, dict(uai.tags or {}), None, {uai.id.lower(): info}
         )
 
+    async def get_function_app(self, ref: ResourceRef) -> TargetResource | None:
+        """A Microsoft.Web/sites resource, with its kind: the identity step refuses one that is no function
+        app (a web app's kind is "app")."""
+        client = self.clients.web(ref.subscription_id)
+        site = await self._call(
+            "read Function app", client.web_apps.get(ref.resource_group, ref.name), none_if_missing=True
+        )
+        return None if site is None else replace(_target(site), site_kind=(site.kind or "app").lower())
+
     async def get_target(self, kind: TargetKind, ref: ResourceRef) -> TargetResource | None:
         """A target of any supported kind, with its tags and identities; None when it does not exist."""
         if kind is TargetKind.AUTOMATION_ACCOUNT:
             return await self.get_automation_account(ref)
         if kind is TargetKind.VIRTUAL_MACHINE:
             return await self.get_virtual_machine(ref)
+        if kind is TargetKind.FUNCTION_APP:
+            return await self.get_function_app(ref)
         return await self.get_user_assigned_identity(ref)
 
     # ------------------------------------------------------------------ Azure RBAC (who may ask)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # each SDK is imported when its first client is made (a VM's 
     from azure.mgmt.automation.aio import AutomationClient
     from azure.mgmt.compute.aio import ComputeManagementClient
     from azure.mgmt.msi.aio import ManagedServiceIdentityClient
+    from azure.mgmt.web.aio import WebSiteManagementClient
     from msgraph import GraphServiceClient
 
 # Short LROs (runbook draft/publish) finish in seconds; the services send Retry-After when they want more.
@@ -92,6 +93,11 @@ class AzureClients:
         from azure.mgmt.msi.aio import ManagedServiceIdentityClient
 
         return self._arm("msi", ManagedServiceIdentityClient, subscription_id)
+
+    def web(self, subscription_id: str) -> WebSiteManagementClient:
+        from azure.mgmt.web.aio import WebSiteManagementClient
+
+        return self._arm("web", WebSiteManagementClient, subscription_id)
 
     def authorization(self, subscription_id: str) -> AuthorizationManagementClient:
         from azure.mgmt.authorization.aio import AuthorizationManagementClient

@@ -16,6 +16,7 @@ from graphlib import TopologicalSorter
 from shared.engine.step import Step
 from shared.engine.steps_automation import Modules, Runbook, RuntimeEnvironment
 from shared.engine.steps_directory import AppRoleGrant, EntraRole, ExchangePrincipal, PrincipalVisible
+from shared.engine.steps_function_app import FunctionAppSetupStep
 from shared.engine.steps_identity import ResolveIdentity
 from shared.engine.steps_revoke import (
     RemoveAppRole,
@@ -52,6 +53,8 @@ AUTOMATION_STEPS: tuple[Step, ...] = (
 )
 # A user-assigned identity on its own has nowhere to run a test; the resources that use it verify it.
 VM_STEPS: tuple[Step, ...] = (*DIRECTORY_STEPS, VmModules(), Verify())
+# exomi cannot run code in a Function app: its last step hands back the lines to use, not a test.
+FUNCTION_APP_STEPS: tuple[Step, ...] = (*DIRECTORY_STEPS, FunctionAppSetupStep())
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,8 @@ def plan_for(operation: Operation, kind: TargetKind) -> Plan:
         return _PLANS["automation"]
     if kind is TargetKind.VIRTUAL_MACHINE:
         return _PLANS["vm"]
+    if kind is TargetKind.FUNCTION_APP:
+        return _PLANS["function-app"]
     return _PLANS["identity"]
 
 
@@ -107,4 +112,5 @@ _PLANS = {
     "automation": Plan.of(AUTOMATION_STEPS),
     "vm": Plan.of(VM_STEPS),
     "identity": Plan.of(DIRECTORY_STEPS),
+    "function-app": Plan.of(FUNCTION_APP_STEPS),
 }

@@ -32,6 +32,16 @@ class ResolveIdentity(Step):
             refusal = linux_incompatibility(ctx.desired.module_versions) if target.os_type == LINUX else None
             if refusal is not None:
                 raise refusal
+        if target.site_kind is not None:
+            facts["site_kind"] = target.site_kind
+            # Microsoft.Web/sites are web apps too; only a function app's kind names "functionapp".
+            if "functionapp" not in target.site_kind.split(","):
+                raise PrerequisiteMissing(
+                    "Function app",
+                    f"The site {target.name} is not a Function app (its kind is '{target.site_kind}').",
+                    "name a Function app (kind 'functionapp' or 'functionapp,linux'); for a web app, use an "
+                    "Automation account or a VM to run Exchange Online scripts.",
+                )
         if ctx.kind is TargetKind.USER_ASSIGNED_IDENTITY:
             info = next(iter(target.user_assigned.values()))
             facts.update(principal_id=info.principal_id, client_id=info.client_id, identity=target.id)
