@@ -242,3 +242,23 @@ def test_health_is_503_when_a_setting_is_unusable(start_api):
     # The other routes answer in the error shape too.
     broken = api.get("requests")
     assert broken.status_code == 500 and broken.json()["error"]["code"] == "InvalidConfiguration"
+
+
+def test_a_function_app_result_carries_the_lines_to_use(emulator, targets, start_api):
+    """exomi cannot run code in a Function app: the result says "granted, not verified" and gives the
+    requirements.psd1 line (the functions-7.4 default) and the connect line."""
+    api = start_api()
+    site = targets.function_app()
+    accepted = api.post("requests", {"target": site.id, "organization": emulator.organization})
+    assert accepted.status_code == 202, accepted.text
+
+    final, _ = api.follow(accepted)
+    assert final.status_code == 200, final.text
+    document = RequestDocument.model_validate(final.json())
+    assert document.status == "succeeded" and document.steps[-1].name == "function-app"
+    setup = document.result.function_app
+    assert setup is not None and setup.outcome == "granted, not verified"
+    assert setup.requirements_psd1 == "@{ 'ExchangeOnlineManagement' = '3.5.0' }"
+    assert setup.connect_command == document.result.connect_command
+    assert document.result.verified_at is None
+    assert exchange_access(emulator, site.identity.principal_id) == (1, 1)
