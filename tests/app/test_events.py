@@ -155,3 +155,17 @@ async def test_a_virtual_machine_tagged_through_its_own_update_is_provisioned(
     assert final["target"].lower() == vm.id.lower()
     assert {s["name"]: s["status"] for s in final["steps"]}["verify"] == "done"
     assert await held_roles(emulator, vm.identity.principal_id) == (1, [RECIPIENT_ADMIN])
+
+
+async def test_a_function_app_tagged_is_granted_and_untagging_revokes(emulator, exomi, targets, subscribed):
+    site = targets.function_app("contoso-func9")
+    put_tags(emulator, site.id, {"exo-organization": emulator.organization})
+    final = provisioned(exomi)
+    assert final["target"].lower() == site.id.lower()
+    assert {s["name"]: s["status"] for s in final["steps"]}["function-app"] == "done"
+    assert await held_roles(emulator, site.identity.principal_id) == (1, [RECIPIENT_ADMIN])
+
+    delete_tags(emulator, site.id, "exo-organization")
+    revoked = wait_until_ended(exomi, wait_for_requests(exomi, 2)[-1]["id"])
+    assert revoked["status"] == "revoked", revoked
+    assert await held_roles(emulator, site.identity.principal_id) == (0, [])
