@@ -81,3 +81,20 @@ async def test_a_web_app_is_not_a_function_app(emulator, exomi, targets):
     assert code != 0 and output["status"] == "failed", output
     assert "is not a Function app" in str(output)
     assert emulator.writes_since(position) == []
+
+
+async def test_plan_then_diagnose_a_function_app(emulator, exomi, targets):
+    site = targets.function_app()
+    position = emulator.log_position()
+    code, output, stderr = exomi.run("plan", "--target", site.id, "--organization", emulator.organization)
+    assert code == 0, (output, stderr)
+    assert sorted(s["name"] for s in output["steps"]) == sorted(STEPS)  # in dependency order
+    # The lines come once the grants are in place: before, the step waits for them.
+    assert output["steps"][-1]["name"] == "function-app" and output["steps"][-1]["verdict"] == "unknown"
+    assert {s["name"]: s["verdict"] for s in output["steps"]}["app-role"] == "missing"
+    assert emulator.writes_since(position) == []
+
+    assert_succeeded(*exomi.run(*_provision(emulator, site)))
+    code, output, stderr = exomi.run("diagnose", "--target", site.id)
+    assert code == 0 and all(s["verdict"] in ("ok", "n/a") for s in output["steps"]), (output, stderr)
+    assert "@{ 'ExchangeOnlineManagement' = '3.5.0' }" in output["steps"][-1]["detail"]
