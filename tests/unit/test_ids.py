@@ -25,6 +25,7 @@ RG = f"/subscriptions/{SUB}/resourceGroups/rg-exo"
 AA = f"{RG}/providers/Microsoft.Automation/automationAccounts/aa-exo-01"
 VM = f"{RG}/providers/Microsoft.Compute/virtualMachines/vm-01"
 UAI = f"{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uai-01"
+FUNC = f"{RG}/providers/Microsoft.Web/sites/func-exo-01"
 
 
 @pytest.mark.parametrize(
@@ -33,9 +34,10 @@ UAI = f"{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uai-01"
         (AA, TargetKind.AUTOMATION_ACCOUNT, "aa-exo-01"),
         (VM, TargetKind.VIRTUAL_MACHINE, "vm-01"),
         (UAI, TargetKind.USER_ASSIGNED_IDENTITY, "uai-01"),
+        (FUNC, TargetKind.FUNCTION_APP, "func-exo-01"),
     ],
 )
-def test_the_three_target_kinds_are_recognised(value, kind, name):
+def test_the_target_kinds_are_recognised(value, kind, name):
     resource = parse_resource_id(value)
     assert (resource.kind, resource.name, resource.resource_group) == (kind, name, "rg-exo")
     assert resource.canonical == value
@@ -175,3 +177,9 @@ def test_an_arc_server_is_refused_with_the_reason_and_what_to_use_instead():
     assert caught.value.field == "target"
     assert "Azure Arc-enabled server" in caught.value.reason
     assert "169.254.169.254" in caught.value.reason and "-CertificateThumbprint" in caught.value.reason
+
+
+@pytest.mark.parametrize("name", ["-func", "func-", "f", "a" * 61, "func_1", "func.1"])
+def test_a_function_app_name_follows_the_site_naming_rule(name):
+    with pytest.raises(InputError, match="Function app name"):
+        parse_resource_id(f"{RG}/providers/Microsoft.Web/sites/{name}")

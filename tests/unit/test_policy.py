@@ -19,6 +19,7 @@ OTHER_SUB = "0f1e2d3c-4b5a-4968-8776-655443322110"
 RG = f"/subscriptions/{SUB}/resourceGroups/rg-exo-prod"
 AA = f"{RG}/providers/Microsoft.Automation/automationAccounts/aa-exo-01"
 VM = f"{RG}/providers/Microsoft.Compute/virtualMachines/vm-01"
+FUNC = f"{RG}/providers/Microsoft.Web/sites/func-exo-01"
 UAI_ELSEWHERE = f"/subscriptions/{OTHER_SUB}/resourceGroups/rg-ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uai-01"
 BASE = {"target": AA, "organization": "contoso.onmicrosoft.com", "requested_by": "alice", "channel": "http"}
 OPEN = {"allowed_organizations": ["*.onmicrosoft.com"], "allowed_scopes": [f"/subscriptions/{SUB}"]}
@@ -192,6 +193,25 @@ def test_module_versions_known_not_to_work_on_the_runtime_are_refused_with_what_
     assert decision.field == field
     assert "does not work on PowerShell" in decision.reason
     assert decision.fix.startswith("ask for a version that works: ")
+
+
+def test_a_function_app_gets_the_functions_7_4_defaults_and_their_rules():
+    # The policy's pins are per Automation runtime; a Function app runs the PowerShell 7.4 worker.
+    decision = policy().evaluate(request(target=FUNC, runtime="5.1"))
+    assert decision.allowed and decision.module_versions[ModuleName.EXCHANGE_ONLINE_MANAGEMENT] == "3.5.0"
+    assert decision.runtime_environment is None
+    refused = policy(allow_unpinned_module_versions=True).evaluate(
+        request(target=FUNC, module_versions={"ExchangeOnlineManagement": "3.5.1"})
+    )
+    assert refused_rule(refused) == "compatibility" and "functions-7.4" in refused.reason
+    assert refused.field == "module_versions.ExchangeOnlineManagement"
+    # Without allow_unpinned_module_versions, a version other than the default is refused as unpinned.
+    assert (
+        refused_rule(
+            policy().evaluate(request(target=FUNC, module_versions={"ExchangeOnlineManagement": "3.4.0"}))
+        )
+        == "allow_unpinned_module_versions"
+    )
 
 
 def test_a_vm_runs_its_modules_in_windows_powershell_51_whatever_the_runtime():
