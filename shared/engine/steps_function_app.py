@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from shared.engine.context import Observation, StepContext, Verdict
 from shared.engine.step import Step
-from shared.function_apps import EXCHANGE_MODULE, function_app_setup
+from shared.function_apps import EXCHANGE_MODULE, HOST, function_app_setup
 
 
 class FunctionAppSetupStep(Step):
@@ -22,7 +22,8 @@ class FunctionAppSetupStep(Step):
         )
         return Observation(
             Verdict.OK,
-            f"{setup.outcome}: requirements.psd1 {setup.requirements_psd1}; connect with "
+            f"{setup.outcome}: requirements.psd1 {setup.requirements_psd1} (for the PowerShell 7.4 worker, "
+            f"compatibility host {HOST}); connect with "
             f"{setup.connect_command}. {setup.flex_consumption}. {setup.note}.",
             facts={"function_app": setup.to_dict()},
         )
