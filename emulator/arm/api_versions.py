@@ -48,6 +48,6 @@ AUTHORIZATION = frozenset({"2022-04-01"})
 # Role definitions also at .../Microsoft.Authorization/preview/2022-05-01-preview/
 # authorization-RoleDefinitionsCalls.json, which azure-cli 2.91 reads them with.
 AUTHORIZATION_ROLE_DEFINITIONS = AUTHORIZATION | {"2022-05-01-preview"}
-# Microsoft.Web/sites: what azure-mgmt-web 11.0.1 sends (2025-05-01) and the stable WebApps.json this
-# emulator's shapes were checked against (specification/web/resource-manager/Microsoft.Web/stable/2024-04-01).
+# Microsoft.Web/sites: what azure-mgmt-web 11.0.1 sends (2025-05-01) and one more published stable version
+# (specification/web/resource-manager/Microsoft.Web/stable/2024-04-01/WebApps.json); the shapes follow the SDK.
 WEB = frozenset({"2024-04-01", "2025-05-01"})
