@@ -369,6 +369,8 @@ async def _run(args: argparse.Namespace, printer: Printer) -> int:
         if args.command in ("provision", "revoke"):
             body = _request_body(args)
             submit = service.submit_provision if args.command == "provision" else service.submit_revoke
+            if getattr(args, "no_wait", False):
+                service.prepare_to_enqueue()  # before the request is recorded: it waits for the queue from then on
             submission = await submit(
                 body,
                 requester=requester,

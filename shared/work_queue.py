@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from shared.errors import ConfigurationError, InputError
 from shared.ids import parse_resource_id, validate_guid
@@ -71,7 +71,6 @@ class WorkQueue:
     def __init__(self, make_client: Callable[[], QueueClient]) -> None:
         self._make_client = make_client
         self._client: QueueClient | None = None
-        self._ready = False
 
     @property
     def client(self) -> QueueClient:
@@ -111,6 +110,11 @@ class WorkQueue:
 
         return cls(make_client)
 
+    def prepare(self) -> None:
+        """Loads the Queue Storage SDK and makes the client now (no call is made), so that a command
+        that records a request and then queues it does not make the request wait for the import."""
+        _ = self.client
+
     async def check(self) -> None:
         """Raises when the queue does not answer (the health check)."""
         await self.client.get_queue_properties()
@@ -124,14 +128,16 @@ class WorkQueue:
         await self._send(encode_expiry(target, expires_at), delay, round_up=True)
 
     async def _send(self, message: str, delay: timedelta, *, round_up: bool) -> None:
-        if not self._ready:
-            with contextlib.suppress(ResourceExistsError):
-                await self.client.create_queue()
-            self._ready = True
         # Whole seconds: what Queue Storage takes.
         exact = min(max(delay, timedelta(0)), MAX_DELAY).total_seconds()
         seconds = math.ceil(exact) if round_up else math.floor(exact)
-        await self.client.send_message(message, visibility_timeout=seconds or None)
+        try:
+            await self.client.send_message(message, visibility_timeout=seconds or None)
+        except ResourceNotFoundError:
+            # The queue is made once per deployment (the first message), not looked for on every send.
+            with contextlib.suppress(ResourceExistsError):
+                await self.client.create_queue()
+            await self.client.send_message(message, visibility_timeout=seconds or None)
 
     async def close(self) -> None:
         if self._client is not None:
