@@ -19,7 +19,6 @@ async def exomi_app() -> ExomiApp:
         async with _lock:
             if _app is None:
                 _app = await ExomiApp.open()
-                _app.preload_sdks()
     return _app
 
 

@@ -29,7 +29,7 @@ from shared.authorization import (
     lookups_needed,
 )
 from shared.azure.arm import ArmGateway
-from shared.azure.clients import AzureClients, AzureEndpoints, preload_sdks
+from shared.azure.clients import AzureClients, AzureEndpoints
 from shared.azure.graph import GraphGateway
 from shared.engine.context import Verdict, resource_ref
 from shared.engine.privileges import observe_privileges
@@ -137,10 +137,6 @@ class ExomiApp:
             ),
             queue,
         )
-
-    def preload_sdks(self) -> None:
-        """Load every Azure SDK in the background now (a long-lived worker, not a one-off command)."""
-        preload_sdks()
 
     async def close(self) -> None:
         await self.state.close()

@@ -6,9 +6,6 @@ nothing here knows whether it talks to Azure or to the emulator.
 
 from __future__ import annotations
 
-import importlib
-import logging
-import threading
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -23,38 +20,6 @@ if TYPE_CHECKING:  # each SDK is imported when its first client is made (a VM's 
     from azure.mgmt.msi.aio import ManagedServiceIdentityClient
     from azure.mgmt.web.aio import WebSiteManagementClient
     from msgraph import GraphServiceClient
-
-log = logging.getLogger("exomi.azure")
-
-# The modules the clients below import on first use; a worker loads them ahead (preload_sdks).
-SDK_MODULES = (
-    "azure.mgmt.compute.aio",
-    "azure.mgmt.automation.aio",
-    "azure.mgmt.msi.aio",
-    "azure.mgmt.web.aio",
-    "azure.mgmt.authorization.aio",
-    "kiota_authentication_azure.azure_identity_authentication_provider",
-    "msgraph",
-    "msgraph_core",
-)
-
-
-def preload_sdks() -> threading.Thread:
-    """Imports every SDK in a background thread. A Functions worker lives long and serves every kind of
-    target: without this, each SDK's first import (0.1 to 0.3 s of CPU) would fall on the first request
-    of its kind. A client made meanwhile waits for its module's import (Python's import lock)."""
-
-    def load() -> None:
-        for name in SDK_MODULES:
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: BLE001 - the client's own import will report it where it matters
-                log.warning("could not load %s ahead of its first use", name, exc_info=True)
-
-    thread = threading.Thread(target=load, name="exomi-sdk-preload", daemon=True)
-    thread.start()
-    return thread
-
 
 # Short LROs (runbook draft/publish) finish in seconds; the services send Retry-After when they want more.
 LRO_POLLING_INTERVAL_SECONDS = 2
