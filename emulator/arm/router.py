@@ -172,13 +172,7 @@ class ArmRouter:
             return await self._anonymous(request, anonymous, parts)
         caller = authenticate_arm(request, runtime.tenant, runtime.issuer)
         request["caller"] = caller
-        api_version = request.query.get("api-version")
-        if not api_version:
-            raise ArmError(
-                400,
-                "MissingApiVersionParameter",
-                "The api-version query parameter (?api-version=) is required for all requests.",
-            )
+        api_version = _api_version(request)
         if len(parts) >= 2 and parts[0].lower() == "subscriptions":
             if not _is_guid(parts[1]):
                 # ARM checks the form before it looks the subscription up (see emulator/README.md).
@@ -247,13 +241,7 @@ class ArmRouter:
         return response
 
     async def _anonymous(self, request: web.Request, route: ArmRoute, parts: list[str]) -> web.StreamResponse:
-        api_version = request.query.get("api-version")
-        if not api_version:
-            raise ArmError(
-                400,
-                "MissingApiVersionParameter",
-                "The api-version query parameter (?api-version=) is required for all requests.",
-            )
+        api_version = _api_version(request)
         if api_version not in route.api_versions:
             raise ArmError(
                 400,
@@ -402,3 +390,15 @@ def validate_tags(tags: Any) -> dict[str, str]:
                 f"The tag value for '{name}' must be a string of at most 256 characters.",
             )
     return {k: (v or "") for k, v in tags.items()}
+
+
+def _api_version(request: web.Request) -> str:
+    """The request's api-version; every ARM request needs one, anonymous ones too."""
+    api_version = request.query.get("api-version")
+    if not api_version:
+        raise ArmError(
+            400,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )
+    return api_version
