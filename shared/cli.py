@@ -89,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
             help="module version (policy permitting)",
         )
         sub.add_argument("--runbook-name", help="runbook name (default exomi-connect-exchange)")
+        sub.add_argument(
+            "--hybrid-worker-group",
+            help="the Automation account's Hybrid Runbook Worker group the runbooks run on (default: Azure)",
+        )
 
     for name, help_text in (
         ("provision", "give the target's identity Exchange Online access"),
@@ -170,6 +174,7 @@ def _request_body(args: argparse.Namespace) -> dict[str, Any]:
         "runtime",
         "runtime_environment",
         "runbook_name",
+        "hybrid_worker_group",
         "external_reference",
         "expires",
     ):

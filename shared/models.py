@@ -51,6 +51,9 @@ MAX_CALLBACK_URL = 2048
 _RUNBOOK_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 # Runtime environment names also allow '.', as in the system environments ("PowerShell-7.2").
 _RUNTIME_ENVIRONMENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}[A-Za-z0-9]$")
+# Azure allows 1-128 characters except <>*%&:\?.+/ (naming rules page); exomi takes the usual subset,
+# since the name goes into ARM URLs.
+_HYBRID_WORKER_GROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 # Exact module versions (PowerShell Gallery style): 2-4 numeric parts and an optional prerelease label.
 _VERSION_RE = re.compile(r"^\d{1,9}(?:\.\d{1,9}){1,3}(?:-[A-Za-z0-9]{1,20})?$")
 
@@ -385,6 +388,8 @@ class ProvisionRequest(_Request):
     runtime_environment: StrictStr | None = Field(default=None, validate_default=True)
     module_versions: dict[ModuleName, Version] | None = None  # None: the policy's pinned versions
     runbook_name: StrictStr = DEFAULT_RUNBOOK_NAME
+    # The account's Hybrid Runbook Worker group the runbooks run on; None: Azure's cloud sandbox.
+    hybrid_worker_group: StrictStr | None = Field(default=None, validate_default=True)
     verify: StrictBool = True
     requested_by: Text
     channel: Channel
@@ -417,6 +422,21 @@ class ProvisionRequest(_Request):
             raise ValueError(
                 f"{show(value)} is not a valid runtime environment name: 2-64 letters, digits, '_', '-' "
                 "and '.', starting with a letter and ending with a letter or digit"
+            )
+        return value
+
+    @field_validator("hybrid_worker_group")
+    @classmethod
+    def _check_hybrid_worker_group(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        target = info.data.get("target")
+        if target is not None and parse_resource_id(target).kind is not TargetKind.AUTOMATION_ACCOUNT:
+            raise ValueError("is only used for Automation account targets; leave it out")
+        if not _HYBRID_WORKER_GROUP_RE.fullmatch(value):
+            raise ValueError(
+                f"{show(value)} is not a valid Hybrid Runbook Worker group name: 1-128 letters, digits, "
+                "'_' and '-', starting with a letter or digit"
             )
         return value
 

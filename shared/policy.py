@@ -132,6 +132,22 @@ def _incompatible(request: ProvisionRequest, modules: dict[ModuleName, str]) -> 
     )
 
 
+def _unsupported_host(request: ProvisionRequest) -> Decision | None:
+    """Where Azure itself cannot do what the request asks: a hybrid worker with a user-assigned identity."""
+    if request.hybrid_worker_group is None or request.identity_id is None:
+        return None
+    return _refused(
+        "hosts",
+        "a Hybrid Runbook Worker cannot use the Automation account's user-assigned managed identity: "
+        '"user-assigned identities are supported for cloud jobs only" (Microsoft Learn, Azure Automation, '
+        '"Migrate from Run As accounts to managed identities" and "Run runbooks on a Hybrid Runbook Worker").',
+        "ask for the account's system-assigned identity (identity 'system') on the hybrid worker group, run the "
+        "runbooks in Azure instead (leave hybrid_worker_group out), or give the worker machine itself access "
+        "(provision the Azure VM as a target: its script then connects with the machine's own identity).",
+        field="hybrid_worker_group",
+    )
+
+
 def expires_at_of(expires: str, start: datetime) -> datetime:
     """The moment a request's ``expires`` (a duration from ``start``, or a date or time) names."""
     if expires[:1] == "P":
@@ -323,7 +339,7 @@ class Policy(BaseModel):
                     field=f"module_versions.{name}",
                 )
             modules[name] = version
-        refusal = _incompatible(request, modules)
+        refusal = _incompatible(request, modules) or _unsupported_host(request)
         if refusal is not None:
             return refusal
         if request.callback_url is not None:

@@ -22,12 +22,14 @@ ROLE = "exo-role"  # an Entra role display name; default: the policy's default_r
 IDENTITY = "exo-identity"  # "system" (default), a user-assigned identity's resource id, or its name
 RUNTIME = "exo-runtime"  # 5.1 (default), 7.2 or 7.4
 EXPIRES = "exo-expires"  # an ISO 8601 duration (P30D) or a UTC date (2027-01-31); default: until revoked
+HYBRID_WORKER_GROUP = "exo-hybrid-worker-group"  # Automation accounts: the runbooks run on this group
 TAG_OF_FIELD = {
     "organization": ORGANIZATION,
     "role": ROLE,
     "identity": IDENTITY,
     "runtime": RUNTIME,
     "expires": EXPIRES,
+    "hybrid_worker_group": HYBRID_WORKER_GROUP,
 }
 
 
@@ -60,7 +62,9 @@ def desired_request(
         "requested_by": requested_by,
         "channel": channel.value,
     }
-    for field, tag in (("role", ROLE), ("runtime", RUNTIME), ("expires", EXPIRES)):
+    for field, tag in TAG_OF_FIELD.items():
+        if field in ("organization", "identity"):
+            continue
         value = tag_value(tags, tag)
         if value is not None:
             body[field] = value

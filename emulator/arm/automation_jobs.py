@@ -32,6 +32,7 @@ from emulator.arm.automation_common import (
     route_args,
     text_response,
 )
+from emulator.arm.automation_hybrid_workers import find_group
 from emulator.arm.automation_runbooks import find_runbook
 from emulator.arm.automation_runtimes import find_runtime, host_modules
 from emulator.arm.identity import linked_identities
@@ -72,10 +73,13 @@ class JobRun:
     stopped_at: float | None = None
     outcome: ScriptOutcome | None = None
     records: list[StreamRecord] = field(default_factory=list)
+    run_on: str = ""  # a Hybrid Runbook Worker group; "" for Azure's sandbox
 
     def status(self, now: float) -> str:
         if self.stopped_at is not None and now >= self.stopped_at:
             return "Stopped"
+        if self.run_on:
+            return "Queued"  # no emulated worker machine ever picks it up (emulator/README.md)
         if now >= self.end_at:
             return "Completed" if self.outcome and self.outcome.succeeded else "Failed"
         if now >= self.start_at:
@@ -166,7 +170,7 @@ def _start(tenant: Tenant, account: ArmResource, run: JobRun) -> None:
 def observe(tenant: Tenant, account: ArmResource, job: ArmResource, now: float) -> JobRun:
     run: JobRun = job.state["run"]
     started = now >= run.start_at and (run.stopped_at is None or run.stopped_at > run.start_at)
-    if started and run.outcome is None:
+    if started and run.outcome is None and not run.run_on:
         _start(tenant, account, run)
     return run
 
@@ -181,7 +185,7 @@ def _provisioning_state(status: str) -> str:
 
 def _common_properties(run: JobRun, now: float) -> dict[str, Any]:
     status = run.status(now)
-    started = status not in ("New", "Activating") and (
+    started = status not in ("New", "Activating", "Queued") and (
         run.stopped_at is None or run.stopped_at > run.start_at
     )
     ended = status in TERMINAL
@@ -195,7 +199,7 @@ def _common_properties(run: JobRun, now: float) -> dict[str, Any]:
         "endTime": aa_time(run.status_changed_at(now)) if ended else None,
         "lastModifiedTime": aa_time(run.status_changed_at(now)),
         "jobRuntimeEnvironment": {"runtimeEnvironmentName": run.runtime},
-        "runOn": "",
+        "runOn": run.run_on,
         "startedBy": run.started_by,
     }
 
@@ -274,7 +278,12 @@ async def create_job(ctx: ArmContext) -> web.Response:
     parameters = _job_parameters(properties)
     run_on = properties.get("runOn") or ""
     if run_on:
-        raise bad_request(f"Hybrid runbook worker group '{run_on}' was not found in this Automation account.")
+        group = find_group(ctx.tenant, account, str(run_on))
+        if group is None:
+            raise bad_request(
+                f"Hybrid runbook worker group '{run_on}' was not found in this Automation account."
+            )
+        run_on = group.name
     runbook = find_runbook(ctx, account, runbook_name)
     if runbook is None:
         raise child_not_found(ctx, account, "runbooks", runbook_name)
@@ -298,6 +307,7 @@ async def create_job(ctx: ArmContext) -> web.Response:
         runtime=runbook.properties["runtimeEnvironment"],
         content=runbook.state["published"],
         parameters=parameters,
+        run_on=run_on,
         started_by=ctx.caller.principal.display_name,
         created_at=now,
         start_at=now + timings.job_start,

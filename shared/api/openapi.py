@@ -49,6 +49,9 @@ FIELD_DOCS: dict[str, str] = {
     "module_versions": "Module name to exact version (default: the policy's pinned versions): "
     "PackageManagement, PowerShellGet, ExchangeOnlineManagement.",
     "runbook_name": "Name of the test runbook exomi publishes.",
+    "hybrid_worker_group": "Automation accounts only: the Hybrid Runbook Worker group the runbooks run on "
+    "(default: Azure's cloud sandbox). Needs the account's system-assigned identity; exomi grants it and hands "
+    "back the lines to install on each worker (granted, not verified).",
     "verify": "Run the test runbook (or Run Command) to prove the connection works.",
     "channel": "How the request arrives: http (default), logicapps or ticket.",
     "external_reference": "Your reference, e.g. a ticket id: stored and echoed in every answer and callback.",

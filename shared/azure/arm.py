@@ -318,6 +318,18 @@ class ArmGateway:
         )
         return self._import_state(item)
 
+    # ------------------------------------------------------------------ Hybrid Runbook Worker groups
+
+    async def get_hybrid_worker_group(self, account: ResourceRef, group: str) -> str | None:
+        """The group's name as Azure spells it, or None when the account has no such group."""
+        client = self.clients.automation(account.subscription_id)
+        item = await self._call(
+            f"read Hybrid Runbook Worker group {group}",
+            client.hybrid_runbook_worker_group.get(account.resource_group, account.name, group),
+            none_if_missing=True,
+        )
+        return None if item is None else str(item.name)
+
     # ------------------------------------------------------------------ runtime environments (PowerShell 7.x)
 
     async def get_runtime_environment(self, account: ResourceRef, environment: str) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ from shared.engine.step import Step
 from shared.engine.steps_automation import Modules, Runbook, RuntimeEnvironment
 from shared.engine.steps_directory import AppRoleGrant, EntraRole, ExchangePrincipal, PrincipalVisible
 from shared.engine.steps_function_app import FunctionAppSetupStep
+from shared.engine.steps_hybrid_worker import HybridWorkerSetupStep
 from shared.engine.steps_identity import ResolveIdentity
 from shared.engine.steps_revoke import (
     RemoveAppRole,
@@ -55,6 +56,8 @@ AUTOMATION_STEPS: tuple[Step, ...] = (
 VM_STEPS: tuple[Step, ...] = (*DIRECTORY_STEPS, VmModules(), Verify())
 # exomi cannot run code in a Function app: its last step hands back the lines to use, not a test.
 FUNCTION_APP_STEPS: tuple[Step, ...] = (*DIRECTORY_STEPS, FunctionAppSetupStep())
+# Runbooks on a Hybrid Runbook Worker use the machine's modules and cannot be tested from here either.
+HYBRID_WORKER_STEPS: tuple[Step, ...] = (*DIRECTORY_STEPS, HybridWorkerSetupStep())
 
 
 @dataclass(frozen=True)
@@ -95,11 +98,12 @@ class Plan:
         return ordered
 
 
-def plan_for(operation: Operation, kind: TargetKind) -> Plan:
+def plan_for(operation: Operation, kind: TargetKind, *, on_hybrid_worker: bool = False) -> Plan:
+    """``on_hybrid_worker``: an Automation account's runbooks run on a Hybrid Runbook Worker group."""
     if operation is Operation.REVOKE:
         return _PLANS["revoke"]
     if kind is TargetKind.AUTOMATION_ACCOUNT:
-        return _PLANS["automation"]
+        return _PLANS["hybrid-worker" if on_hybrid_worker else "automation"]
     if kind is TargetKind.VIRTUAL_MACHINE:
         return _PLANS["vm"]
     if kind is TargetKind.FUNCTION_APP:
@@ -113,4 +117,5 @@ _PLANS = {
     "vm": Plan.of(VM_STEPS),
     "identity": Plan.of(DIRECTORY_STEPS),
     "function-app": Plan.of(FUNCTION_APP_STEPS),
+    "hybrid-worker": Plan.of(HYBRID_WORKER_STEPS),
 }

@@ -63,6 +63,11 @@ class _Outcome:
     error: ExomiError | None = None
 
 
+def _on_hybrid_worker(record: RequestRecord) -> bool:
+    request = record.request
+    return isinstance(request, ProvisionRequest) and request.hybrid_worker_group is not None
+
+
 def _memo(record: StepRecord | None) -> dict[str, Any]:
     observed = record.observed if record is not None and isinstance(record.observed, dict) else {}
     return dict(observed.get("memo") or {})
@@ -108,7 +113,7 @@ class Engine:
         if held_by_a_pass(record) and not take_over:
             return record  # another pass works on it (a duplicate work item): it re-queues it if needed
         target = parse_resource_id(record.target)
-        plan = plan_for(record.operation, target.kind)
+        plan = plan_for(record.operation, target.kind, on_hybrid_worker=_on_hybrid_worker(record))
         await self._learn()
         stored = {s.name: s for s in await self.state.steps.list(request_id)}
         audit = await self.state.audit.list_for_request(request_id)
@@ -269,7 +274,7 @@ class Engine:
         """Every step's observation of the tenant, in plan order, writing nothing (plan and diagnose).
         A step whose prerequisite would change first is not looked at: what it sees is not known yet."""
         target = parse_resource_id(record.target)
-        plan = plan_for(record.operation, target.kind)
+        plan = plan_for(record.operation, target.kind, on_hybrid_worker=_on_hybrid_worker(record))
         facts: dict[str, Any] = {"changed": False}  # becomes True once a step would change something
         unsettled: set[str] = set()  # steps whose facts later steps cannot rely on
         results: list[Observed] = []

@@ -9,6 +9,7 @@ from typing import Any
 
 from shared.engine.context import Observation, StepContext, Verdict, resource_ref
 from shared.engine.step import Step
+from shared.engine.steps_hybrid_worker import require_hybrid_worker_group
 from shared.engine.steps_vm import LINUX, linux_incompatibility
 from shared.errors import NotFound, PrerequisiteMissing
 from shared.ids import TargetKind
@@ -26,6 +27,8 @@ class ResolveIdentity(Step):
             raise NotFound(label, ctx.target.canonical)
         identity = ctx.provision.identity
         facts: dict[str, Any] = {"location": target.location, "target_name": target.name}
+        if (group := await require_hybrid_worker_group(ctx)) is not None:
+            facts["hybrid_worker_group"] = group
         if target.os_type is not None:
             facts["os_type"] = target.os_type
             # Modules that cannot run on a Linux VM's pwsh end the request here, before any grant is made.

@@ -221,6 +221,31 @@ def test_a_vm_runs_its_modules_in_windows_powershell_51_whatever_the_runtime():
     assert decision.allowed, decision.reason
 
 
+UAI_HERE = f"{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uai-01"
+
+
+def test_a_hybrid_worker_group_takes_the_system_identity_never_a_user_assigned_one():
+    assert policy().evaluate(request(hybrid_worker_group="Workers")).allowed
+    refused = policy().evaluate(request(hybrid_worker_group="Workers", identity=UAI_HERE))
+    assert refused_rule(refused) == "hosts" and refused.field == "hybrid_worker_group"
+    assert "cloud jobs only" in refused.reason and "identity 'system'" in refused.fix
+    assert policy().evaluate(request(identity=UAI_HERE)).allowed  # in Azure's sandbox it works
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"target": VM, "hybrid_worker_group": "Workers"}, "only used for Automation account targets"),
+        ({"hybrid_worker_group": "Workers'; drop"}, "not a valid Hybrid Runbook Worker group name"),
+        ({"hybrid_worker_group": ""}, "not a valid Hybrid Runbook Worker group name"),
+    ],
+)
+def test_a_hybrid_worker_group_is_checked_before_the_policy(changes, message):
+    with pytest.raises(InputError) as caught:
+        request(**changes)
+    assert caught.value.field == "hybrid_worker_group" and message in caught.value.reason
+
+
 def test_a_runtime_not_allowed_is_refused():
     only_51 = policy(allowed_runtimes=["5.1"])
     assert refused_rule(only_51.evaluate(request(runtime="7.4"))) == "allowed_runtimes"
