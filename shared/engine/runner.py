@@ -31,6 +31,7 @@ from shared.errors import (
     ExomiError,
     InternalError,
     OperationFailed,
+    PolicyRefusal,
     RecordedError,
 )
 from shared.findings import Finding
@@ -43,6 +44,7 @@ from shared.state.records import (
     AuditRecord,
     Grants,
     ModuleGrant,
+    RefusalRecord,
     RequestRecord,
     StepRecord,
     TargetRecord,
@@ -451,6 +453,8 @@ class Engine:
         self, record: RequestRecord, error: ExomiError, target_record: TargetRecord | None
     ) -> RequestRecord:
         message = error.message
+        if isinstance(error, PolicyRefusal):
+            await self._record_refusal(record, error)
         if record.operation is Operation.PROVISION:
             if self.roll_back_on_failure:
                 rollback, target_record = await self.roll_back(record, target_record)
@@ -460,6 +464,26 @@ class Engine:
                     target_record.model_copy(update={"status": TargetStatus.FAILED})
                 )
         return await self.state.finish(record, RequestStatus.FAILED, message=message, error=error)
+
+    async def _record_refusal(self, record: RequestRecord, refusal: PolicyRefusal) -> None:
+        """A refusal only a step can make (what the policy could not know before exomi read the target,
+        e.g. a Linux VM's pwsh) goes to the refusal log like every other one."""
+        requester = record.requester
+        await self.state.refusals.append(
+            RefusalRecord(
+                channel=record.channel,
+                operation=record.operation.value,
+                requested_by=record.requested_by,
+                principal_id=requester.principal_id if requester else None,
+                azure_role=requester.azure_role if requester else None,
+                target=record.target,
+                request_id=record.id,
+                rule=refusal.rule,
+                reason=refusal.reason,
+                field=refusal.field,
+                external_reference=record.external_reference,
+            )
+        )
 
     async def _privilege_findings(
         self, record: RequestRecord, target_record: TargetRecord

@@ -67,6 +67,10 @@ async def test_modules_that_cannot_run_on_linux_pwsh_fail_before_any_write(emula
     assert "before 3.10.0 (default 3.5.1)" in text
     assert emulator.writes_since(position) == []
     assert emulator.run_commands(vm.id) == []
+    # Only the identity step could see the OS, yet the refusal is logged like the policy's own.
+    code, refusals, _ = exomi.run("refusals")
+    assert code == 0 and [(r["rule"], r["request_id"]) for r in refusals] == [("compatibility", output["id"])]
+    assert refusals[0]["field"] == "module_versions.ExchangeOnlineManagement"
 
 
 async def test_a_provisioned_linux_vm_diagnoses_ok_and_revokes_cleanly(emulator, exomi, targets):
