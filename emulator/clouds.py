@@ -24,6 +24,11 @@ class Cloud:
     exchange_resource: str  # the resource the module asks a managed identity token for
 
     @property
+    def resources(self) -> frozenset[str]:
+        """The token resources (audiences) that exist in this cloud's Entra, among those the emulator knows."""
+        return frozenset((*self.arm_audiences, *self.graph_audiences, self.exchange_resource))
+
+    @property
     def arm_scope(self) -> str:
         return f"{self.arm_audiences[0]}/.default"
 
@@ -70,6 +75,25 @@ CLOUDS = {
     )
 }
 COMMERCIAL = CLOUDS["O365Default"]
+
+
+def resource_not_found(resource: str, tenant_id: str) -> str:
+    """Entra's AADSTS500011 text for a token asked for a resource the tenant's cloud does not have."""
+    return (
+        f"AADSTS500011: The resource principal named {resource} was not found in the tenant named {tenant_id}. "
+        "This can happen if the application has not been installed by the administrator of the tenant or "
+        "consented to by any user in the tenant. You might have sent your authentication request to the wrong "
+        "tenant."
+    )
+
+
+def foreign_resource(cloud: Cloud, resource: str) -> bool:
+    """A resource of another cloud's ARM, Graph or Exchange Online, which this cloud's Entra does not know
+    (a GCC High identity asking for https://management.azure.com). Others (storage, Key Vault, ...) are not
+    modelled and stay allowed. ``resource`` is already normalised (no trailing slash or /.default)."""
+    wanted = resource.lower()
+    known_elsewhere = {r.lower() for other in CLOUDS.values() for r in other.resources}
+    return wanted in known_elsewhere and wanted not in {r.lower() for r in cloud.resources}
 
 
 def cloud_named(exchange_environment: str) -> Cloud:

@@ -11,6 +11,7 @@ import time
 
 from aiohttp import web
 
+from emulator.clouds import foreign_resource, resource_not_found
 from emulator.http import json_response
 from emulator.runtime import EmulatorRuntime
 from emulator.tenant import ServicePrincipal
@@ -64,6 +65,13 @@ def _mint(runtime: EmulatorRuntime, principal: ServicePrincipal, resource: str) 
     }
 
 
+def _unknown_resource(runtime: EmulatorRuntime, resource: str) -> str | None:
+    """Entra's answer to a token for a resource its cloud has not (AADSTS500011), or None."""
+    if not foreign_resource(runtime.tenant.cloud, normalize_audience(resource)):
+        return None
+    return resource_not_found(resource, runtime.tenant.tenant_id)
+
+
 def _error(status: int, message: str) -> web.Response:
     return json_response({"statusCode": status, "message": message, "correlationId": None}, status)
 
@@ -80,6 +88,8 @@ def build_handlers(runtime: EmulatorRuntime):
         principal = _select_identity(runtime, request.query)
         if principal is None:
             return _error(400, NOT_FOUND)
+        if (unknown := _unknown_resource(runtime, resource)) is not None:
+            return _error(400, unknown)
         return json_response(_mint(runtime, principal, resource))
 
     async def imds_token(request: web.Request) -> web.Response:
@@ -100,6 +110,8 @@ def build_handlers(runtime: EmulatorRuntime):
         principal = _select_identity(runtime, request.query)
         if principal is None:
             return json_response({"error": "invalid_request", "error_description": "Identity not found"}, 400)
+        if (unknown := _unknown_resource(runtime, resource)) is not None:
+            return json_response({"error": "invalid_resource", "error_description": unknown}, 400)
         return json_response(_mint(runtime, principal, resource))
 
     return app_service_token, imds_token

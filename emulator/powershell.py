@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from emulator import directory_data as dd
-from emulator.clouds import CLOUDS, EXCHANGE_ENVIRONMENTS
+from emulator.clouds import CLOUDS, EXCHANGE_ENVIRONMENTS, resource_not_found
 from emulator.tenant import Tenant
 
 # The module versions this emulator knows (what PowerShell Gallery would serve).
@@ -340,10 +340,8 @@ class ScriptRun:
             # tenant's cloud does not know (e.g. commercial Exchange from a GCC High tenant).
             resource = wanted.exchange_resource if wanted else "https://outlook.office.de"
             self._throw(
-                "ManagedIdentityCredential authentication failed: AADSTS500011: The resource principal named "
-                f"{resource} was not found in the tenant named {self.tenant.tenant_id}. This can happen if the "
-                "application has not been installed by the administrator of the tenant or consented to by any "
-                "user in the tenant. You might have sent your authentication request to the wrong tenant."
+                "ManagedIdentityCredential authentication failed: "
+                + resource_not_found(resource, self.tenant.tenant_id)
             )
         if organization.lower() not in {d.lower() for d in self.tenant.accepted_domains}:
             self._throw(

@@ -4,6 +4,7 @@ provision a target whose scripts connect with the right -ExchangeEnvironmentName
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.engine.conftest import RG, Targets
@@ -84,3 +85,29 @@ def test_a_script_without_the_environment_cannot_connect_from_a_gcc_high_tenant(
         "AADSTS500011: The resource principal named https://outlook.office365.com was not found"
         in job.exception
     )
+
+
+@pytest.mark.parametrize("endpoint", ["app-service", "imds"])
+def test_an_identity_in_government_gets_no_token_for_the_commercial_cloud(emulator, endpoint):
+    # A GCC High identity asking for commercial ARM: Entra in that cloud has no such resource principal.
+    emulator.reset(cloud="O365USGovGCCHigh")
+    wrong, right = "https://management.azure.com", "https://management.usgovcloudapi.net"
+    imds = emulator.identity_endpoint.replace("/msi/token", "/metadata/identity/oauth2/token")
+
+    def token(resource: str) -> httpx.Response:
+        if endpoint == "imds":
+            return httpx.get(imds, params={"resource": resource}, headers={"Metadata": "true"})
+        return httpx.get(
+            emulator.identity_endpoint,
+            params={"api-version": "2019-08-01", "resource": resource},
+            headers={"X-IDENTITY-HEADER": emulator.identity_header},
+        )
+
+    refused = token(wrong)
+    assert refused.status_code == 400
+    text = refused.json()["error_description" if endpoint == "imds" else "message"]
+    assert text.startswith(f"AADSTS500011: The resource principal named {wrong} was not found")
+    if endpoint == "imds":
+        assert refused.json()["error"] == "invalid_resource"
+    assert token(right).status_code == 200
+    assert token("https://storage.azure.com").status_code == 200  # not modelled per cloud: allowed
