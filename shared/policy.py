@@ -107,6 +107,27 @@ def powershell_host(request: ProvisionRequest) -> str | None:
     return None
 
 
+def _allowed(
+    request: ProvisionRequest, role: Role, modules: dict[ModuleName, str], expires_at: datetime | None
+) -> Decision:
+    """The effective values of a request: the role, runtime, module versions and runbook it gets."""
+    uses_environment = (
+        request.target_id.kind is TargetKind.AUTOMATION_ACCOUNT and request.runtime.uses_runtime_environment
+    )
+    return Decision(
+        allowed=True,
+        role=role,
+        role_template_id=role.template_id,
+        runtime=request.runtime,
+        runtime_environment=(request.runtime_environment or default_runtime_environment(request.runtime))
+        if uses_environment
+        else None,
+        module_versions=modules,
+        runbook_name=request.runbook_name,
+        expires_at=expires_at,
+    )
+
+
 def _by_name(modules: dict[ModuleName, str]) -> dict[str, str]:
     return {name.value: version for name, version in modules.items()}
 
@@ -361,22 +382,7 @@ class Policy(BaseModel):
         expires_at, refusal = self._expiry(request, role, now)
         if refusal is not None:
             return refusal
-        uses_environment = (
-            request.target_id.kind is TargetKind.AUTOMATION_ACCOUNT
-            and request.runtime.uses_runtime_environment
-        )
-        return Decision(
-            allowed=True,
-            role=role,
-            role_template_id=role.template_id,
-            runtime=request.runtime,
-            runtime_environment=(request.runtime_environment or default_runtime_environment(request.runtime))
-            if uses_environment
-            else None,
-            module_versions=modules,
-            runbook_name=request.runbook_name,
-            expires_at=expires_at,
-        )
+        return _allowed(request, role, modules, expires_at)
 
     def pins_for(self, request: ProvisionRequest) -> dict[ModuleName, str]:
         """The module versions a request gets unless it names others: the policy's pins per Automation
@@ -389,29 +395,13 @@ class Policy(BaseModel):
     def desired_values(self, request: ProvisionRequest) -> Decision:
         """The values a request asks for with the policy's defaults filled in, whether or not the policy
         allows them: what diagnose compares the tenant with when the policy refuses the request."""
-        role = request.role or self.default_role
-        uses_environment = (
-            request.target_id.kind is TargetKind.AUTOMATION_ACCOUNT
-            and request.runtime.uses_runtime_environment
+        pins = (
+            self.pins_for(request)
+            if request.target_id.kind is TargetKind.FUNCTION_APP
+            else self.pinned_module_versions.get(request.runtime, {})
         )
-        return Decision(
-            allowed=True,
-            role=role,
-            role_template_id=role.template_id,
-            runtime=request.runtime,
-            runtime_environment=(request.runtime_environment or default_runtime_environment(request.runtime))
-            if uses_environment
-            else None,
-            module_versions={
-                **(
-                    self.pins_for(request)
-                    if request.target_id.kind is TargetKind.FUNCTION_APP
-                    else self.pinned_module_versions.get(request.runtime, {})
-                ),
-                **(request.module_versions or {}),
-            },
-            runbook_name=request.runbook_name,
-        )
+        modules = {**pins, **(request.module_versions or {})}
+        return _allowed(request, request.role or self.default_role, modules, None)
 
     def _expiry(
         self, request: ProvisionRequest, role: Role, now: datetime

@@ -21,7 +21,6 @@ from emulator.arm.automation_common import (
     account_path,
     bad_request,
     check_name,
-    find_account,
     object_property,
     optional_bool,
     require_account,
@@ -32,7 +31,6 @@ from emulator.arm.router import (
     ArmContext,
     ArmRouter,
     arm_json,
-    paged,
     require_resource_group,
     system_data,
     validate_tags,
@@ -175,23 +173,6 @@ async def patch_account(ctx: ArmContext) -> web.Response:
     return arm_json(account_json(ctx.tenant, account))
 
 
-async def delete_account(ctx: ArmContext) -> web.Response:
-    account = find_account(ctx)
-    if account is None:
-        return tracked.already_deleted(ctx)
-    # Modules, runbooks, jobs, ... and the system-assigned identity's principal go with it.
-    ctx.tenant.delete_resource_tree(account.id)
-    return web.Response(status=200)
-
-
-async def list_by_resource_group(ctx: ArmContext) -> web.Response:
-    return paged(ctx, [account_json(ctx.tenant, a) for a in tracked.in_resource_group(ctx, ACCOUNT_TYPE)])
-
-
-async def list_by_subscription(ctx: ArmContext) -> web.Response:
-    return paged(ctx, [account_json(ctx.tenant, a) for a in tracked.in_subscription(ctx, ACCOUNT_TYPE)])
-
-
 def register(router: ArmRouter) -> None:
     tracked.add_routes(
         router,
@@ -200,8 +181,7 @@ def register(router: ArmRouter) -> None:
         put=put_account,
         get=get_account,
         patch=patch_account,
-        delete=delete_account,
-        list_by_resource_group=list_by_resource_group,
-        list_by_subscription=list_by_subscription,
+        # DELETE takes modules, runbooks, jobs, ... and the system-assigned identity's principal with it.
+        render=lambda ctx, account: account_json(ctx.tenant, account),
         **route_args("automationAccounts"),
     )

@@ -13,7 +13,6 @@ from emulator.arm.router import (
     ArmContext,
     ArmRouter,
     arm_json,
-    paged,
     require_resource_group,
     system_data,
     validate_tags,
@@ -110,22 +109,6 @@ async def patch_identity(ctx: ArmContext) -> web.Response:
     return arm_json(uai_json(resource))
 
 
-async def delete_identity(ctx: ArmContext) -> web.Response:
-    resource = tracked.find(ctx, UAI_TYPE, "resourceName")
-    if resource is None:
-        return tracked.already_deleted(ctx)
-    ctx.tenant.delete_resource_tree(resource.id)
-    return web.Response(status=200)
-
-
-async def list_by_resource_group(ctx: ArmContext) -> web.Response:
-    return paged(ctx, [uai_json(r) for r in tracked.in_resource_group(ctx, UAI_TYPE)])
-
-
-async def list_by_subscription(ctx: ArmContext) -> web.Response:
-    return paged(ctx, [uai_json(r) for r in tracked.in_subscription(ctx, UAI_TYPE)])
-
-
 async def get_system_assigned(ctx: ArmContext) -> web.Response:
     scope = ctx.params["scope"]
     resource = ctx.tenant.get_resource(scope)
@@ -162,9 +145,7 @@ def register(router: ArmRouter) -> None:
         put=put_identity,
         get=get_identity,
         patch=patch_identity,
-        delete=delete_identity,
-        list_by_resource_group=list_by_resource_group,
-        list_by_subscription=list_by_subscription,
+        render=lambda _ctx, resource: uai_json(resource),
         **common,
     )
     router.add(

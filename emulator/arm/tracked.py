@@ -7,11 +7,12 @@ calls. Use it as a module
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from emulator.arm.router import ArmContext, ArmRouter, Handler, not_found, require_resource_group
+from emulator.arm.router import ArmContext, ArmRouter, Handler, not_found, paged, require_resource_group
 from emulator.http import ArmError
 from emulator.tenant import ArmResource
 
@@ -71,6 +72,35 @@ def in_resource_group(ctx: ArmContext, resource_type: str) -> list[ArmResource]:
     return ctx.tenant.children(f"{rg_id}/providers/{resource_type}")
 
 
+Render = Callable[[ArmContext, ArmResource], dict[str, Any]]
+
+
+def delete_handler(arm_type: str, name_param: str) -> Handler:
+    """DELETE as ARM answers it for a tracked resource: 200, its children and system identity go with it;
+    204 when it does not exist."""
+
+    async def delete(ctx: ArmContext) -> web.Response:
+        resource = find(ctx, arm_type, name_param)
+        if resource is None:
+            return already_deleted(ctx)
+        ctx.tenant.delete_resource_tree(resource.id)
+        return web.Response(status=200)
+
+    return delete
+
+
+def list_handlers(arm_type: str, render: Render) -> tuple[Handler, Handler]:
+    """The list-by-resource-group and list-by-subscription calls, each resource shown by ``render``."""
+
+    async def by_resource_group(ctx: ArmContext) -> web.Response:
+        return paged(ctx, [render(ctx, r) for r in in_resource_group(ctx, arm_type)])
+
+    async def by_subscription(ctx: ArmContext) -> web.Response:
+        return paged(ctx, [render(ctx, r) for r in in_subscription(ctx, arm_type)])
+
+    return by_resource_group, by_subscription
+
+
 def add_routes(
     router: ArmRouter,
     arm_type: str,
@@ -80,14 +110,21 @@ def add_routes(
     put: Handler,
     get: Handler,
     patch: Handler,
-    delete: Handler,
-    list_by_resource_group: Handler,
-    list_by_subscription: Handler,
+    delete: Handler | None = None,
+    render: Render | None = None,
+    list_by_resource_group: Handler | None = None,
+    list_by_subscription: Handler | None = None,
     **route_args: Any,
 ) -> str:
     """Adds the six routes every tracked resource type has, with ARM's ``{type}/read|write|delete``
-    actions; returns the item's route template (for the type's further routes). ``route_args`` are
-    ``ArmRouter.add``'s ``api_versions``, ``provider`` and ``resource_type``."""
+    actions; returns the item's route template (for the type's further routes). Without ``delete`` or
+    the list handlers, the usual ones serve (the lists show each resource with ``render``). ``route_args``
+    are ``ArmRouter.add``'s ``api_versions``, ``provider`` and ``resource_type``."""
+    delete = delete or delete_handler(arm_type, name_param)
+    if list_by_resource_group is None or list_by_subscription is None:
+        if render is None:
+            raise TypeError("add_routes needs render, or both list handlers")
+        list_by_resource_group, list_by_subscription = list_handlers(arm_type, render)
     collection = (
         f"/subscriptions/{{subscriptionId}}/resourceGroups/{{resourceGroupName}}/providers/{arm_type}"
     )

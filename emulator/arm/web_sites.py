@@ -18,7 +18,7 @@ from aiohttp import web
 
 from emulator.arm import api_versions, tracked
 from emulator.arm.identity import apply_identity, identity_json
-from emulator.arm.router import ArmContext, ArmRouter, arm_json, paged, require_resource_group, validate_tags
+from emulator.arm.router import ArmContext, ArmRouter, arm_json, require_resource_group, validate_tags
 from emulator.http import ArmError
 from emulator.tenant import ArmResource, Tenant
 
@@ -110,22 +110,6 @@ async def patch_site(ctx: ArmContext) -> web.Response:
     return arm_json(site_json(ctx.tenant, site))
 
 
-async def delete_site(ctx: ArmContext) -> web.Response:
-    site = tracked.find(ctx, SITE_TYPE, "name")
-    if site is None:
-        return tracked.already_deleted(ctx)
-    ctx.tenant.delete_resource_tree(site.id)  # the system-assigned identity's principal goes with it
-    return web.Response(status=200)
-
-
-async def list_by_resource_group(ctx: ArmContext) -> web.Response:
-    return paged(ctx, [site_json(ctx.tenant, s) for s in tracked.in_resource_group(ctx, SITE_TYPE)])
-
-
-async def list_by_subscription(ctx: ArmContext) -> web.Response:
-    return paged(ctx, [site_json(ctx.tenant, s) for s in tracked.in_subscription(ctx, SITE_TYPE)])
-
-
 def register(router: ArmRouter) -> None:
     tracked.add_routes(
         router,
@@ -134,9 +118,7 @@ def register(router: ArmRouter) -> None:
         put=put_site,
         get=get_site,
         patch=patch_site,
-        delete=delete_site,
-        list_by_resource_group=list_by_resource_group,
-        list_by_subscription=list_by_subscription,
+        render=lambda ctx, site: site_json(ctx.tenant, site),
         api_versions=api_versions.WEB,
         provider="Microsoft.Web",
         resource_type="sites",
