@@ -56,13 +56,49 @@ class RevokeScope(Step):
 NOTHING = "nothing of exomi's to revoke for this target"
 
 
-class RemoveRunbook(Step):
+class _DeleteOwn(Step):
+    """Delete one Automation account resource exomi created for the target (its name is in the target's
+    record), unless ``observe`` says it is gone or must stay; the deletion is audited."""
+
+    label: str  # what people read, e.g. "runbook"
+    audit_key: str  # the audit record's field for its name
+
+    def _own(self, ctx: StepContext) -> str | None:
+        """The name exomi recorded for it, None when exomi created none."""
+        raise NotImplementedError
+
+    async def _delete(self, ctx: StepContext, name: str) -> None:
+        raise NotImplementedError
+
+    async def apply(self, ctx: StepContext) -> StepResult:
+        observation = await self.observe(ctx)
+        name = self._own(ctx)
+        action = f"delete {self.label} {name}"
+        if observation.verdict is not Verdict.WRONG or name is None:
+            if name:
+                await ctx.audit.settle(0, action, {"deleted": True})
+            return StepResult(done=True, message=observation.detail)
+        await ctx.audit.intend(0, action, {self.audit_key: name})
+        await self._delete(ctx, name)
+        await ctx.audit.done(0, action, {self.audit_key: name}, {"deleted": True})
+        return StepResult(done=True, changed=True, message=f"deleted {self.label} {name}")
+
+
+class RemoveRunbook(_DeleteOwn):
     name = "revoke-runbook"
     title = "Remove the runbook exomi published"
     after = ("revoke-scope",)
+    label = "runbook"
+    audit_key = "runbook"
+
+    def _own(self, ctx: StepContext) -> str | None:
+        return ctx.target_record.granted.runbook_name if ctx.target_record else None
+
+    async def _delete(self, ctx: StepContext, name: str) -> None:
+        await ctx.arm.delete_runbook(ctx.ref, name)
 
     async def observe(self, ctx: StepContext) -> Observation:
-        name = ctx.target_record.granted.runbook_name if ctx.target_record else None
+        name = self._own(ctx)
         if ctx.kind is not TargetKind.AUTOMATION_ACCOUNT or not name:
             return Observation(Verdict.NOT_APPLICABLE, "no runbook of exomi's to remove")
         runbook = (
@@ -74,30 +110,25 @@ class RemoveRunbook(Step):
             return Observation(Verdict.OK, f"runbook {name} is gone")
         return Observation(Verdict.WRONG, f"runbook {name} exists", action=f"delete runbook {name}")
 
-    async def apply(self, ctx: StepContext) -> StepResult:
-        observation = await self.observe(ctx)
-        name = ctx.target_record.granted.runbook_name if ctx.target_record else None
-        action = f"delete runbook {name}"
-        if observation.verdict is not Verdict.WRONG or name is None:
-            if name:
-                await ctx.audit.settle(0, action, {"deleted": True})
-            return StepResult(done=True, message=observation.detail)
-        await ctx.audit.intend(0, action, {"runbook": name})
-        await ctx.arm.delete_runbook(ctx.ref, name)
-        await ctx.audit.done(0, action, {"runbook": name}, {"deleted": True})
-        return StepResult(done=True, changed=True, message=f"deleted runbook {name}")
 
-
-class RemoveRuntimeEnvironment(Step):
+class RemoveRuntimeEnvironment(_DeleteOwn):
     """The runtime environment exomi created for its runbook goes when no runbook runs in it any more
     (modules imported into the account's PowerShell 5.1 space stay: other runbooks may use them)."""
 
     name = "revoke-runtime-environment"
     title = "Remove the runtime environment exomi created, once no runbook uses it"
     after = ("revoke-runbook",)
+    label = "runtime environment"
+    audit_key = "runtime_environment"
+
+    def _own(self, ctx: StepContext) -> str | None:
+        return ctx.target_record.granted.runtime_environment if ctx.target_record else None
+
+    async def _delete(self, ctx: StepContext, name: str) -> None:
+        await ctx.arm.delete_runtime_environment(ctx.ref, name)
 
     async def observe(self, ctx: StepContext) -> Observation:
-        environment = ctx.target_record.granted.runtime_environment if ctx.target_record else None
+        environment = self._own(ctx)
         if ctx.kind is not TargetKind.AUTOMATION_ACCOUNT or not environment:
             return Observation(Verdict.NOT_APPLICABLE, "no runtime environment of exomi's to remove")
         if await ctx.arm.get_automation_account(ctx.ref) is None:
@@ -114,19 +145,6 @@ class RemoveRuntimeEnvironment(Step):
             f"runtime environment {environment} exists",
             action=f"delete runtime environment {environment}",
         )
-
-    async def apply(self, ctx: StepContext) -> StepResult:
-        observation = await self.observe(ctx)
-        environment = ctx.target_record.granted.runtime_environment if ctx.target_record else None
-        action = f"delete runtime environment {environment}"
-        if observation.verdict is not Verdict.WRONG or environment is None:
-            if environment:
-                await ctx.audit.settle(0, action, {"deleted": True})
-            return StepResult(done=True, message=observation.detail)
-        await ctx.audit.intend(0, action, {"runtime_environment": environment})
-        await ctx.arm.delete_runtime_environment(ctx.ref, environment)
-        await ctx.audit.done(0, action, {"runtime_environment": environment}, {"deleted": True})
-        return StepResult(done=True, changed=True, message=f"deleted runtime environment {environment}")
 
 
 class _RemoveGrants(Step):
