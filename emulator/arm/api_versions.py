@@ -22,7 +22,9 @@ RESOURCES = frozenset(
 )
 # .../Microsoft.Resources/stable/{v}/subscriptions.json (subscriptions, locations).
 SUBSCRIPTIONS = frozenset({"2016-06-01", "2020-01-01", "2021-01-01", "2022-12-01", "2024-11-01"})
-AUTOMATION = frozenset({"2023-11-01", "2024-10-23"})
+# specification/automation/resource-manager/Microsoft.Automation/stable/{v}/: 2022-08-08 is the first stable
+# version with the PowerShell 7 runbook types (PowerShell7, PowerShell72); older ones predate them.
+AUTOMATION = frozenset({"2022-08-08", "2023-11-01", "2024-10-23"})
 # Runtime environments and their packages are new in 2024-10-23.
 AUTOMATION_RUNTIME_ENVIRONMENTS = frozenset({"2024-10-23"})
 # specification/msi/resource-manager/Microsoft.ManagedIdentity/ManagedIdentity/{stable,preview}/{v}/

@@ -419,3 +419,25 @@ def test_a_prerelease_powershellget_breaks_every_connection_in_the_sandbox(emula
     assert job.status == "Failed"
     assert job.exception.startswith("Could not find file 'C:\\Users\\Client\\Temp\\")
     assert "\\tmpEXO_" in job.exception
+
+
+def test_the_seed_procedure_at_api_version_2022_08_08(emulator):
+    # An older client (2022-08-08: no runtime environments yet) runs the same procedure; the answers
+    # have every key of that version's spec example, and what the version lacks is refused.
+    create_account(emulator)
+    client = emulator.automation(api_version="2022-08-08")
+    import_modules(client, MODULES_51)
+    grant_exchange(emulator, emulator.automation().automation_account.get(RG, ACCOUNT).identity.principal_id)
+    publish_runbook(client, "Verify", SEED_RUNBOOK)
+
+    job = run_runbook(client, "Verify")
+
+    assert job.status == "Completed"
+    client.runbook.update(
+        RG, ACCOUNT, "Verify", {"properties": {"description": "Connects to Exchange Online"}}
+    )
+    runbook = client.runbook.get(RG, ACCOUNT, "Verify", cls=raw_response)
+    assert_shape(load_example("automation_2022-08-08_getRunbook.json")["body"], body_of(runbook))
+    with pytest.raises(HttpResponseError) as info:
+        client.runtime_environments.get(RG, ACCOUNT, "PowerShell-7.2")
+    assert info.value.status_code == 400

@@ -183,11 +183,15 @@ class Emulator:
             **self._arm_kwargs(),
         )
 
-    def automation(self, credential=None, subscription_id: str | None = None) -> AutomationClient:
+    def automation(
+        self, credential=None, subscription_id: str | None = None, api_version: str | None = None
+    ) -> AutomationClient:
+        """azure-mgmt-automation (2024-10-23 unless ``api_version`` names another published version)."""
         return AutomationClient(
             credential or self.admin_credential(),
             subscription_id or self.subscription_id,
             **self._arm_kwargs(),
+            **({"api_version": api_version} if api_version else {}),
         )
 
     def msi(self, credential=None, subscription_id: str | None = None) -> ManagedServiceIdentityClient:
