@@ -39,6 +39,7 @@ class TargetKind(StrEnum):
     VIRTUAL_MACHINE = "Microsoft.Compute/virtualMachines"
     USER_ASSIGNED_IDENTITY = "Microsoft.ManagedIdentity/userAssignedIdentities"
     FUNCTION_APP = "Microsoft.Web/sites"  # a site whose kind is a function app (the identity step checks)
+    SCALE_SET = "Microsoft.Compute/virtualMachineScaleSets"  # Uniform or Flexible
 
     @property
     def label(self) -> str:
@@ -50,6 +51,7 @@ _KIND_LABELS = {
     TargetKind.VIRTUAL_MACHINE: "virtual machine",
     TargetKind.USER_ASSIGNED_IDENTITY: "user-assigned identity",
     TargetKind.FUNCTION_APP: "Function app",
+    TargetKind.SCALE_SET: "virtual machine scale set",
 }
 _NAME_RULES: dict[TargetKind, tuple[re.Pattern[str], str]] = {
     TargetKind.AUTOMATION_ACCOUNT: (
@@ -67,6 +69,12 @@ _NAME_RULES: dict[TargetKind, tuple[re.Pattern[str], str]] = {
     TargetKind.FUNCTION_APP: (
         re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,58}[A-Za-z0-9])$"),
         "2-60 characters: letters, digits and hyphens, not starting or ending with a hyphen",
+    ),
+    # The naming rules page forbids spaces, control characters and ~!@#$%^&*()=+_[]{}\|;:.'",<>/? in a
+    # scale set's name (1-64; a Windows set's computer name prefix has at most 15).
+    TargetKind.SCALE_SET: (
+        re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?$"),
+        "1-64 characters: letters, digits and hyphens, starting with a letter or digit and not ending with '-'",
     ),
 }
 

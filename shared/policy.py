@@ -100,7 +100,7 @@ def powershell_host(request: ProvisionRequest) -> str | None:
     before exomi reads the VM, so a Linux VM's pwsh (host linux-7.4) is checked by the identity step."""
     if request.target_id.kind is TargetKind.AUTOMATION_ACCOUNT:
         return request.runtime.value
-    if request.target_id.kind is TargetKind.VIRTUAL_MACHINE:
+    if request.target_id.kind in (TargetKind.VIRTUAL_MACHINE, TargetKind.SCALE_SET):
         return Runtime.PS51.value
     if request.target_id.kind is TargetKind.FUNCTION_APP:
         return FUNCTIONS_HOST
