@@ -4,7 +4,11 @@ instance added later is reported by diagnose and a second provision installs on 
 
 from __future__ import annotations
 
+import json
+
 from tests.engine.test_provision import EXCHANGE_ADMIN, assert_succeeded, exchange_grants, grants_of
+from tests.engine.test_resilience import _wait_for
+from tests.support.exomi import ExomiRunner, policy_for
 
 SCALE_SET_STEPS = ["identity", "principal", "exchange-sp", "app-role", "entra-role", "vmss-modules", "verify"]
 
@@ -114,3 +118,56 @@ async def test_a_set_without_instances_is_granted_not_verified_and_revokes(emula
     code, output, _ = exomi.run("revoke", "--target", scale_set.id)
     assert code == 0 and output["status"] == "revoked"
     assert emulator.exchange_access(scale_set.identity.principal_id) == (0, [])
+
+
+async def test_verification_waits_for_propagation_on_every_instance(emulator, exomi, targets):
+    # Deterministic: the grants do not reach Exchange until the test releases them, after the first
+    # connect test has failed on both instances.
+    emulator.set_timings(run_command=0.3)
+    emulator.ctl("PUT", "/propagation", {"held": True})
+    scale_set = targets.scale_set(capacity=2)
+    ids = _instance_ids(emulator, scale_set)
+    process = exomi.start(*_provision(emulator, scale_set))
+
+    def first_tests_ran():
+        return all(sum(c["done"] for c in emulator.run_commands(i)) >= 2 for i in ids)
+
+    await _wait_for(first_tests_ran, "the first connect test to end on both instances")
+    emulator.ctl("PUT", "/propagation", {"held": False})
+    emulator.expire_exchange_tokens()  # what the passing of the cached tokens' lifetime does
+    stdout, stderr = process.communicate(timeout=120)
+    output = json.loads(stdout)
+    assert_succeeded(process.returncode, output, stderr)
+    # Each instance: one install, a refused test, and a test after propagation.
+    assert all(len(emulator.run_commands(i)) >= 3 for i in ids)
+    verify = _step(output, "verify")
+    assert f"{scale_set.name}_0" in verify["message"] and f"{scale_set.name}_1" in verify["message"]
+
+
+async def test_a_user_assigned_identity_connects_by_its_client_id_on_every_instance(emulator, exomi, targets):
+    emulator.set_timings(propagation_delay=0.2, run_command=0.3)
+    uai = targets.user_assigned_identity()
+    scale_set = targets.scale_set(capacity=2, system=False, user_assigned=[uai.id], linux=True)
+
+    code, output, stderr = exomi.run(*_provision(emulator, scale_set, uai))
+
+    assert_succeeded(code, output, stderr)
+    app_roles, _ = await grants_of(emulator, uai.principal_id)
+    assert len(exchange_grants(app_roles, emulator.exchange_service_principal_id)) == 1
+    _, status, _ = exomi.run("status", output["id"])
+    assert f"-ManagedIdentityAccountId {uai.client_id}" in status["connect_command"]
+    assert _step(output, "verify")["status"] == "done"
+
+
+async def test_modules_that_cannot_run_on_a_linux_sets_pwsh_fail_before_any_write(emulator, azurite, targets):
+    exomi = ExomiRunner(emulator, azurite, policy=policy_for(emulator, allow_unpinned_module_versions=True))
+    scale_set = targets.scale_set(capacity=1, linux=True)
+    position = emulator.log_position()
+
+    code, output, _ = exomi.run(
+        *_provision(emulator, scale_set), "--module-version", "ExchangeOnlineManagement=3.10.0"
+    )
+
+    assert code != 0 and output["status"] == "failed", output
+    assert "does not work on PowerShell linux-7.4" in str(output)
+    assert emulator.writes_since(position) == []
