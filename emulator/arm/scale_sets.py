@@ -403,14 +403,15 @@ async def list_by_subscription(ctx: ArmContext) -> web.Response:
 # Uniform instances
 
 
-def _uniform(ctx: ArmContext) -> ArmResource:
+def _uniform(ctx: ArmContext, operation: str) -> ArmResource:
+    """The set, if it is Uniform: a Flexible set's instances are served by the VM APIs only."""
     scale_set = _get_set(ctx)
     if mode(scale_set) != "Uniform":
         raise ArmError(
             400,
-            "OperationNotAllowed",
-            f"This operation is not supported on virtual machine scale set '{scale_set.name}' because it uses "
-            "Flexible orchestration mode: use the virtual machine APIs for its instances.",
+            "BadRequest",
+            f"Operation 'VirtualMachineScaleSets.{operation}' is not allowed on Virtual Machine Scale Set "
+            f"{scale_set.name}.",
         )
     return scale_set
 
@@ -424,18 +425,18 @@ def _instance(ctx: ArmContext, scale_set: ArmResource) -> ArmResource:
 
 
 async def list_instances(ctx: ArmContext) -> web.Response:
-    scale_set = _uniform(ctx)
+    scale_set = _uniform(ctx, "virtualMachines.GET")
     return paged(ctx, [instance_json(ctx.tenant, scale_set, i) for i in instances(ctx.tenant, scale_set)])
 
 
 async def get_instance(ctx: ArmContext) -> web.Response:
-    scale_set = _uniform(ctx)
+    scale_set = _uniform(ctx, "virtualMachines.GET")
     expand = ctx.request.query.get("$expand", "").lower() == "instanceview"
     return arm_json(instance_json(ctx.tenant, scale_set, _instance(ctx, scale_set), view=expand))
 
 
 async def instance_run_command(ctx: ArmContext) -> web.Response:
-    instance = _instance(ctx, _uniform(ctx))
+    instance = _instance(ctx, _uniform(ctx, "virtualMachines.runCommand.POST"))
     return await compute.run_command_on(ctx, instance)
 
 

@@ -1,4 +1,4 @@
-"""ARM adapter: the Automation account, VM and user-assigned identity calls exomi makes, returning
+"""ARM adapter: the Automation account, VM, VM scale set, site and user-assigned identity calls exomi makes, returning
 plain data and raising only exomi errors. "Not found" is an answer (None) where absence is normal."""
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def _identity(identity: Any) -> tuple[IdentityInfo | None, dict[str, IdentityInf
 
 
 def _target(resource: Any) -> TargetResource:
-    """An Automation account, VM or site (each carries an ARM ``identity`` block) as a target."""
+    """An Automation account, VM, scale set or site (each carries an ARM ``identity`` block) as a target."""
     system, linked = _identity(resource.identity)
     return TargetResource(
         resource.id, resource.name, resource.location, dict(resource.tags or {}), system, linked

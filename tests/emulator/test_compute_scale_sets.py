@@ -128,7 +128,10 @@ def test_a_flexible_set_has_ordinary_vms(emulator, compute):
     # The Uniform instance APIs do not serve a Flexible set.
     with pytest.raises(HttpResponseError) as info:
         list(compute.virtual_machine_scale_set_vms.list(RG, "vmss1"))
-    assert info.value.status_code == 400 and info.value.error.code == "OperationNotAllowed"
+    assert info.value.status_code == 400 and info.value.error.code == "BadRequest"
+    assert (
+        "Operation 'VirtualMachineScaleSets.virtualMachines.GET' is not allowed" in info.value.error.message
+    )
     # Deleting the set deletes its VMs, and its identity goes with it.
     compute.virtual_machine_scale_sets.begin_delete(RG, "vmss1").result()
     assert list(compute.virtual_machines.list(RG)) == []
