@@ -107,17 +107,27 @@ class ScaleSetModules(Step):
     def _wanted(self, ctx: StepContext) -> dict[str, str]:
         return {str(name): version for name, version in ctx.desired.module_versions.items()}
 
-    async def observe(self, ctx: StepContext) -> Observation:
+    async def _lacking(self, ctx: StepContext) -> tuple[list[ScaleSetInstance], list[ScaleSetInstance]]:
+        """The set's instances now, and those without the pinned modules from exomi."""
         wanted = self._wanted(ctx)
         refusal = linux_incompatibility(wanted) if is_linux(ctx) else None
         if refusal is not None:
             raise refusal
         instances = await list_instances(ctx)
+        installed = installed_on(ctx)
+        return instances, [i for i in instances if installed.get(i.name) != wanted]
+
+    async def observe(self, ctx: StepContext) -> Observation:
+        return self._observation(ctx, *await self._lacking(ctx))
+
+    def _observation(
+        self, ctx: StepContext, instances: list[ScaleSetInstance], lacking: list[ScaleSetInstance]
+    ) -> Observation:
+        wanted = self._wanted(ctx)
         facts: dict[str, Any] = {"scale_set_instances": [i.name for i in instances]}
         if not instances:
             return Observation(Verdict.OK, NO_INSTANCES, facts=facts)
-        installed = installed_on(ctx)
-        missing = [i.name for i in instances if installed.get(i.name) != wanted]
+        missing = [i.name for i in lacking]
         if not missing:
             return Observation(
                 Verdict.OK,
@@ -143,7 +153,8 @@ class ScaleSetModules(Step):
         action = "install modules on scale set instances with Run Command"
         memo = dict(ctx.memo)
         if "runs" not in memo:
-            observation = await self.observe(ctx)
+            instances, todo = await self._lacking(ctx)
+            observation = self._observation(ctx, instances, todo)
             names = observation.facts["scale_set_instances"]
             if observation.verdict is Verdict.OK:
                 return StepResult(
@@ -151,9 +162,7 @@ class ScaleSetModules(Step):
                     message=observation.detail,
                     facts={"scale_set_instances": names, "instances_installed": []},
                 )
-            installed = installed_on(ctx)
-            todo = [i for i in await list_instances(ctx) if installed.get(i.name) != wanted]
-            await ctx.audit.intend(0, action, {"installed_by_exomi": installed})
+            await ctx.audit.intend(0, action, {"installed_by_exomi": installed_on(ctx)})
             script = install_modules_shell_script(wanted) if is_linux(ctx) else install_modules_script(wanted)
             memo.update(
                 runs=await start_on(ctx, todo, script),
