@@ -83,6 +83,7 @@ class VmOperation:
     script: str | None = None  # Run Command only
     command_id: str | None = None  # Run Command only
     result: dict[str, Any] | None = None  # RunCommandResult, once the script has run
+    streams: tuple[str, str, int] | None = None  # (stdout, stderr, exit code), once the script has run
     error: dict[str, str] | None = None
 
     def done(self, now: float) -> bool:
@@ -529,7 +530,7 @@ def _run_command_result(outcome: ScriptOutcome) -> dict[str, Any]:
 def _settle(tenant: Tenant, operation: VmOperation, now: float) -> None:
     """Runs a finished Run Command's script once, against the tenant as it is at completion time."""
     if (
-        operation.kind != "runCommand"
+        operation.kind not in ("runCommand", "managedRunCommand")
         or operation.result is not None
         or operation.error
         or not operation.done(now)
@@ -544,10 +545,19 @@ def _settle(tenant: Tenant, operation: VmOperation, now: float) -> None:
         return
     if operation.command_id == "RunShellScript":
         machine = _linux_machine(tenant, vm, operation.done_at)
-        operation.result = _shell_result(run_bash(operation.script or "", machine))
+        shell = run_bash(operation.script or "", machine)
+        operation.result = _shell_result(shell)
+        operation.streams = (
+            "".join(line + "\n" for line in shell.stdout),
+            "".join(line + "\n" for line in shell.stderr),
+            shell.exit_code,
+        )
         return
     outcome = run_script(tenant, operation.script or "", _script_host(tenant, vm), now=operation.done_at)
     operation.result = _run_command_result(outcome)
+    # A managed Run Command reports an exit code; a script that wrote errors exits 1 (*guess*).
+    stdout, stderr = (status["message"] for status in operation.result["value"])
+    operation.streams = (stdout, stderr, 1 if outcome.errors else 0)
 
 
 def settle_run(tenant: Tenant, vm: ArmResource) -> None:
@@ -732,3 +742,5 @@ merge_patch = _merge_patch
 start_operation = _start_operation
 operation_headers = _operation_headers
 instance_view_of = _instance_view
+settle = _settle
+script_of = _script_of

@@ -440,6 +440,140 @@ async def instance_run_command(ctx: ArmContext) -> web.Response:
     return await compute.run_command_on(ctx, instance)
 
 
+# --------------------------------------------------------------------------------------------------
+# Managed Run Commands of Uniform instances (VirtualMachineScaleSetVMRunCommands_*)
+
+RUN_COMMAND_TYPE = "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/runCommands"
+# Sent, never returned (secrets), or computed by the service.
+RUN_COMMAND_HIDDEN = {"runAsPassword", "protectedParameters", "provisioningState", "instanceView"}
+
+
+def _run_command_id(ctx: ArmContext, instance: ArmResource) -> str:
+    return f"{instance.id}/runCommands/{ctx.params['runCommandName']}"
+
+
+def _find_run_command(ctx: ArmContext) -> tuple[ArmResource, ArmResource | None]:
+    instance = _instance(ctx, _uniform(ctx, "virtualMachines.runCommands"))
+    return instance, ctx.tenant.get_resource(_run_command_id(ctx, instance))
+
+
+def _run_command_operation(ctx: ArmContext, run: ArmResource) -> compute.VmOperation | None:
+    operation = ctx.tenant.operations.get(run.state.get("operation", ""))
+    if isinstance(operation, compute.VmOperation):
+        compute.settle(ctx.tenant, operation, time.time())
+        return operation
+    return None
+
+
+def run_command_json(ctx: ArmContext, run: ArmResource, *, view: bool) -> dict[str, Any]:
+    operation = _run_command_operation(ctx, run)
+    done = operation is not None and operation.streams is not None
+    properties = {**run.properties, "provisioningState": "Succeeded" if done else run.state["busy_state"]}
+    if view and operation is not None:
+        stdout, stderr, exit_code = operation.streams or ("", "", 0)
+        instance_view: dict[str, Any] = {
+            "executionState": ("Succeeded" if exit_code == 0 else "Failed") if done else "Running",
+            "startTime": iso(operation.started_at),
+        }
+        if done:
+            instance_view.update(
+                executionMessage="Execution completed"
+                if exit_code == 0
+                else f"Execution failed: exit code {exit_code}",
+                exitCode=exit_code,
+                output=stdout,
+                error=stderr,
+                endTime=iso(operation.done_at),
+            )
+        properties["instanceView"] = instance_view
+    body: dict[str, Any] = {
+        "id": run.id,
+        "name": run.name,
+        "type": RUN_COMMAND_TYPE,
+        "location": run.location,
+        "properties": properties,
+    }
+    if run.tags:
+        body["tags"] = run.tags
+    return body
+
+
+async def put_run_command(ctx: ArmContext) -> web.Response:
+    """Creates (or replaces) a managed Run Command: its script runs on the instance, and the PUT's
+    operation ends when it has (asyncExecution false, the default)."""
+    instance, existing = _find_run_command(ctx)
+    body = await ctx.json_object()
+    location = tracked.require_location(body)
+    tags = validate_tags(body.get("tags"))
+    properties = body.get("properties")
+    if not isinstance(properties, dict):
+        raise _invalid("Required parameter 'properties' is missing (null).", "properties")
+    source = properties.get("source")
+    if not isinstance(source, dict) or not isinstance(source.get("script"), str):
+        raise _invalid(
+            "The run command needs 'source.script' (the emulator does not download 'source.scriptUri' nor run "
+            "gallery scripts).",
+            "source",
+        )
+    linux = compute.os_type(instance) == "Linux"
+    script = compute.script_of(
+        {"script": source["script"].splitlines(), "parameters": properties.get("parameters") or []}, linux
+    )
+    command_id = "RunShellScript" if linux else "RunPowerShellScript"
+    operation = compute.start_operation(
+        ctx,
+        instance,
+        "managedRunCommand",
+        ctx.runtime.timings.run_command,
+        script=script,
+        command_id=command_id,
+    )
+    run = existing or ArmResource(
+        id=_run_command_id(ctx, instance),
+        type=RUN_COMMAND_TYPE,
+        name=ctx.params["runCommandName"],
+        location=location,
+        created_by=ctx.caller.principal.app_id,
+    )
+    run.properties = {k: v for k, v in properties.items() if k not in RUN_COMMAND_HIDDEN}
+    run.properties.setdefault("asyncExecution", False)
+    run.tags = tags
+    run.state.update(operation=operation.id, busy_state="Updating" if existing else "Creating")
+    tracked.touch(run, ctx)
+    ctx.tenant.put_resource(run)
+    return arm_json(
+        run_command_json(ctx, run, view=False),
+        200 if existing else 201,
+        headers=compute.operation_headers(ctx, instance, operation, location=False),
+    )
+
+
+async def get_run_command(ctx: ArmContext) -> web.Response:
+    _, run = _find_run_command(ctx)
+    if run is None:
+        raise ArmError(404, "NotFound", "The entity was not found in this Azure location.")
+    expand = ctx.request.query.get("$expand", "").lower() == "instanceview"
+    return arm_json(run_command_json(ctx, run, view=expand))
+
+
+async def list_run_commands(ctx: ArmContext) -> web.Response:
+    instance = _instance(ctx, _uniform(ctx, "virtualMachines.runCommands"))
+    runs = ctx.tenant.children(f"{instance.id}/runCommands")
+    expand = ctx.request.query.get("$expand", "").lower() == "instanceview"
+    return paged(ctx, [run_command_json(ctx, run, view=expand) for run in runs])
+
+
+async def delete_run_command(ctx: ArmContext) -> web.Response:
+    instance, run = _find_run_command(ctx)
+    if run is None:
+        return tracked.already_deleted(ctx)
+    operation = compute.start_operation(ctx, instance, "delete", ctx.runtime.timings.lro)
+    ctx.tenant.delete_resource_tree(run.id)
+    return web.Response(
+        status=202, headers=compute.operation_headers(ctx, instance, operation, location=True)
+    )
+
+
 def register(router: ArmRouter) -> None:
     common = {
         "api_versions": api_versions.COMPUTE,
@@ -462,6 +596,18 @@ def register(router: ArmRouter) -> None:
     action = f"{INSTANCE_TYPE}"
     router.add("GET", item + "/virtualMachines", list_instances, action=f"{action}/read", **vms)
     router.add("GET", item + "/virtualMachines/{instanceId}", get_instance, action=f"{action}/read", **vms)
+    runs = {**common, "resource_type": "virtualMachineScaleSets/virtualMachines/runCommands"}
+    run_item = item + "/virtualMachines/{instanceId}/runCommands/{runCommandName}"
+    router.add("PUT", run_item, put_run_command, action=f"{RUN_COMMAND_TYPE}/write", **runs)
+    router.add("GET", run_item, get_run_command, action=f"{RUN_COMMAND_TYPE}/read", **runs)
+    router.add("DELETE", run_item, delete_run_command, action=f"{RUN_COMMAND_TYPE}/delete", **runs)
+    router.add(
+        "GET",
+        item + "/virtualMachines/{instanceId}/runCommands",
+        list_run_commands,
+        action=f"{RUN_COMMAND_TYPE}/read",
+        **runs,
+    )
     router.add(
         "POST",
         item + "/virtualmachines/{instanceId}/runCommand",

@@ -177,3 +177,34 @@ def test_errors(compute):
             RG, "vmss1", "1", {"commandId": "RunShellScript", "script": ["echo"]}
         ).result()
     assert info.value.status_code == 409
+
+
+def test_a_managed_run_command_runs_on_its_instance_and_reports_its_outcome(emulator, compute):
+    created = _create(compute, identity={"type": "SystemAssigned"})
+    emulator.grant_exchange_access(created.identity.principal_id)
+    runs = compute.virtual_machine_scale_set_vm_run_commands
+    body = {"location": "westeurope", "properties": {"source": {"script": "\n".join(INSTALL)}}}
+    made = runs.begin_create_or_update(RG, "vmss1", "0", "install", body).result()
+    assert made.type == "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/runCommands"
+    assert made.properties.provisioning_state == "Succeeded"
+    connect = {
+        "location": "westeurope",
+        "properties": {"source": {"script": "\n".join(CONNECT)}, "runAsPassword": "secret"},
+    }
+    runs.begin_create_or_update(RG, "vmss1", "0", "connect", connect).result()
+    view = runs.get(RG, "vmss1", "0", "connect", expand="instanceView").properties
+    assert view.instance_view.execution_state == "Succeeded" and view.instance_view.exit_code == 0
+    assert ORG in view.instance_view.output and view.run_as_password is None
+    # The install stayed on instance 0; instance 1 has no module.
+    runs.begin_create_or_update(RG, "vmss1", "1", "connect", connect).result()
+    failed = runs.get(RG, "vmss1", "1", "connect", expand="instanceView").properties.instance_view
+    assert failed.execution_state == "Failed" and "is not recognized" in failed.error
+    assert sorted(r.name for r in runs.list(RG, "vmss1", "0")) == ["connect", "install"]
+    runs.begin_delete(RG, "vmss1", "0", "install").result()
+    with pytest.raises(ResourceNotFoundError):
+        runs.get(RG, "vmss1", "0", "install")
+    with pytest.raises(HttpResponseError) as info:
+        runs.begin_create_or_update(
+            RG, "vmss1", "0", "x", {"location": "westeurope", "properties": {"source": {}}}
+        ).result()
+    assert info.value.status_code == 400 and info.value.error.target == "source"
