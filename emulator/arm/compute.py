@@ -533,15 +533,18 @@ def _settle(tenant: Tenant, operation: VmOperation, now: float) -> None:
         operation.kind not in ("runCommand", "managedRunCommand")
         or operation.result is not None
         or operation.error
-        or not operation.done(now)
     ):
         return
     vm = tenant.get_resource(operation.vm_id)
     if vm is None:
+        # The machine went away (deleted, or scaled in from its set): the command ends with it.
         operation.error = {
             "code": "ResourceNotFound",
             "message": f"The virtual machine '{operation.vm_id.rsplit('/', 1)[-1]}' was deleted while the command ran.",
         }
+        operation.done_at = min(operation.done_at, now)
+        return
+    if not operation.done(now):
         return
     if operation.command_id == "RunShellScript":
         machine = _linux_machine(tenant, vm, operation.done_at)

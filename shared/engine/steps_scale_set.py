@@ -11,7 +11,8 @@ each Run Command looked at by the engine (one look each), not through the SDK's 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from shared.azure.arm import ResourceRef, RunCommandOutcome, ScaleSetInstance
 from shared.engine.context import Observation, StepContext, StepResult, Verdict
@@ -19,7 +20,7 @@ from shared.engine.step import Step
 from shared.engine.steps_verify import Verify
 from shared.engine.steps_vm import is_linux, linux_incompatibility, run_command_id
 from shared.engine.waits import look_again
-from shared.errors import OperationFailed
+from shared.errors import ExomiError, OperationFailed
 from shared.runbooks import (
     PWSH_VERSION,
     connect_script,
@@ -28,6 +29,14 @@ from shared.runbooks import (
     install_modules_shell_script,
 )
 
+T = TypeVar("T")
+
+
+class Gone:
+    """An instance that left the set while exomi worked on it."""
+
+
+GONE = Gone()
 INSTANCE_RUNTIME = "vmss-instance:"  # ModuleGrant.runtime_environment prefix: modules on one instance
 NO_INSTANCES = (
     "the scale set has no instances: the grants are made, there is nothing to install modules on or verify "
@@ -74,29 +83,52 @@ def _memo_of(instance: ScaleSetInstance, token: str) -> dict[str, Any]:
     }
 
 
+async def _unless_gone(ctx: StepContext, name: str, call: Awaitable[T]) -> T | Gone:
+    """The call's answer, or GONE when it failed because the instance left the set meanwhile (a scale in
+    or an autoscale rule): a failure on an instance the set still has is the failure it is."""
+    try:
+        return await call
+    except ExomiError:
+        if name in {i.name for i in await list_instances(ctx)}:
+            raise
+        return GONE
+
+
 async def start_on(
     ctx: StepContext, instances: list[ScaleSetInstance], script: str
-) -> dict[str, dict[str, Any]]:
-    """Starts the same script on each instance at once; returns the runs by instance name (for the memo)."""
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Starts the same script on each instance at once; returns the runs by instance name (for the memo)
+    and the instances that left the set before their command could start."""
     tokens = await asyncio.gather(
         *(
-            ctx.arm.start_instance_run_command(ctx.ref, i, script.splitlines(), run_command_id(ctx))
+            _unless_gone(
+                ctx,
+                i.name,
+                ctx.arm.start_instance_run_command(ctx.ref, i, script.splitlines(), run_command_id(ctx)),
+            )
             for i in instances
         )
     )
-    return {i.name: _memo_of(i, token) for i, token in zip(instances, tokens, strict=True)}
+    runs = {i.name: _memo_of(i, t) for i, t in zip(instances, tokens, strict=True) if isinstance(t, str)}
+    return runs, [i.name for i, t in zip(instances, tokens, strict=True) if t is GONE]
 
 
-async def look_at(ctx: StepContext, runs: dict[str, dict[str, Any]]) -> dict[str, RunCommandOutcome | None]:
-    """One look at each run (in parallel): None for those still running."""
+async def look_at(
+    ctx: StepContext, runs: dict[str, dict[str, Any]]
+) -> tuple[dict[str, RunCommandOutcome | None], list[str]]:
+    """One look at each run (in parallel): None for those still running; and the instances that left the
+    set while their command ran."""
     names = list(runs)
     outcomes = await asyncio.gather(
         *(
-            ctx.arm.instance_run_command_status(ctx.ref, _instance_of(runs[n]), runs[n]["token"])
+            _unless_gone(
+                ctx, n, ctx.arm.instance_run_command_status(ctx.ref, _instance_of(runs[n]), runs[n]["token"])
+            )
             for n in names
         )
     )
-    return dict(zip(names, outcomes, strict=True))
+    looked = {n: o for n, o in zip(names, outcomes, strict=True) if not isinstance(o, Gone)}
+    return looked, [n for n, o in zip(names, outcomes, strict=True) if isinstance(o, Gone)]
 
 
 class ScaleSetModules(Step):
@@ -164,14 +196,14 @@ class ScaleSetModules(Step):
                 )
             await ctx.audit.intend(0, action, {"installed_by_exomi": installed_on(ctx)})
             script = install_modules_shell_script(wanted) if is_linux(ctx) else install_modules_script(wanted)
-            memo.update(
-                runs=await start_on(ctx, todo, script),
-                instances=names,
-                installed=[],
-                since=ctx.now.isoformat(),
-            )
+            runs, gone = await start_on(ctx, todo, script)
+            memo.update(runs=runs, instances=names, installed=[], gone=gone, since=ctx.now.isoformat())
         pending = {n: r for n, r in memo["runs"].items() if n not in memo["installed"]}
-        for name, outcome in (await look_at(ctx, pending)).items():
+        outcomes, gone = await look_at(ctx, pending)
+        if gone:  # no longer in the set: nothing to install there
+            memo["runs"] = {n: r for n, r in memo["runs"].items() if n not in gone}
+            memo["gone"] = [*memo["gone"], *gone]
+        for name, outcome in outcomes.items():
             if outcome is None:
                 continue
             if outcome.stderr.strip():
@@ -197,16 +229,16 @@ class ScaleSetModules(Step):
                 check_again_in=look_again(ctx, memo["since"], ctx.timings.expected_run_command),
                 memo=memo,
             )
-        done = list(memo["installed"])
-        await ctx.audit.done(
-            0, action, {"installed_by_exomi": installed_on(ctx)}, {"installed": wanted, "on": done}
-        )
+        done, gone = list(memo["installed"]), list(memo["gone"])
+        after = {"installed": wanted, "on": done, "left_the_set": gone}
+        await ctx.audit.done(0, action, {"installed_by_exomi": installed_on(ctx)}, after)
+        left = f"; {', '.join(gone)} left the scale set meanwhile" if gone else ""
         return StepResult(
             done=True,
             changed=True,
-            message=f"installed {_listing(wanted)} on " + ", ".join(done),
+            message=f"installed {_listing(wanted)} on {', '.join(done) or 'no instance'}{left}",
             facts={
-                "scale_set_instances": memo["instances"],
+                "scale_set_instances": [n for n in memo["instances"] if n not in gone],
                 "instances_installed": done,
                 "modules_imported": [
                     {"name": n, "version": v, "runtime_environment": INSTANCE_RUNTIME + instance}
@@ -235,18 +267,31 @@ class ScaleSetVerify(Verify):
 
     async def _run_command(self, ctx: StepContext, memo: dict[str, Any]) -> StepResult:
         if "runs" not in memo:
-            wanted = set(ctx.facts.get("instances_installed") or ctx.facts["scale_set_instances"][:1])
-            passed = set(memo.get("passed", []))
-            targets = [i for i in await list_instances(ctx) if i.name in wanted and i.name not in passed]
+            passed = memo.setdefault("passed", [])
+            current = [i for i in await list_instances(ctx) if i.name not in memo.get("gone", [])]
+            installed = set(ctx.facts.get("instances_installed") or [])
+            # The instances this request installed on (those still in the set), else the first one.
+            targets = [i for i in current if i.name in installed] or current[:1]
+            targets = [i for i in targets if i.name not in passed]
             if not targets and not passed:
                 return StepResult(done=True, message=f"granted, not verified: {NO_INSTANCES}")
             client_id = ctx.facts.get("client_id") if ctx.facts.get("identity") != "system" else None
             render = connect_shell_script if is_linux(ctx) else connect_script
             script = render(ctx.provision.organization, client_id, ctx.exchange_environment)
-            memo.update(runs=await start_on(ctx, targets, script), since=ctx.now.isoformat())
-            memo.setdefault("passed", [])
+            runs, gone = await start_on(ctx, targets, script)
+            memo.update(runs=runs, gone=[*memo.get("gone", []), *gone], since=ctx.now.isoformat())
         pending = {n: r for n, r in memo["runs"].items() if n not in memo["passed"]}
-        outcomes = await look_at(ctx, pending)
+        outcomes, gone = await look_at(ctx, pending)
+        if gone or not memo["runs"] and not memo["passed"]:
+            # Instances left the set while being tested: test again where the set still has instances.
+            memo = {k: v for k, v in memo.items() if k not in ("runs", "since")}
+            memo["gone"] = [*memo.get("gone", []), *gone]
+            return StepResult(
+                done=False,
+                message=f"{', '.join(memo['gone'])} left the scale set during the connect test; testing again",
+                check_again_in=0,
+                memo=memo,
+            )
         if any(outcome is None for outcome in outcomes.values()):
             return self._waiting(
                 ctx,

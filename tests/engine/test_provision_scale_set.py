@@ -171,3 +171,21 @@ async def test_modules_that_cannot_run_on_a_linux_sets_pwsh_fail_before_any_writ
     assert code != 0 and output["status"] == "failed", output
     assert "does not work on PowerShell linux-7.4" in str(output)
     assert emulator.writes_since(position) == []
+
+
+async def test_an_instance_removed_while_exomi_works_on_it_is_left_out(emulator, exomi, targets):
+    # The set scales in while the installs run: the instance that went is no failure, the one that stays
+    # gets the modules and the connect test (whenever the scale in lands, before or after its install ends).
+    emulator.set_timings(propagation_delay=0.2, run_command=2.0)
+    scale_set = targets.scale_set(capacity=2)
+    ids = _instance_ids(emulator, scale_set)
+    process = exomi.start(*_provision(emulator, scale_set))
+    await _wait_for(lambda: all(emulator.run_commands(i) for i in ids), "the installs to start on both")
+    targets.scale_out(scale_set, 1)  # scale in: the highest instance id goes
+
+    stdout, stderr = process.communicate(timeout=120)
+    output = json.loads(stdout)
+    assert_succeeded(process.returncode, output, stderr)
+    assert f"{scale_set.name}_0" in _step(output, "verify")["message"]
+    code, output, _ = exomi.run("diagnose", "--target", scale_set.id)
+    assert code == 0 and all(s["verdict"] in ("ok", "n/a") for s in output["steps"]), output
