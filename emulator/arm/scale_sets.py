@@ -290,7 +290,9 @@ async def create_or_update(ctx: ArmContext) -> web.Response:
             target="orchestrationMode",
         )
     capacity = _capacity(body.get("sku"), len(instances(ctx.tenant, existing)) if existing else None)
-    sku = {k: v for k, v in body["sku"].items() if k != "capacity"}
+    # A PUT without a sku keeps the set's (its capacity too).
+    given = body.get("sku") or (existing.state["sku"] if existing else {})
+    sku = {k: v for k, v in given.items() if k != "capacity"}
     if not sku.get("name"):
         raise _invalid("Required parameter 'sku.name' is missing (null).", "sku.name")
     profile = properties.get("virtualMachineProfile")

@@ -111,6 +111,10 @@ def test_scaling_out_adds_instances_with_new_ids_and_scaling_in_removes_the_high
     compute.virtual_machine_scale_sets.begin_update(RG, "vmss1", {"sku": {"capacity": 2}}).result()
     ids = [vm.instance_id for vm in compute.virtual_machine_scale_set_vms.list(RG, "vmss1")]
     assert ids == ["0", "3"]  # instance ids are never reused
+    # A PUT without a sku keeps the set's size and capacity.
+    body = {k: v for k, v in _body().items() if k != "sku"}
+    kept = compute.virtual_machine_scale_sets.begin_create_or_update(RG, "vmss1", body).result()
+    assert (kept.sku.name, kept.sku.capacity) == ("Standard_B2s", 2)
 
 
 def test_a_flexible_set_has_ordinary_vms(emulator, compute):
