@@ -160,6 +160,13 @@ def parse_resource_id(
             field, f"is {len(value)} characters long; an ARM resource id has at most {MAX_RESOURCE_ID_LENGTH}"
         )
     segments = value.split("/")
+    if len(segments) == 11 and "/".join(segments[6:8]).lower() == TargetKind.SCALE_SET.value.lower():
+        # A Uniform scale set's instance (.../virtualMachineScaleSets/<set>/virtualMachines/<id>).
+        raise InputError(
+            field,
+            f"{show(value)} is an instance of the VM scale set {show(segments[8])}: name the scale set (its id ends "
+            "at /virtualMachineScaleSets/<name>); exomi installs the modules on every instance of it",
+        )
     if len(segments) != 9 or segments[0] != "":
         raise InputError(field, f"must be an ARM resource id of the form {_ID_SHAPE}, got {show(value)}")
     _, subscriptions, subscription, groups, group, providers, namespace, type_, name = segments

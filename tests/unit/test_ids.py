@@ -195,5 +195,7 @@ def test_a_scale_set_name_follows_the_naming_rule(name):
 
 def test_a_scale_sets_instance_is_not_a_target_of_its_own():
     instance = f"{VMSS}/virtualMachines/0"
-    with pytest.raises(InputError, match="ARM resource id of the form"):
+    with pytest.raises(
+        InputError, match="is an instance of the VM scale set 'vmss-exo-01': name the scale set"
+    ):
         parse_resource_id(instance)
