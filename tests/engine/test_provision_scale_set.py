@@ -102,6 +102,11 @@ async def test_an_instance_added_later_is_reported_and_a_second_provision_instal
     code, output, _ = exomi.run("diagnose", "--target", scale_set.id)
     assert code == 0 and all(s["verdict"] in ("ok", "n/a") for s in output["steps"]), output
 
+    # Revoking takes the set's grants away, as for a VM (the modules stay on the instances).
+    code, output, _ = exomi.run("revoke", "--target", scale_set.id)
+    assert code == 0 and output["status"] == "revoked"
+    assert emulator.exchange_access(scale_set.identity.principal_id) == (0, [])
+
 
 async def test_a_set_without_instances_is_granted_not_verified_and_revokes(emulator, exomi, targets):
     scale_set = targets.scale_set(capacity=0)
