@@ -101,7 +101,12 @@ BUILT_IN_ROLES: dict[str, RoleDefinition] = {
         RoleDefinition(
             "9980e02c-c2be-4d73-94e8-173b1dc7cf3c",
             "Virtual Machine Contributor",
-            ("Microsoft.Compute/virtualMachines/*", "Microsoft.Compute/locations/*", *_READ_BASICS),
+            (
+                "Microsoft.Compute/virtualMachines/*",
+                "Microsoft.Compute/virtualMachineScaleSets/*",
+                "Microsoft.Compute/locations/*",
+                *_READ_BASICS,
+            ),
             description="Create and manage virtual machines, manage disks, install and run software, reset password of "
             "the root user of the virtual machine using VM extensions, and manage local user accounts using VM "
             "extensions. This role does not grant you management access to the virtual network or storage account "

@@ -63,7 +63,9 @@ def _parser() -> argparse.ArgumentParser:
 
     def request_arguments(sub: argparse.ArgumentParser, *, organization_required: bool) -> None:
         sub.add_argument(
-            "--target", required=True, help="ARM id of the Automation account, VM or user-assigned identity"
+            "--target",
+            required=True,
+            help="ARM id of the Automation account, VM, VM scale set, Function app or user-assigned identity",
         )
         sub.add_argument(
             "--identity",

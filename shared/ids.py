@@ -39,6 +39,7 @@ class TargetKind(StrEnum):
     VIRTUAL_MACHINE = "Microsoft.Compute/virtualMachines"
     USER_ASSIGNED_IDENTITY = "Microsoft.ManagedIdentity/userAssignedIdentities"
     FUNCTION_APP = "Microsoft.Web/sites"  # a site whose kind is a function app (the identity step checks)
+    SCALE_SET = "Microsoft.Compute/virtualMachineScaleSets"  # Uniform or Flexible
 
     @property
     def label(self) -> str:
@@ -50,6 +51,7 @@ _KIND_LABELS = {
     TargetKind.VIRTUAL_MACHINE: "virtual machine",
     TargetKind.USER_ASSIGNED_IDENTITY: "user-assigned identity",
     TargetKind.FUNCTION_APP: "Function app",
+    TargetKind.SCALE_SET: "virtual machine scale set",
 }
 _NAME_RULES: dict[TargetKind, tuple[re.Pattern[str], str]] = {
     TargetKind.AUTOMATION_ACCOUNT: (
@@ -67,6 +69,12 @@ _NAME_RULES: dict[TargetKind, tuple[re.Pattern[str], str]] = {
     TargetKind.FUNCTION_APP: (
         re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,58}[A-Za-z0-9])$"),
         "2-60 characters: letters, digits and hyphens, not starting or ending with a hyphen",
+    ),
+    # The naming rules page forbids spaces, control characters and ~!@#$%^&*()=+_[]{}\|;:.'",<>/? in a
+    # scale set's name (1-64; a Windows set's computer name prefix has at most 15).
+    TargetKind.SCALE_SET: (
+        re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?$"),
+        "1-64 characters: letters, digits and hyphens, starting with a letter or digit and not ending with '-'",
     ),
 }
 
@@ -152,6 +160,13 @@ def parse_resource_id(
             field, f"is {len(value)} characters long; an ARM resource id has at most {MAX_RESOURCE_ID_LENGTH}"
         )
     segments = value.split("/")
+    if len(segments) == 11 and "/".join(segments[6:8]).lower() == TargetKind.SCALE_SET.value.lower():
+        # A Uniform scale set's instance (.../virtualMachineScaleSets/<set>/virtualMachines/<id>).
+        raise InputError(
+            field,
+            f"{show(value)} is an instance of the VM scale set {show(segments[8])}: name the scale set (its id ends "
+            "at /virtualMachineScaleSets/<name>); exomi installs the modules on every instance of it",
+        )
     if len(segments) != 9 or segments[0] != "":
         raise InputError(field, f"must be an ARM resource id of the form {_ID_SHAPE}, got {show(value)}")
     _, subscriptions, subscription, groups, group, providers, namespace, type_, name = segments

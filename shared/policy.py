@@ -96,11 +96,12 @@ def _refused(rule: str, reason: str, fix: str, field: str | None = None) -> Deci
 
 def powershell_host(request: ProvisionRequest) -> str | None:
     """Which PowerShell runs the target's modules (a compatibility matrix host), None where none does:
-    an Automation account's runtime, Windows PowerShell 5.1 for Run Command on a VM. The policy runs
-    before exomi reads the VM, so a Linux VM's pwsh (host linux-7.4) is checked by the identity step."""
+    an Automation account's runtime, Windows PowerShell 5.1 for Run Command on a VM or a scale set's instances.
+    The policy runs before exomi reads the VM, so a Linux VM's (or set's) pwsh (host linux-7.4) is checked by the
+    identity step."""
     if request.target_id.kind is TargetKind.AUTOMATION_ACCOUNT:
         return request.runtime.value
-    if request.target_id.kind is TargetKind.VIRTUAL_MACHINE:
+    if request.target_id.kind in (TargetKind.VIRTUAL_MACHINE, TargetKind.SCALE_SET):
         return Runtime.PS51.value
     if request.target_id.kind is TargetKind.FUNCTION_APP:
         return FUNCTIONS_HOST

@@ -80,6 +80,8 @@ _REGIONAL = {
     "automationAccounts/runbooks",
     "automationAccounts/runtimeEnvironments",
     "virtualMachines",
+    "virtualMachineScaleSets",
+    "virtualMachineScaleSets/virtualMachines/runCommands",
     "userAssignedIdentities",
 }
 

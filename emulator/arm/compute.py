@@ -83,6 +83,7 @@ class VmOperation:
     script: str | None = None  # Run Command only
     command_id: str | None = None  # Run Command only
     result: dict[str, Any] | None = None  # RunCommandResult, once the script has run
+    streams: tuple[str, str, int] | None = None  # (stdout, stderr, exit code), once the script has run
     error: dict[str, str] | None = None
 
     def done(self, now: float) -> bool:
@@ -99,7 +100,7 @@ def _vm_id(ctx: ArmContext, rg_id: str) -> str:
 
 def _get_vm(ctx: ArmContext) -> ArmResource:
     vm = tracked.require(ctx, VM_TYPE, "vmName")
-    _settle_run(ctx.tenant, vm)
+    settle_run(ctx.tenant, vm)
     return vm
 
 
@@ -140,7 +141,20 @@ def _power_state(vm: ArmResource, now: float) -> str:
 
 
 def os_type(vm: ArmResource) -> str:
-    return str(vm.properties["storageProfile"]["osDisk"]["osType"])
+    return os_type_of(vm.properties)
+
+
+def os_type_of(properties: dict[str, Any]) -> str:
+    """The OS of normalized VM properties (or of a scale set's normalized VM profile)."""
+    return str(properties["storageProfile"]["osDisk"]["osType"])
+
+
+def identity_holder(tenant: Tenant, vm: ArmResource) -> ArmResource:
+    """Whose identity a machine uses: a scale set's instance (a Uniform instance, or a Flexible set's VM)
+    uses its set's, one principal for every instance; any other VM its own."""
+    scale_set = vm.state.get("scale_set")
+    holder = tenant.get_resource(scale_set) if scale_set else None
+    return holder or vm
 
 
 def _instance_view(vm: ArmResource, now: float) -> dict[str, Any]:
@@ -188,8 +202,9 @@ def vm_json(tenant: Tenant, vm: ArmResource, *, with_instance_view: bool = False
     }
     if vm.tags:
         body["tags"] = vm.tags
-    if vm.identity is not None:
-        body["identity"] = identity_json(tenant, vm)
+    holder = identity_holder(tenant, vm)
+    if holder.identity is not None:
+        body["identity"] = identity_json(tenant, holder)
     body["etag"] = f'"{vm.state["version"]}"'
     properties = {
         **vm.properties,
@@ -394,12 +409,32 @@ async def delete_vm(ctx: ArmContext) -> web.Response:
     return web.Response(status=202, headers=_operation_headers(ctx, vm, operation, location=True))
 
 
+# VirtualMachines_List / ListAll accept one $filter: the VMs of a Flexible scale set.
+_SCALE_SET_FILTER = re.compile(
+    r"^\s*'virtualMachineScaleSet/id'\s+eq\s+'?(?P<id>[^'\s]+)'?\s*$", re.IGNORECASE
+)
+
+
+def _filtered(ctx: ArmContext, vms: list[ArmResource]) -> list[dict[str, Any]]:
+    expression = ctx.request.query.get("$filter")
+    if expression is not None:
+        match = _SCALE_SET_FILTER.match(expression)
+        if match is None:
+            raise _invalid(
+                "The $filter is invalid: the only supported filter is 'virtualMachineScaleSet/id' eq <scale set id>.",
+                "$filter",
+            )
+        wanted = match["id"].lower()
+        vms = [vm for vm in vms if str(vm.state.get("scale_set", "")).lower() == wanted]
+    return [vm_json(ctx.tenant, vm) for vm in vms]
+
+
 async def list_by_resource_group(ctx: ArmContext) -> web.Response:
-    return paged(ctx, [vm_json(ctx.tenant, vm) for vm in tracked.in_resource_group(ctx, VM_TYPE)])
+    return paged(ctx, _filtered(ctx, tracked.in_resource_group(ctx, VM_TYPE)))
 
 
 async def list_by_subscription(ctx: ArmContext) -> web.Response:
-    return paged(ctx, [vm_json(ctx.tenant, vm) for vm in tracked.in_subscription(ctx, VM_TYPE)])
+    return paged(ctx, _filtered(ctx, tracked.in_subscription(ctx, VM_TYPE)))
 
 
 def _power_action(kind: str):
@@ -420,14 +455,15 @@ def _power_action(kind: str):
 
 def _script_host(tenant: Tenant, vm: ArmResource, powershell: str = "5.1") -> ScriptHost:
     modules = vm.state["modules"]
-    identity = vm.identity
+    holder = identity_holder(tenant, vm)
+    identity = holder.identity
     return ScriptHost(
         description=f"virtual machine '{vm.name}'",
         powershell=powershell,
         automation_account_guid=None,
         system_principal_id=identity.system_principal_id if identity else None,
         system_client_id=identity.system_client_id if identity else None,
-        user_assigned=linked_identities(tenant, vm),
+        user_assigned=linked_identities(tenant, holder),
         modules=dict(modules),
         # The VM keeps what a script installs, for every later Run Command.
         install_module=lambda name, version: modules.__setitem__(name.lower(), version),
@@ -494,28 +530,40 @@ def _run_command_result(outcome: ScriptOutcome) -> dict[str, Any]:
 def _settle(tenant: Tenant, operation: VmOperation, now: float) -> None:
     """Runs a finished Run Command's script once, against the tenant as it is at completion time."""
     if (
-        operation.kind != "runCommand"
+        operation.kind not in ("runCommand", "managedRunCommand")
         or operation.result is not None
         or operation.error
-        or not operation.done(now)
     ):
         return
     vm = tenant.get_resource(operation.vm_id)
     if vm is None:
+        # The machine went away (deleted, or scaled in from its set): the command ends with it.
         operation.error = {
             "code": "ResourceNotFound",
             "message": f"The virtual machine '{operation.vm_id.rsplit('/', 1)[-1]}' was deleted while the command ran.",
         }
+        operation.done_at = min(operation.done_at, now)
+        return
+    if not operation.done(now):
         return
     if operation.command_id == "RunShellScript":
         machine = _linux_machine(tenant, vm, operation.done_at)
-        operation.result = _shell_result(run_bash(operation.script or "", machine))
+        shell = run_bash(operation.script or "", machine)
+        operation.result = _shell_result(shell)
+        operation.streams = (
+            "".join(line + "\n" for line in shell.stdout),
+            "".join(line + "\n" for line in shell.stderr),
+            shell.exit_code,
+        )
         return
     outcome = run_script(tenant, operation.script or "", _script_host(tenant, vm), now=operation.done_at)
     operation.result = _run_command_result(outcome)
+    # A managed Run Command reports an exit code; a script that wrote errors exits 1 (*guess*).
+    stdout, stderr = (status["message"] for status in operation.result["value"])
+    operation.streams = (stdout, stderr, 1 if outcome.errors else 0)
 
 
-def _settle_run(tenant: Tenant, vm: ArmResource) -> None:
+def settle_run(tenant: Tenant, vm: ArmResource) -> None:
     operation = tenant.operations.get(vm.state.get("run_operation", ""))
     if operation is not None:
         _settle(tenant, operation, time.time())
@@ -535,7 +583,11 @@ def _script_of(body: dict[str, Any], linux: bool) -> str:
 
 
 async def run_command(ctx: ArmContext) -> web.Response:
-    vm = _get_vm(ctx)
+    return await run_command_on(ctx, _get_vm(ctx))
+
+
+async def run_command_on(ctx: ArmContext, vm: ArmResource) -> web.Response:
+    """The Run Command action on a machine: a VM, or a scale set's Uniform instance (the same contract)."""
     body = await ctx.json_object()
     command_id = body.get("commandId")
     if not command_id:
@@ -685,3 +737,13 @@ def register(router: ArmRouter) -> None:
         action="Microsoft.Compute/locations/operations/read",
         **{**common, "resource_type": "locations/operations"},
     )
+
+
+# What emulator/arm/scale_sets.py shares with VMs: a scale set's instances are machines like VMs.
+normalized_properties = _normalized_properties
+merge_patch = _merge_patch
+start_operation = _start_operation
+operation_headers = _operation_headers
+instance_view_of = _instance_view
+settle = _settle
+script_of = _script_of

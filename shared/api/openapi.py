@@ -39,7 +39,7 @@ HEADERS: dict[str, dict[str, str]] = {
 # What each body field means. Every field of the request models must be described here (a test
 # checks it), so a new field cannot reach the document undocumented.
 FIELD_DOCS: dict[str, str] = {
-    "target": "ARM resource id of the Automation account, virtual machine or user-assigned identity.",
+    "target": "ARM resource id of the Automation account, virtual machine, VM scale set, Function app or user-assigned identity.",
     "identity": "'system' (default) or the resource id of a user-assigned identity attached to the target; "
     "leave it out for a user-assigned identity target.",
     "organization": "The Exchange Online organization, e.g. contoso.onmicrosoft.com.",

@@ -1,4 +1,4 @@
-"""ARM adapter: the Automation account, VM and user-assigned identity calls exomi makes, returning
+"""ARM adapter: the Automation account, VM, VM scale set, site and user-assigned identity calls exomi makes, returning
 plain data and raising only exomi errors. "Not found" is an answer (None) where absence is normal."""
 
 from __future__ import annotations
@@ -63,6 +63,17 @@ class TargetResource:
     user_assigned: dict[str, IdentityInfo] = field(default_factory=dict)  # lower-cased UAI id -> identity
     os_type: str | None = None  # a VM's "Windows" or "Linux"; None for other targets
     site_kind: str | None = None  # a site's kind ("functionapp", "functionapp,linux", "app"); None for others
+    orchestration_mode: str | None = None  # a scale set's "Uniform" or "Flexible"; None for others
+
+
+@dataclass(frozen=True)
+class ScaleSetInstance:
+    """One machine of a scale set: a Uniform instance (by instance id) or a Flexible set's VM (by name).
+    ``name`` is unique in the set and never reused (Uniform ids are not; Flexible names are random)."""
+
+    name: str
+    instance_id: str | None  # Uniform: Run Command goes to the set's instance
+    vm: ResourceRef | None  # Flexible: Run Command goes to the VM
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,12 @@ def vm_os_type(vm: Any) -> str:
     return "Linux" if getattr(profile, "linux_configuration", None) is not None else "Windows"
 
 
+def scale_set_os_type(scale_set: Any) -> str:
+    """A scale set's OS: its VM profile's, read as a VM's."""
+    properties = getattr(scale_set, "properties", None)
+    return vm_os_type(getattr(properties, "virtual_machine_profile", None))
+
+
 def _text(value: Any) -> str | None:
     """An SDK enum member or plain string as its wire value."""
     return None if value is None else str(getattr(value, "value", value))
@@ -168,7 +185,7 @@ def _identity(identity: Any) -> tuple[IdentityInfo | None, dict[str, IdentityInf
 
 
 def _target(resource: Any) -> TargetResource:
-    """An Automation account, VM or site (each carries an ARM ``identity`` block) as a target."""
+    """An Automation account, VM, scale set or site (each carries an ARM ``identity`` block) as a target."""
     system, linked = _identity(resource.identity)
     return TargetResource(
         resource.id, resource.name, resource.location, dict(resource.tags or {}), system, linked
@@ -247,10 +264,51 @@ class ArmGateway:
         )
         return None if site is None else replace(_target(site), site_kind=(site.kind or "app").lower())
 
+    async def get_scale_set(self, ref: ResourceRef) -> TargetResource | None:
+        """A VM scale set, with its OS (its VM profile's) and orchestration mode."""
+        client = self.clients.compute(ref.subscription_id)
+        scale_set = await self._call(
+            "read virtual machine scale set",
+            client.virtual_machine_scale_sets.get(ref.resource_group, ref.name),
+            none_if_missing=True,
+        )
+        if scale_set is None:
+            return None
+        mode = _text(getattr(scale_set.properties, "orchestration_mode", None)) or "Uniform"
+        return replace(_target(scale_set), os_type=scale_set_os_type(scale_set), orchestration_mode=mode)
+
+    async def scale_set_instances(self, ref: ResourceRef, mode: str) -> list[ScaleSetInstance]:
+        """The set's instances now: a Uniform set lists them under itself; a Flexible set's are the VMs
+        whose virtualMachineScaleSet.id names it (the VM list's one documented $filter)."""
+        client = self.clients.compute(ref.subscription_id)
+        found: list[ScaleSetInstance] = []
+        try:
+            if mode.lower() == "flexible":
+                set_id = (
+                    f"/subscriptions/{ref.subscription_id}/resourceGroups/{ref.resource_group}/providers/"
+                    f"{TargetKind.SCALE_SET.value}/{ref.name}"
+                )  # built from validated parts (shared.ids) only
+                pager = client.virtual_machines.list(
+                    ref.resource_group, filter=f"'virtualMachineScaleSet/id' eq '{set_id}'"
+                )
+                async for vm in pager:
+                    if vm.name:
+                        vm_ref = ResourceRef(ref.subscription_id, ref.resource_group, vm.name)
+                        found.append(ScaleSetInstance(vm.name, None, vm_ref))
+            else:
+                async for instance in client.virtual_machine_scale_set_vms.list(ref.resource_group, ref.name):
+                    if instance.name and instance.instance_id is not None:
+                        found.append(ScaleSetInstance(instance.name, instance.instance_id, None))
+        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes an exomi error
+            raise from_arm(exc, "list scale set instances") from exc
+        return found
+
     async def get_target(self, kind: TargetKind, ref: ResourceRef) -> TargetResource | None:
         """A target of any supported kind, with its tags and identities; None when it does not exist."""
         if kind is TargetKind.AUTOMATION_ACCOUNT:
             return await self.get_automation_account(ref)
+        if kind is TargetKind.SCALE_SET:
+            return await self.get_scale_set(ref)
         if kind is TargetKind.VIRTUAL_MACHINE:
             return await self.get_virtual_machine(ref)
         if kind is TargetKind.FUNCTION_APP:
@@ -562,6 +620,50 @@ class ArmGateway:
                 polling=self._run_command_polling(),
             ),
         )
+        return await self._look_at_run_command(poller)
+
+    async def start_instance_run_command(
+        self, scale_set: ResourceRef, instance: ScaleSetInstance, script: list[str], command_id: str
+    ) -> str:
+        """Starts a Run Command on one instance of a scale set: a Uniform instance's own action, or the
+        VM's for a Flexible set's instance. Returns its continuation token."""
+        if instance.vm is not None:
+            return await self.start_run_command(instance.vm, script, command_id)
+        client = self.clients.compute(scale_set.subscription_id)
+        body: RunCommandInput = {"commandId": command_id, "script": script}
+        poller = await self._call(
+            f"start Run Command on instance {instance.name}",
+            client.virtual_machine_scale_set_vms.begin_run_command(
+                scale_set.resource_group,
+                scale_set.name,
+                str(instance.instance_id),
+                body,
+                polling=self._run_command_polling(),
+            ),
+        )
+        return poller.continuation_token()
+
+    async def instance_run_command_status(
+        self, scale_set: ResourceRef, instance: ScaleSetInstance, token: str
+    ) -> RunCommandOutcome | None:
+        """One look at a Run Command started on a scale set's instance (see run_command_status)."""
+        if instance.vm is not None:
+            return await self.run_command_status(instance.vm, token)
+        client = self.clients.compute(scale_set.subscription_id)
+        poller = await self._call(
+            f"resume Run Command on instance {instance.name}",
+            client.virtual_machine_scale_set_vms.begin_run_command(
+                scale_set.resource_group,
+                scale_set.name,
+                str(instance.instance_id),
+                cast("RunCommandInput", {}),
+                continuation_token=token,
+                polling=self._run_command_polling(),
+            ),
+        )
+        return await self._look_at_run_command(poller)
+
+    async def _look_at_run_command(self, poller: Any) -> RunCommandOutcome | None:
         method = poller.polling_method()
         try:
             if isinstance(method, AsyncLROBasePolling) and not method.finished():

@@ -26,6 +26,7 @@ from shared.engine.steps_revoke import (
     RemoveRuntimeEnvironment,
     RevokeScope,
 )
+from shared.engine.steps_scale_set import ScaleSetModules, ScaleSetVerify
 from shared.engine.steps_verify import Verify
 from shared.engine.steps_vm import VmModules
 from shared.ids import TargetKind
@@ -54,6 +55,8 @@ AUTOMATION_STEPS: tuple[Step, ...] = (
 )
 # A user-assigned identity on its own has nowhere to run a test; the resources that use it verify it.
 VM_STEPS: tuple[Step, ...] = (*DIRECTORY_STEPS, VmModules(), Verify())
+# A scale set: the modules on every instance (per-instance Run Command), the test where they were installed.
+SCALE_SET_STEPS: tuple[Step, ...] = (*DIRECTORY_STEPS, ScaleSetModules(), ScaleSetVerify())
 # exomi cannot run code in a Function app: its last step hands back the lines to use, not a test.
 FUNCTION_APP_STEPS: tuple[Step, ...] = (*DIRECTORY_STEPS, FunctionAppSetupStep())
 # Runbooks on a Hybrid Runbook Worker use the machine's modules and cannot be tested from here either.
@@ -108,6 +111,8 @@ def plan_for(operation: Operation, kind: TargetKind, *, on_hybrid_worker: bool =
         return _PLANS["vm"]
     if kind is TargetKind.FUNCTION_APP:
         return _PLANS["function-app"]
+    if kind is TargetKind.SCALE_SET:
+        return _PLANS["scale-set"]
     return _PLANS["identity"]
 
 
@@ -118,4 +123,5 @@ _PLANS = {
     "identity": Plan.of(DIRECTORY_STEPS),
     "function-app": Plan.of(FUNCTION_APP_STEPS),
     "hybrid-worker": Plan.of(HYBRID_WORKER_STEPS),
+    "scale-set": Plan.of(SCALE_SET_STEPS),
 }

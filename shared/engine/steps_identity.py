@@ -35,6 +35,8 @@ class ResolveIdentity(Step):
             refusal = linux_incompatibility(ctx.desired.module_versions) if target.os_type == LINUX else None
             if refusal is not None:
                 raise refusal
+        if target.orchestration_mode is not None:
+            facts["orchestration_mode"] = target.orchestration_mode
         if target.site_kind is not None:
             facts["site_kind"] = target.site_kind
             # Microsoft.Web/sites are web apps too; only a function app's kind names "functionapp".

@@ -57,7 +57,16 @@ class Verify(Step):
     title = "Verified: Connect-ExchangeOnline and Get-AcceptedDomain succeed"
     # Everything the connect test needs: the grants, and where it runs (modules, runbook). A plan keeps
     # the ones it has (shared/engine/plan.py).
-    after = ("identity", "principal", "app-role", "entra-role", "modules", "runbook", "vm-modules")
+    after = (
+        "identity",
+        "principal",
+        "app-role",
+        "entra-role",
+        "modules",
+        "runbook",
+        "vm-modules",
+        "vmss-modules",
+    )
 
     async def observe(self, ctx: StepContext) -> Observation:
         record = ctx.target_record

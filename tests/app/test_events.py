@@ -169,3 +169,21 @@ async def test_a_function_app_tagged_is_granted_and_untagging_revokes(emulator, 
     revoked = wait_until_ended(exomi, wait_for_requests(exomi, 2)[-1]["id"])
     assert revoked["status"] == "revoked", revoked
     assert await held_roles(emulator, site.identity.principal_id) == (0, [])
+
+
+async def test_a_scale_set_tagged_is_provisioned_on_its_instances_and_untagging_revokes(
+    emulator, exomi, targets, subscribed
+):
+    emulator.set_timings(propagation_delay=0.2, run_command=0.3)
+    scale_set = targets.scale_set("contoso-vmss9", capacity=2)
+    put_tags(emulator, scale_set.id, {"exo-organization": emulator.organization})
+    final = provisioned(exomi)
+    assert final["target"].lower() == scale_set.id.lower()
+    steps = {s["name"]: s for s in final["steps"]}
+    assert steps["vmss-modules"]["status"] == "done" and steps["verify"]["status"] == "done"
+    assert await held_roles(emulator, scale_set.identity.principal_id) == (1, [RECIPIENT_ADMIN])
+
+    delete_tags(emulator, scale_set.id, "exo-organization")
+    revoked = wait_until_ended(exomi, wait_for_requests(exomi, 2)[-1]["id"])
+    assert revoked["status"] == "revoked", revoked
+    assert await held_roles(emulator, scale_set.identity.principal_id) == (0, [])

@@ -177,3 +177,25 @@ def test_a_request_whose_work_item_was_lost_is_resumed(emulator, exomi, targets,
     assert request["status"] == "queued"
     assert "resumed 1," in reconcile(function_host, tmp_path / "host.log")
     assert wait_until_ended(exomi, request["id"])["status"] == "succeeded"
+
+
+async def test_an_instance_a_scale_set_gained_is_reported_and_healed(
+    emulator, exomi, targets, function_host, azurite, tmp_path
+):
+    emulator.set_timings(propagation_delay=0.2, run_command=0.3)
+    scale_set = targets.scale_set(capacity=1)
+    provision(exomi, emulator, scale_set.id)
+    targets.scale_out(scale_set, 2)  # a new instance, without the modules
+
+    summary = reconcile(function_host, tmp_path / "host.log")
+    assert "healed 1" in summary
+    (heal,) = requests(exomi, channel="reconcile")
+    assert wait_until_ended(exomi, heal["id"])["status"] == "succeeded"
+    drift = {(f["kind"], f["what"]): f for f in target_state(exomi, azurite, scale_set.id)["Drift"]}
+    finding = drift[("missing", "vmss-modules")]
+    assert f"instance {scale_set.name}_1" in finding["detail"] and finding["request_id"] == heal["id"]
+    # The heal ran on the new instance only: the first one had one install and one connect test.
+    instances = emulator.compute().virtual_machine_scale_set_vms.list(RG, scale_set.name)
+    assert [len(emulator.run_commands(i.id)) for i in instances] == [2, 2]
+
+    assert "healed 0" in reconcile(function_host, tmp_path / "host.log")

@@ -72,6 +72,45 @@ class Targets:
         }
         return self.emulator.compute().virtual_machines.begin_create_or_update(RG, name, body).result()
 
+    def scale_set(
+        self,
+        name: str = "contoso-vmss1",
+        *,
+        capacity: int = 2,
+        flexible: bool = False,
+        linux: bool = False,
+        system: bool = True,
+        user_assigned: list[str] = (),
+    ):
+        kinds = (["SystemAssigned"] if system else []) + (["UserAssigned"] if user_assigned else [])
+        identity: dict = {"type": ", ".join(kinds) or "None"}
+        if user_assigned:
+            identity["userAssignedIdentities"] = {uai: {} for uai in user_assigned}
+        body = {
+            "location": LOCATION,
+            "identity": identity,
+            "sku": {"name": "Standard_B2s", "tier": "Standard", "capacity": capacity},
+            "properties": {
+                "orchestrationMode": "Flexible" if flexible else "Uniform",
+                "virtualMachineProfile": {
+                    "osProfile": {
+                        "computerNamePrefix": name[:9],
+                        "adminUsername": "azureuser",
+                        "adminPassword": "Pa55w.rd-not-used",
+                    },
+                    "storageProfile": {"imageReference": UBUNTU if linux else WINDOWS_SERVER},
+                },
+            },
+        }
+        compute = self.emulator.compute()
+        return compute.virtual_machine_scale_sets.begin_create_or_update(RG, name, body).result()
+
+    def scale_out(self, scale_set, capacity: int):
+        compute = self.emulator.compute()
+        return compute.virtual_machine_scale_sets.begin_update(
+            RG, scale_set.name, {"sku": {"capacity": capacity}}
+        ).result()
+
     def function_app(
         self, name: str = "contoso-func1", *, system: bool = True, user_assigned: list[str] = (), linux=False
     ):

@@ -26,6 +26,7 @@ AA = f"{RG}/providers/Microsoft.Automation/automationAccounts/aa-exo-01"
 VM = f"{RG}/providers/Microsoft.Compute/virtualMachines/vm-01"
 UAI = f"{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uai-01"
 FUNC = f"{RG}/providers/Microsoft.Web/sites/func-exo-01"
+VMSS = f"{RG}/providers/Microsoft.Compute/virtualMachineScaleSets/vmss-exo-01"
 
 
 @pytest.mark.parametrize(
@@ -35,6 +36,7 @@ FUNC = f"{RG}/providers/Microsoft.Web/sites/func-exo-01"
         (VM, TargetKind.VIRTUAL_MACHINE, "vm-01"),
         (UAI, TargetKind.USER_ASSIGNED_IDENTITY, "uai-01"),
         (FUNC, TargetKind.FUNCTION_APP, "func-exo-01"),
+        (VMSS, TargetKind.SCALE_SET, "vmss-exo-01"),
     ],
 )
 def test_the_target_kinds_are_recognised(value, kind, name):
@@ -183,3 +185,17 @@ def test_an_arc_server_is_refused_with_the_reason_and_what_to_use_instead():
 def test_a_function_app_name_follows_the_site_naming_rule(name):
     with pytest.raises(InputError, match="Function app name"):
         parse_resource_id(f"{RG}/providers/Microsoft.Web/sites/{name}")
+
+
+@pytest.mark.parametrize("name", ["-vmss", "vmss-", "a" * 65, "vmss_1", "vmss.1", "_vmss", "vm ss"])
+def test_a_scale_set_name_follows_the_naming_rule(name):
+    with pytest.raises(InputError, match="virtual machine scale set name"):
+        parse_resource_id(f"{RG}/providers/Microsoft.Compute/virtualMachineScaleSets/{name}")
+
+
+def test_a_scale_sets_instance_is_not_a_target_of_its_own():
+    instance = f"{VMSS}/virtualMachines/0"
+    with pytest.raises(
+        InputError, match="is an instance of the VM scale set 'vmss-exo-01': name the scale set"
+    ):
+        parse_resource_id(instance)

@@ -47,3 +47,10 @@ def test_a_vm_verifies_after_its_modules_and_grants_and_has_no_automation_steps(
     plan = plan_for(Operation.PROVISION, TargetKind.VIRTUAL_MACHINE)
     assert plan.needs["verify"] == {"identity", "principal", "app-role", "entra-role", "vm-modules"}
     assert not {"modules", "runbook", "runtime-environment"} & set(plan.needs)
+
+
+def test_a_scale_set_verifies_after_the_modules_on_its_instances_and_the_grants():
+    plan = plan_for(Operation.PROVISION, TargetKind.SCALE_SET)
+    assert plan.needs["verify"] == {"identity", "principal", "app-role", "entra-role", "vmss-modules"}
+    assert plan.needs["vmss-modules"] == {"identity"}  # the install runs while the grants are made
+    assert not {"modules", "runbook", "vm-modules"} & set(plan.needs)
