@@ -81,10 +81,12 @@ class Run:
     succeeded: int = 0
 
     def line(self) -> str:
-        ratio = self.completion / self.bound if self.bound > 0 else math.nan
+        # No limit binds (every call fitted a bucket): there is no ratio to give.
+        ratio = f"{self.completion / self.bound:6.2f}" if self.bound > 0 else f"{'-':>6}"
+        binding = self.binding if self.bound > 0 else "none"
         return (
             f"{self.channel:5} {self.instances:2} {self.targets:6} {self.completion:8.1f} {self.bound:7.1f} "
-            f"{ratio:6.2f} {self.binding:25} {self.graph_calls / self.targets:6.2f} "
+            f"{ratio} {binding:25} {self.graph_calls / self.targets:6.2f} "
             f"{self.arm_calls / self.targets:5.2f} {self.throttled['graph']:5} {self.throttled['arm']:5} "
             f"{self.lost:4} {self.duplicates:4} {' '.join(f'{r:.0f}' for r in self.rss_mb)}"
         )
