@@ -131,3 +131,33 @@ def test_two_instances_with_faults_and_a_dead_one_grant_once_and_lose_nothing(
     assert app_roles == Counter(p.lower() for p in principals)
     assert sum(1 for e in grants if e["status"] == 201 and ROLE_POST.match(e["path"])) == len(principals)
     assert [e for e in grants if e["status"] == 400] == []
+
+
+def test_two_instances_granting_one_shared_identity_at_once_grant_it_once_and_keep_it_for_both(
+    emulator, azurite, targets, start_api
+):
+    first = start_api(env=SETTINGS)
+    second = start_api(env=SETTINGS, instance_of=first)
+    shared = targets.user_assigned_identity("SharedMI")
+    accounts = [
+        targets.automation_account(f"ContosoAzAuto{i}", system=False, user_assigned=[shared.id])
+        for i in (1, 2)
+    ]
+    body = [{"target": a.id, "organization": emulator.organization, "identity": shared.id} for a in accounts]
+    accepted = [first.post("requests", body[0]), second.post("requests", body[1])]
+    assert [a.status_code for a in accepted] == [202, 202], [a.text for a in accepted]
+    request_ids = [a.json()["id"] for a in accepted]
+    duplicate_every_work_item(azurite, request_ids)
+    finals = [first.follow_id(request_id)[0].json() for request_id in request_ids]
+    assert [f["status"] for f in finals] == ["succeeded", "succeeded"], finals
+    assert emulator.exchange_access(shared.principal_id) == (1, [RECIPIENT_ADMIN])
+
+    # Both requests are recorded as users of the grant (the ownership ledger, written by two instances
+    # at once): taking one account's access away keeps the identity's grants for the other.
+    revoked = second.post("revocations", {"target": accounts[0].id})
+    assert revoked.status_code == 202, revoked.text
+    assert second.follow(revoked)[0].json()["status"] == "revoked"
+    assert emulator.exchange_access(shared.principal_id) == (1, [RECIPIENT_ADMIN])
+    revoked = first.post("revocations", {"target": accounts[1].id})
+    assert first.follow(revoked)[0].json()["status"] == "revoked"
+    assert emulator.exchange_access(shared.principal_id) == (0, [])
