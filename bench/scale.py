@@ -62,6 +62,7 @@ from tests.support.exomi import ROOT, ExomiRunner, policy_for  # noqa: E402
 ACTIVE = "awaiting_approval,queued,running,waiting"
 IN_FLIGHT = 32  # submissions at once (what a script or Logic App loop would do)
 WEBHOOK = "runtime/webhooks/eventgrid?functionName=on_resource_event"
+QUIET = 60.0  # seconds with no active request and no new one: the run is over
 
 
 @dataclass
@@ -179,15 +180,19 @@ class Bench:
             list(pool.map(http if channel == "http" else tag, enumerate(identities)))
 
     def wait(self, client: httpx.Client, n: int, deadline: float) -> list[dict[str, Any]]:
-        """Every request once all N exist and none is active (or the deadline passed)."""
+        """Every request once all N exist and none is active, or nothing moved for QUIET seconds (a
+        tag event that made no request: that target counts as lost), or the deadline passed."""
         interval = max(1.0, n / 500)
+        seen, quiet_since = -1, time.monotonic()
         while True:
             active = client.get("/api/requests", params={"status": ACTIVE, "page_size": 1}).json()["value"]
             if not active:
                 requests = list_all(client)
-                if len(requests) >= n or time.monotonic() > deadline:
+                if len(requests) != seen:
+                    seen, quiet_since = len(requests), time.monotonic()
+                if len(requests) >= n or time.monotonic() - quiet_since > QUIET:
                     return requests
-            elif time.monotonic() > deadline:
+            if time.monotonic() > deadline:
                 return list_all(client)
             time.sleep(interval)
 
