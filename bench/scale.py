@@ -19,8 +19,9 @@ It prints, per run: completion (first submission to the last request's end, stor
 **rate bound** (for every limit exomi's calls drew from: calls beyond the bucket's size over its refill
 rate; the largest, and which limit it is), completion over bound, exomi's Graph and ARM calls per
 target, 429s, lost (a target whose request did not succeed), duplicate grants (an identity holding
-Exchange.ManageAsApp or an Entra role twice) and each instance's peak RSS (VmHWM). ``--growth`` runs
-10N too (on the smallest instance count) and prints time(10N) / time(N).
+Exchange.ManageAsApp or an Entra role twice), the work items the resume pass added and those that found
+their request held by another pass (from the hosts' logs), and each instance's peak RSS (VmHWM).
+``--growth`` runs 10N too (on the smallest instance count) and prints time(10N) / time(N).
 
 The machine matters: every instance, Azurite and the emulator share its cores, so instances beyond
 the core count measure the machine, not exomi.
@@ -80,6 +81,8 @@ class Run:
     duplicates: int = 0
     rss_mb: list[float] = field(default_factory=list)
     succeeded: int = 0
+    resumed: int = 0  # work items the resume pass added (a request queued or due too long)
+    held: int = 0  # work items that found their request held by another pass
 
     def line(self) -> str:
         # No limit binds (every call fitted a bucket): there is no ratio to give.
@@ -89,13 +92,14 @@ class Run:
             f"{self.channel:5} {self.instances:2} {self.targets:6} {self.completion:8.1f} {self.bound:7.1f} "
             f"{ratio} {binding:25} {self.graph_calls / self.targets:6.2f} "
             f"{self.arm_calls / self.targets:5.2f} {self.throttled['graph']:5} {self.throttled['arm']:5} "
-            f"{self.lost:4} {self.duplicates:4} {' '.join(f'{r:.0f}' for r in self.rss_mb)}"
+            f"{self.lost:4} {self.duplicates:4} {self.resumed:5} {self.held:5} "
+            f"{' '.join(f'{r:.0f}' for r in self.rss_mb)}"
         )
 
 
 HEADER = (
     f"{'chan':5} {'in':>2} {'N':>6} {'done s':>8} {'bound':>7} {'ratio':>6} {'binding limit':25} "
-    f"{'graph/t':>6} {'arm/t':>5} {'g429':>5} {'a429':>5} {'lost':>4} {'dup':>4} peak RSS MB per instance"
+    f"{'graph/t':>6} {'arm/t':>5} {'g429':>5} {'a429':>5} {'lost':>4} {'dup':>4} {'resum':>5} {'held':>5} peak RSS MB per instance"
 )
 
 
@@ -147,6 +151,10 @@ class Bench:
             self.submit(channel, identities, clients)
             requests = self.wait(clients[0], n, deadline=time.monotonic() + self.args.timeout)
             result.rss_mb = [peak_rss_mb(h) for h in hosts]
+            for log_file in Path(logs).glob("host*.log"):
+                text = log_file.read_text(errors="replace")
+                result.resumed += text.count("had no work item in time")
+                result.held += text.count("is held by another pass")
             for client in clients:
                 client.close()
         ends = [datetime.fromisoformat(r["updated_at"]) for r in requests if r["status"] not in ACTIVE]
