@@ -223,6 +223,14 @@ EXPIRY_REQUESTER = "exomi-expiry"
 INVENTORY_PARALLELISM = 8  # principals looked at at once (Graph throttles per app: kiota backs off on 429)
 # A work item for a waiting request that comes more than this before the request is due is a duplicate.
 EARLY = timedelta(seconds=2)
+# A work item that found another pass holding its request comes back this long after the lease ends.
+LEASE_MARGIN = timedelta(seconds=2)
+
+
+def after_lease(record: RequestRecord) -> timedelta:
+    """How long until a request's lease has run out (plus a margin for clocks), at least LEASE_MARGIN."""
+    left = record.lease_until - utcnow() if record.lease_until is not None else timedelta(0)
+    return max(left, timedelta(0)) + LEASE_MARGIN
 
 
 def approver_channel(requester: Requester) -> Channel:
@@ -792,7 +800,14 @@ class ExomiService:
         else:
             record = await self.advance(item.request_id)  # an exception makes the host retry, then poison
             if record.status is RequestStatus.RUNNING or held_by_a_pass(record):
-                return  # another pass holds it (a duplicate work item): that pass queues it again
+                # Another pass holds it (a duplicate work item, maybe on another instance): that pass
+                # queues it again when it ends; this one looks again once the lease would have run
+                # out, so that a holder whose instance died is taken over without waiting for the
+                # resume pass or the queue's 10-minute lease.
+                delay = after_lease(record)
+                log.info("request %s is held by another pass; looked at again in %s", record.id, delay)
+                await self.enqueue(record, delay=delay)
+                return
             if record.status.active:
                 await self.enqueue(record)
                 return

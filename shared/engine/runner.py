@@ -127,14 +127,18 @@ class Engine:
             return await self._fail(
                 record, RecordedError(failed.error or {"message": failed.message}), target_record
             )
-        # Claim it (ETag: of two passes starting at once, one fails and its work item is retried later).
-        record = await self._update(
-            record,
-            status=RequestStatus.RUNNING,
-            check_again_at=None,
-            message="working",
-            lease_until=self._lease(),
-        )
+        # Claim it (ETag: of two passes starting at once, on one instance or two, only one writes; the
+        # other returns the request as the winner left it, held, and works on nothing).
+        try:
+            record = await self._update(
+                record,
+                status=RequestStatus.RUNNING,
+                check_again_at=None,
+                message="working",
+                lease_until=self._lease(),
+            )
+        except ConcurrencyError:
+            return await self.state.requests.get(request_id)
         facts: dict[str, Any] = {}
         for step in plan.steps:
             if self._status(stored, step.name) in FINISHED:

@@ -146,6 +146,26 @@ def test_host_json_has_the_extension_bundle_and_queue_retry_settings():
     assert queues["maxDequeueCount"] == 5 and queues["messageEncoding"] == "base64"
 
 
+def _seconds(timespan: str) -> float:
+    hours, minutes, seconds = timespan.split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def test_host_json_retries_a_failed_pass_after_its_lease_and_lets_a_whole_pass_finish():
+    """A failed invocation's work item comes back once the dead pass's lease has run out (else the
+    retry finds the request held and only re-queues it), and no pass is cut off by functionTimeout."""
+    from shared.settings import EngineTimings
+
+    host = json.loads((ROOT / "host.json").read_text())
+    queues = host["extensions"]["queues"]
+    timings = EngineTimings()
+    assert _seconds(queues["visibilityTimeout"]) >= timings.lease
+    assert _seconds(host["functionTimeout"]) > 2 * (timings.advance_budget + timings.hold + timings.lease)
+    # Target-based scaling asks for one instance per batchSize queued messages; at most
+    # batchSize + newBatchThreshold passes run at once on an instance.
+    assert 1 <= queues["batchSize"] <= 32 and queues["newBatchThreshold"] < queues["batchSize"]
+
+
 def test_requirements_name_the_functions_library_and_not_the_worker():
     requirements = (ROOT / "requirements.txt").read_text().lower()
     assert "azure-functions==" in requirements and "azure-functions-worker" not in requirements

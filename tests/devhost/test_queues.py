@@ -11,7 +11,7 @@ from pathlib import Path
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from devhost.process import DevHostProcess
-from tests.devhost.support import Records
+from tests.devhost.support import SAMPLE_APP, Records
 from tests.support.polling import eventually
 
 
@@ -165,3 +165,45 @@ def test_messageencoding_none_custom_connection_prepoisoned_and_delayed_messages
     assert not records("plain", body=worn)  # poisoned on receipt, never invoked
     assert sorted(r["dequeue_count"] for r in records("plain", body=failing)) == [1, 2]
     assert records("plain", body=plain)[0]["dequeue_count"] == 1
+
+
+def test_two_instances_on_one_queue_run_each_message_once_though_each_run_outlasts_the_visibility_timeout(
+    azurite, tmp_path: Path
+):
+    """As Azure runs several instances of an app: each polls the queue and takes its own batches; a
+    message being processed stays invisible to the other (the listener's lease, renewed), however
+    long the run, far beyond host.json's visibilityTimeout (1 s here, the delay after a failure)."""
+    queue = f"work-{uuid.uuid4().hex[:8]}"
+    QueueClient.from_connection_string(azurite, queue).create_queue()
+    env = {
+        "AzureWebJobsStorage": azurite,
+        "FUNCTIONS_WORKER_RUNTIME": "python",
+        "SAMPLE_RECORD_DIR": str(tmp_path / "records"),
+        "WORK_QUEUE": queue,
+        "OUTBOX_QUEUE": f"outbox-{uuid.uuid4().hex[:8]}",
+        "TICK_SCHEDULE": "0 0 0 1 1 *",
+    }
+    hosts = [
+        DevHostProcess(SAMPLE_APP, env={**env, "SAMPLE_INSTANCE": str(n)}, log_file=tmp_path / f"host{n}.log")
+        for n in (1, 2)
+    ]
+    records = Records(tmp_path / "records")
+    try:
+        for host in hosts:
+            host.start()
+        bodies = [f"slow-2:{uuid.uuid4()}" for _ in range(12)]
+        for body in bodies:
+            base64_queue(azurite, queue).send_message(body)
+        client = raw_queue(azurite, queue)
+
+        def done() -> bool:  # every message deleted (in flight ones count too), each one's run recorded
+            properties = client.get_queue_properties()
+            return properties.approximate_message_count == 0 and len(records("work")) >= len(bodies)
+
+        eventually(done, timeout=60, what="every message to run and be deleted", interval=0.2)
+        runs = records("work")
+        assert sorted(r["body"] for r in runs) == sorted(bodies)  # each once, none twice
+        assert {r["dequeue_count"] for r in runs} == {1}  # none came back to either instance
+    finally:
+        for host in hosts:
+            host.stop()

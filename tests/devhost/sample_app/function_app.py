@@ -89,8 +89,11 @@ def work(msg: func.QueueMessage, context: func.Context) -> None:
         insertion_time=msg.insertion_time,
         pop_receipt=msg.pop_receipt,
         function_name=context.function_name,
+        instance=os.environ.get("SAMPLE_INSTANCE"),
     )
-    # "fail-N:..." fails while dequeue_count <= N; "always-fail:..." never succeeds.
+    # "slow-N:..." takes N seconds; "fail-N:..." fails while dequeue_count <= N; "always-fail:..." never succeeds.
+    if body.startswith("slow-"):
+        time.sleep(float(body[5 : body.index(":")]))
     if body.startswith("always-fail:"):
         raise RuntimeError("always fails")
     if body.startswith("fail-") and msg.dequeue_count <= int(body[5 : body.index(":")]):

@@ -1,0 +1,334 @@
+"""Benchmark: a burst of N targets on 1, 2 and 4 instances of the Function app, under rate limits.
+
+    .venv/bin/python bench/scale.py [--targets 100] [--instances 1,2,4] [--channels http,tags]
+                                    [--speed 1] [--scale 0.01] [--growth] [--latency-ms 0]
+
+Starts its own Azurite and tenant emulator (short emulated waits), creates N user-assigned identities,
+then for each channel and instance count: starts that many devhost processes running function_app.py
+(host.json as shipped) on one storage account and one work queue, turns the emulator's rate limits on
+at the published values (emulator/ratelimits.py) with every refill rate times ``--speed`` and every
+bucket size times ``--scale`` (small buckets: the sustained rate binds, not the burst allowance), and
+submits all N at once:
+
+- **http**: ``POST /api/requests`` for every identity, 32 in flight, spread over the instances (a load
+  balancer in front of them);
+- **tags**: ``exo-organization`` written on every identity through the Tags API, 32 in flight; the
+  emulator delivers the Event Grid events to the first instance's webhook (the tag settle time is 1 s).
+
+It prints, per run: completion (first submission to the last request's end, stored times), the
+**rate bound** (for every limit exomi's calls drew from: calls beyond the bucket's size over its refill
+rate; the largest, and which limit it is), completion over bound, exomi's Graph and ARM calls per
+target, 429s, lost (a target whose request did not succeed), duplicate grants (an identity holding
+Exchange.ManageAsApp or an Entra role twice), the work items the resume pass added and those that found
+their request held by another pass (from the hosts' logs), and each instance's peak RSS (VmHWM).
+``--growth`` runs 10N too (on the smallest instance count) and prints time(10N) / time(N).
+
+The machine matters: every instance, Azurite and the emulator share its cores, so instances beyond
+the core count measure the machine, not exomi.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+from azure.core.exceptions import HttpResponseError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from devhost.azurite import AzuriteProcess  # noqa: E402
+from devhost.process import DevHostProcess  # noqa: E402
+from emulator.process import EmulatorProcess  # noqa: E402
+from emulator.ratelimits import RateLimitConfig  # noqa: E402
+from emulator.throttling import graph_cost  # noqa: E402
+from emulator.timings import fast_timings  # noqa: E402
+from tests.engine.conftest import Targets  # noqa: E402
+from tests.support.emulator import MANAGE_AS_APP_ROLE_ID, Emulator  # noqa: E402
+from tests.support.exomi import ROOT, ExomiRunner, policy_for  # noqa: E402
+
+ACTIVE = "awaiting_approval,queued,running,waiting"
+IN_FLIGHT = 32  # submissions at once (what a script or Logic App loop would do)
+WEBHOOK = "runtime/webhooks/eventgrid?functionName=on_resource_event"
+QUIET = 60.0  # seconds with no active request and no new one: the run is over
+
+
+@dataclass
+class Run:
+    channel: str
+    instances: int
+    targets: int
+    completion: float = math.nan
+    bound: float = math.nan
+    binding: str = ""
+    graph_calls: int = 0
+    arm_calls: int = 0
+    throttled: Counter[str] = field(default_factory=Counter)
+    lost: int = 0
+    duplicates: int = 0
+    rss_mb: list[float] = field(default_factory=list)
+    succeeded: int = 0
+    resumed: int = 0  # work items the resume pass added (a request queued or due too long)
+    held: int = 0  # work items that found their request held by another pass
+
+    def line(self) -> str:
+        # No limit binds (every call fitted a bucket): there is no ratio to give.
+        ratio = f"{self.completion / self.bound:6.2f}" if self.bound > 0 else f"{'-':>6}"
+        binding = self.binding if self.bound > 0 else "none"
+        return (
+            f"{self.channel:5} {self.instances:2} {self.targets:6} {self.completion:8.1f} {self.bound:7.1f} "
+            f"{ratio} {binding:25} {self.graph_calls / self.targets:6.2f} "
+            f"{self.arm_calls / self.targets:5.2f} {self.throttled['graph']:5} {self.throttled['arm']:5} "
+            f"{self.lost:4} {self.duplicates:4} {self.resumed:5} {self.held:5} "
+            f"{' '.join(f'{r:.0f}' for r in self.rss_mb)}"
+        )
+
+
+HEADER = (
+    f"{'chan':5} {'in':>2} {'N':>6} {'done s':>8} {'bound':>7} {'ratio':>6} {'binding limit':25} "
+    f"{'graph/t':>6} {'arm/t':>5} {'g429':>5} {'a429':>5} {'lost':>4} {'dup':>4} {'resum':>5} {'held':>5} peak RSS MB per instance"
+)
+
+
+class Bench:
+    def __init__(self, emulator: Emulator, storage: str, args: argparse.Namespace) -> None:
+        self.emulator, self.storage, self.args = emulator, storage, args
+
+    def run(self, channel: str, instances: int, n: int) -> Run:
+        emulator = self.emulator
+        emulator.reset()
+        emulator.set_timings(**fast_timings().as_dict())
+        targets = Targets(emulator)
+        with ThreadPoolExecutor(16) as pool:
+            identities = list(pool.map(lambda i: targets.user_assigned_identity(f"ScaleMI{i:05}"), range(n)))
+        runner = ExomiRunner(emulator, self.storage, policy=policy_for(emulator))
+        env = {
+            **runner.env(),
+            "FUNCTIONS_WORKER_RUNTIME": "python",
+            "EXOMI_QUEUE_NAME": f"scale-{uuid.uuid4().hex[:12]}",  # a queue of its own per run
+            "EXOMI_TAG_SETTLE_SECONDS": "1",
+        }
+        result = Run(channel, instances, n)
+        with tempfile.TemporaryDirectory() as logs, contextlib.ExitStack() as stack:
+            hosts = []
+            for i in range(instances):
+                host = DevHostProcess(ROOT, env=env, log_file=Path(logs) / f"host{i}.log")
+                stack.callback(host.stop)
+                host.start()
+                hosts.append(host)
+            clients = [
+                httpx.Client(base_url=h.url, timeout=120, headers={"x-functions-key": h.info["function_key"]})
+                for h in hosts
+            ]
+            for client in clients:  # warm: each instance has loaded the app's code once
+                client.get("/api/requests", params={"page_size": 1}).raise_for_status()
+            if channel == "tags":
+                emulator.subscribe_events(
+                    "exomi-events",
+                    f"{hosts[0].url}/{WEBHOOK}",
+                    included_event_types=["Microsoft.Resources.ResourceWriteSuccess"],
+                )
+            limits = {"enabled": True, "clock": "wall", "scale": self.args.scale, "speed": self.args.speed}
+            emulator.ctl("PUT", "/ratelimits", limits)
+            if self.args.latency_ms:
+                path = r"^/(subscriptions|v1\.0)(/|$)"
+                emulator.add_fault(path=path, kind="latency", latency_ms=self.args.latency_ms)
+            position = emulator.log_position()
+            started = datetime.now(UTC)
+            self.submit(channel, identities, clients)
+            requests = self.wait(clients[0], n, deadline=time.monotonic() + self.args.timeout)
+            result.rss_mb = [peak_rss_mb(h) for h in hosts]
+            for log_file in Path(logs).glob("host*.log"):
+                text = log_file.read_text(errors="replace")
+                result.resumed += text.count("had no work item in time")
+                result.held += text.count("is held by another pass")
+            for client in clients:
+                client.close()
+        ends = [datetime.fromisoformat(r["updated_at"]) for r in requests if r["status"] not in ACTIVE]
+        result.completion = (max(ends) - started).total_seconds() if ends else math.nan
+        self.tally(result, requests, identities, position, RateLimitConfig.from_dict(limits))
+        return result
+
+    def submit(self, channel: str, identities: list[Any], clients: list[httpx.Client]) -> None:
+        organization = self.emulator.organization
+
+        def http(item: tuple[int, Any]) -> None:
+            n, identity = item
+            body = {"target": identity.id, "organization": organization}
+            answer = clients[n % len(clients)].post("/api/requests", json=body)
+            if answer.status_code != 202:
+                raise SystemExit(f"POST /api/requests answered {answer.status_code}: {answer.text}")
+
+        def tag(item: tuple[int, Any]) -> None:
+            _, identity = item
+            body = {"properties": {"tags": {"exo-organization": organization}}}
+            while True:  # ARM paces the writer too (its own write bucket): wait as told, as az does
+                try:
+                    self.emulator.resources().tags.begin_create_or_update_at_scope(identity.id, body).result()
+                    return
+                except HttpResponseError as error:
+                    if error.status_code != 429:
+                        raise
+                    time.sleep(int(error.response.headers.get("Retry-After", "1")))
+
+        with ThreadPoolExecutor(IN_FLIGHT) as pool:
+            list(pool.map(http if channel == "http" else tag, enumerate(identities)))
+
+    def wait(self, client: httpx.Client, n: int, deadline: float) -> list[dict[str, Any]]:
+        """Every request once all N exist and none is active, or nothing moved for QUIET seconds (a
+        tag event that made no request: that target counts as lost), or the deadline passed."""
+        interval = max(1.0, n / 500)
+        seen, quiet_since = -1, time.monotonic()
+        while True:
+            active = client.get("/api/requests", params={"status": ACTIVE, "page_size": 1}).json()["value"]
+            if not active:
+                requests = list_all(client)
+                if len(requests) != seen:
+                    seen, quiet_since = len(requests), time.monotonic()
+                if len(requests) >= n or time.monotonic() - quiet_since > QUIET:
+                    return requests
+            if time.monotonic() > deadline:
+                return list_all(client)
+            time.sleep(interval)
+
+    def tally(
+        self,
+        result: Run,
+        requests: list[dict[str, Any]],
+        identities: list[Any],
+        position: int,
+        limits: RateLimitConfig,
+    ) -> None:
+        emulator = self.emulator
+        succeeded = {r["target"].lower() for r in requests if r["status"] == "succeeded"}
+        result.succeeded = len(succeeded)
+        result.lost = sum(1 for i in identities if i.id.lower() not in succeeded)
+        ours = {i.principal_id for i in identities}
+        exchange = emulator.exchange_service_principal_id
+        for principal in emulator.principals():
+            if principal["id"] not in ours:
+                continue
+            app_roles = sum(
+                1
+                for a in principal["appRoleAssignments"]
+                if a["resourceId"] == exchange and a["appRoleId"] == MANAGE_AS_APP_ROLE_ID
+            )
+            roles = Counter(r["roleDefinitionId"] for r in principal["directoryRoles"])
+            result.duplicates += max(app_roles - 1, 0) + sum(c - 1 for c in roles.values())
+        log = emulator.log(position)
+        app = emulator.app_principal_id
+        charged: Counter[str] = Counter()
+        for entry in log:
+            if entry["status"] == 429:
+                result.throttled[entry["service"]] += 1
+                continue  # a refused request takes no token
+            write = entry["method"] not in ("GET", "HEAD")
+            if entry["service"] == "graph" and entry["caller_id"] == app:
+                result.graph_calls += 1
+                query = dict(parse_qsl(entry["query"]))
+                charged["graph_resource_units"] += graph_cost(entry["method"], entry["path"][5:], query)
+                if write:
+                    charged["graph_writes"] += 1
+                    charged["graph_tenant_writes"] += 1
+            elif entry["service"] == "arm" and entry["path"].lower().startswith("/subscriptions/"):
+                kind = {"GET": "reads", "HEAD": "reads", "DELETE": "deletes"}.get(entry["method"], "writes")
+                charged[f"arm_global_{kind}"] += 1  # every caller in the subscription
+                # Per principal: exomi's own calls, and the tag writer's (it is paced as well).
+                who = "exomi" if entry["caller_id"] == app else "tag writer"
+                charged[f"arm_{kind} ({who})"] += 1
+                if who == "exomi":
+                    result.arm_calls += 1
+        bounds = {}
+        for name, calls in charged.items():
+            spec = limits.effective(name.split(" ")[0])
+            if spec is not None:
+                bounds[name] = max(calls - spec.size, 0) / spec.refill_per_second
+        result.binding, result.bound = max(bounds.items(), key=lambda kv: kv[1], default=("", math.nan))
+        if self.args.verbose:
+            print(f"  calls charged per limit: {dict(charged)}; bounds {bounds}", flush=True)
+
+
+def list_all(client: httpx.Client) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    page = client.get("/api/requests", params={"page_size": 200}).json()
+    while True:
+        items.extend(page["value"])
+        if not page.get("nextLink"):
+            return items
+        page = client.get(page["nextLink"]).json()
+
+
+def peak_rss_mb(host: DevHostProcess) -> float:
+    """The instance's peak resident set (VmHWM): devhost runs the app in its own process."""
+    assert host.process is not None
+    for line in Path(f"/proc/{host.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--targets", type=int, default=100, help="N (1000 and 5000 for the full run)")
+    parser.add_argument("--instances", default="1,2,4")
+    parser.add_argument("--channels", default="http,tags")
+    parser.add_argument("--speed", type=float, default=1.0, help="refill rates x this (1 = published)")
+    parser.add_argument("--scale", type=float, default=0.01, help="bucket sizes x this")
+    parser.add_argument("--growth", action="store_true", help="also 10N on the first instance count")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="on every ARM and Graph call")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="give up on a run after this")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    instance_counts = [int(i) for i in args.instances.split(",")]
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory() as state_dir, AzuriteProcess() as storage:
+        process = EmulatorProcess("--fast", state_dir=Path(state_dir))
+        info = process.start()
+        import os
+
+        os.environ.update(info.identity_env())
+        try:
+            control = httpx.Client(verify=info.raw["ca_bundle"], timeout=120)
+            emulator = Emulator(
+                {**info.raw, **control.post(f"{info.raw['control_endpoint']}/reset", json={}).json()}, control
+            )
+            bench = Bench(emulator, storage, args)
+            plan = [(c, k, args.targets) for c in args.channels.split(",") for k in instance_counts]
+            if args.growth:
+                plan += [(c, instance_counts[0], 10 * args.targets) for c in args.channels.split(",")]
+            print(f"rate limits: published refill x {args.speed}, bucket sizes x {args.scale}", flush=True)
+            print(HEADER, flush=True)
+            for channel, instances, n in plan:
+                run = bench.run(channel, instances, n)
+                runs.append(run)
+                print(run.line(), flush=True)
+        finally:
+            process.stop()
+    if args.growth:
+        for channel in args.channels.split(","):
+            small = next(r for r in runs if r.channel == channel and r.targets == args.targets)
+            large = next(r for r in runs if r.channel == channel and r.targets == 10 * args.targets)
+            print(
+                f"growth {channel}: {args.targets} -> {10 * args.targets} targets on {small.instances} "
+                f"instance(s): {large.completion / small.completion:.2f}x the time (10x is linear)"
+            )
+    print(json.dumps([r.__dict__ for r in runs], default=str))
+
+
+if __name__ == "__main__":
+    main()
