@@ -74,6 +74,8 @@ class ExomiRunner:
                 "EXOMI_VERIFY_MAX_POLL_SECONDS": "1",
                 # fast_timings(): grants propagate after 0.5 s
                 "EXOMI_PROPAGATION_SECONDS": "0.5",
+                # The checkout's code, not whichever one the venv's editable install points at.
+                "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
             }
         )
         return env
