@@ -31,7 +31,7 @@ var tags = { 'azd-env-name': environmentName }
 // infra/policy.json becomes the EXOMI_POLICY app setting: edit it before `azd up` (docs/POLICY.md).
 var policy = loadJsonContent('policy.json')
 
-resource group 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: resourceGroupName
   location: location
   tags: tags
@@ -39,7 +39,7 @@ resource group 'Microsoft.Resources/resourceGroups@2024-03-01' = {
 
 module app 'modules/app.bicep' = {
   name: 'exomi-app'
-  scope: group
+  scope: rg
   params: {
     environmentName: environmentName
     location: location
@@ -51,7 +51,7 @@ module app 'modules/app.bicep' = {
 
 module alerts 'modules/alerts.bicep' = {
   name: 'exomi-alerts'
-  scope: group
+  scope: rg
   params: {
     location: location
     tags: tags
@@ -97,7 +97,7 @@ module topicGroups 'events/resource-group.bicep' = [
 module deadLetterAccess 'events/dead-letter-access.bicep' = [
   for (item, i) in eventSubscriptions: if (eventsEnabled) {
     name: 'exomi-dead-letter-access-${i}'
-    scope: group
+    scope: rg
     params: {
       storageAccountName: app.outputs.storageAccountName
       containerName: app.outputs.deadLetterContainerName
@@ -127,7 +127,7 @@ module subscriptions 'events/subscription.bicep' = [
 ]
 
 // azd reads these into the environment (.azure/<env>/.env); the hooks use them.
-output AZURE_RESOURCE_GROUP string = group.name
+output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = app.outputs.functionAppName
 output EXOMI_PRINCIPAL_ID string = app.outputs.principalId
 output EXOMI_CLIENT_ID string = app.outputs.clientId

@@ -42,14 +42,14 @@ resource events 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15'
           operatorType: 'StringIn'
           key: 'data.operationName'
           values: concat(
-            flatten(map(targetTypes, type => ['${type}/write', '${type}/delete'])),
+            flatten(map(targetTypes, t => ['${t}/write', '${t}/delete'])),
             ['Microsoft.Resources/tags/write', 'Microsoft.Resources/tags/delete']
           )
         }
         {
           operatorType: 'StringContains'
           key: 'subject'
-          values: map(targetTypes, type => '/providers/${type}/')
+          values: map(targetTypes, t => '/providers/${t}/')
         }
         {
           operatorType: 'StringNotIn'
