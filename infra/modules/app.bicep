@@ -127,6 +127,16 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   dependsOn: [deploymentContainer]
 }
 
+// No basic-auth publishing (FTP, SCM/Kudu): code reaches exomi only through Entra-authenticated
+// deployments (azd uses the deployer's token), since whoever deploys code acts as exomi's identity.
+resource publishingCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = [
+  for method in ['ftp', 'scm']: {
+    parent: site
+    name: method
+    properties: { allow: false }
+  }
+]
+
 var principalId = userAssigned ? identity.outputs.principalId : site.identity.principalId
 var clientId = userAssigned ? identity.outputs.clientId : ''
 
