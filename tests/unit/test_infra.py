@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -251,3 +252,22 @@ def test_alert_queries_match_the_log_lines_the_code_writes():
     assert '"request %s step %s failed: %s"' in runner and "failed|ended failed" in alerts
     assert '"policy refuses to heal %s' in reconcile and '"policy refuses to heal "' in alerts
     assert "requests | where success == false" in alerts
+
+
+def test_without_exomi_bootstrap_the_postprovision_hook_says_what_to_grant_by_hand(tmp_path):
+    principal = "6c4b9a2e-1f3d-4e5a-9b8c-7d6e5f4a3b2c"
+    completed = subprocess.run(
+        ["sh", str(INFRA / "hooks" / "postprovision.sh")],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "EXOMI_PRINCIPAL_ID": principal,
+            "AZURE_FUNCTION_APP_NAME": "func-exomi-x",
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert principal in completed.stdout and "docs/PERMISSIONS.md" in completed.stdout
+    assert "Application.Read.All" in completed.stdout and "allowed_scopes" in completed.stdout
