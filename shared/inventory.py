@@ -31,6 +31,9 @@ class HolderStatus(StrEnum):
 
 
 class Holder(BaseModel):
+    """A principal that holds Exchange Online rights: an app role on Office 365 Exchange Online or a
+    supported Entra role."""
+
     model_config = ConfigDict(extra="forbid")
 
     principal_id: str

@@ -56,6 +56,8 @@ class ErrorDocument(_Document):
 
 
 class StepDocument(_Document):
+    """One step of a request and where it stands."""
+
     name: str = Field(description="The step, e.g. resolve-identity, grant-app-role, verify.")
     status: StepStatus
     message: str | None = Field(description="What the step did, or what it waits for.")
@@ -88,11 +90,15 @@ class FindingDocument(_Document):
 
 
 class TargetFinding(FindingDocument):
+    """A finding on one target, kept while it persists."""
+
     target: str
     found_at: datetime = Field(description="When exomi first saw it (it is kept while it persists).")
 
 
 class FindingList(_Document):
+    """The findings of every target exomi provisioned (GET /findings)."""
+
     value: list[TargetFinding] = Field(description="The latest findings of every target exomi provisioned.")
 
 
@@ -198,6 +204,8 @@ class CancelDocument(RequestDocument):
 
 
 class RequestList(_Document):
+    """A page of requests (GET /requests)."""
+
     value: list[RequestSummary] = Field(description="Requests, oldest first.")
     nextLink: str | None = Field(description="The URL of the next page; null on the last page.")  # noqa: N815
 
@@ -222,6 +230,8 @@ class RefusalDocument(_Document):
 
 
 class RefusalList(_Document):
+    """A page of refused attempts (GET /refusals)."""
+
     value: list[RefusalDocument] = Field(description="Refusals, oldest first.")
     nextLink: str | None = Field(description="The URL of the next page; null on the last page.")  # noqa: N815
 
@@ -268,6 +278,8 @@ class ApprovalBody(_Document):
 
 
 class PlanStepDocument(_Document):
+    """One prerequisite of the target: what exomi saw, and what provisioning would do."""
+
     name: str
     title: str
     verdict: Literal["ok", "missing", "wrong", "pending", "n/a", "unknown", "error"] = Field(
@@ -308,12 +320,16 @@ class PlanDocument(_Document):
 
 
 class HealthCheck(_Document):
+    """One check of the health answer."""
+
     name: Literal["settings", "storage"]
     ok: bool
     detail: str | None = Field(description="Why it failed (never a secret).")
 
 
 class HealthDocument(_Document):
+    """Whether the app can work: its settings load and its storage answers."""
+
     status: Literal["healthy", "unhealthy"]
     checks: list[HealthCheck]
 

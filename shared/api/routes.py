@@ -35,6 +35,7 @@ from shared.state.idempotency import MAX_KEY_LENGTH
 from shared.state.query import MAX_PAGE_SIZE
 
 log = logging.getLogger("exomi.api")
+Visibility = Literal["important", "advanced", "internal"]  # x-ms-visibility: how a connector shows it
 Handler = Callable[[ApiRequest], Awaitable[ApiResponse]]
 
 
@@ -51,6 +52,8 @@ class Parameter:
     maximum: int | None = None
     max_length: int | None = None
     pattern: str | None = None
+    summary: str | None = None  # x-ms-summary, the connector's label (default: the name in title case)
+    visibility: Visibility | None = None  # None: shown normally
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class Route:
     parameters: tuple[Parameter, ...] = ()
     anonymous: bool = False  # else a function key is required
     tags: tuple[str, ...] = field(default=("requests",))
+    visibility: Visibility | None = None  # x-ms-visibility of the connector action (None: shown normally)
 
 
 ERRORS: dict[int, str] = {
@@ -106,12 +110,15 @@ IDEMPOTENCY = Parameter(
     "Makes retries safe: the same key with the same body (from the same caller) answers with the "
     "original request instead of making a second one; the same key with another body is a 409.",
     max_length=MAX_KEY_LENGTH,
+    visibility="advanced",
 )
 ON_BEHALF = Parameter(
     ON_BEHALF_OF,
     "header",
     "Whom the caller acts for (e.g. the ticket's requester); recorded with requested_by, marked as asserted.",
     max_length=100,
+    summary="On Behalf Of",
+    visibility="advanced",
 )
 ACCEPTED = Answer(
     "Accepted: follow Location (honouring Retry-After) until it answers 200 or 422.",
@@ -121,7 +128,15 @@ ACCEPTED = Answer(
 SUBMIT_ERRORS = errors(400, 401, 403, 409, 413, 415, 422, *SERVER_ERRORS)
 READ_ERRORS = errors(400, 401, 403, 413, 415, 422, *SERVER_ERRORS)
 GUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-REQUEST_ID = Parameter("id", "path", "The request id.", required=True, pattern=GUID_PATTERN)
+REQUEST_ID = Parameter(
+    "id",
+    "path",
+    "The request id.",
+    required=True,
+    pattern=GUID_PATTERN,
+    summary="Request ID",
+    visibility="important",
+)
 
 
 async def openapi_document(request: ApiRequest) -> ApiResponse:
@@ -140,6 +155,7 @@ ROUTES: tuple[Route, ...] = (
         {202: ACCEPTED, **SUBMIT_ERRORS},
         body="CreateRequestBody",
         parameters=(IDEMPOTENCY, ON_BEHALF),
+        visibility="important",
     ),
     Route(
         "list_requests",
@@ -168,8 +184,14 @@ ROUTES: tuple[Route, ...] = (
                 type="integer",
                 minimum=1,
                 maximum=MAX_PAGE_SIZE,
+                visibility="advanced",
             ),
-            Parameter("continuation_token", "query", "From nextLink: where the next page starts."),
+            Parameter(
+                "continuation_token",
+                "query",
+                "From nextLink: where the next page starts.",
+                visibility="advanced",
+            ),
         ),
     ),
     Route(
@@ -194,9 +216,13 @@ ROUTES: tuple[Route, ...] = (
         parameters=(
             REQUEST_ID,
             Parameter(
-                "include", "query", "'audit' adds the request's audit records (other values are ignored)."
+                "include",
+                "query",
+                "'audit' adds the request's audit records (other values are ignored).",
+                visibility="advanced",
             ),
         ),
+        visibility="important",
     ),
     Route(
         "decide_approval",
@@ -253,7 +279,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "inventory",
         handlers.inventory,
-        "Tenant inventory",
+        "Get the tenant inventory",
         "Every principal that holds an app role on Office 365 Exchange Online (Exchange.ManageAsApp or a "
         "look-alike) or a supported Entra role, read from Microsoft Graph now: managed by exomi, unmanaged, "
         "or orphaned (a managed identity whose resource is gone), and whether it is over-privileged.",
@@ -280,8 +306,14 @@ ROUTES: tuple[Route, ...] = (
                 type="integer",
                 minimum=1,
                 maximum=MAX_PAGE_SIZE,
+                visibility="advanced",
             ),
-            Parameter("continuation_token", "query", "From nextLink: where the next page starts."),
+            Parameter(
+                "continuation_token",
+                "query",
+                "From nextLink: where the next page starts.",
+                visibility="advanced",
+            ),
         ),
         tags=("audit",),
     ),
@@ -320,13 +352,14 @@ ROUTES: tuple[Route, ...] = (
         {202: ACCEPTED, **SUBMIT_ERRORS},
         body="RevocationBody",
         parameters=(IDEMPOTENCY, ON_BEHALF),
+        visibility="important",
     ),
     Route(
         "get_health",
         "GET",
         "health",
         handlers.health,
-        "Health",
+        "Check health",
         "200 when the settings load and storage answers, else 503. No function key needed.",
         {
             200: Answer("Healthy.", HealthDocument),
@@ -334,17 +367,20 @@ ROUTES: tuple[Route, ...] = (
         },
         anonymous=True,
         tags=("operations",),
+        visibility="internal",
     ),
     Route(
         "get_openapi",
         "GET",
         "openapi.json",
         openapi_document,
-        "This OpenAPI document",
-        "OpenAPI 2.0, for a Logic Apps custom connector. No function key needed.",
+        "Get the OpenAPI document",
+        "OpenAPI 2.0 (Swagger), what a Logic Apps or Power Automate custom connector imports. No function key "
+        "needed.",
         {200: Answer("The OpenAPI document.")},
         anonymous=True,
         tags=("operations",),
+        visibility="internal",
     ),
 )
 BY_OPERATION: dict[str, Route] = {route.operation_id: route for route in ROUTES}
