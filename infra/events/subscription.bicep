@@ -11,6 +11,7 @@ param deadLetterContainerName string
 var targetTypes = [
   'Microsoft.Automation/automationAccounts'
   'Microsoft.Compute/virtualMachines'
+  'Microsoft.Compute/virtualMachineScaleSets'
   'Microsoft.ManagedIdentity/userAssignedIdentities'
   'Microsoft.Web/sites'
 ]
