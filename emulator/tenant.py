@@ -197,6 +197,7 @@ class Tenant:
         subscription_count: int = 2,
         with_exchange_sp: bool = True,
         cloud: Cloud = COMMERCIAL,
+        app_permissions: bool = True,
     ) -> None:
         self.timings = timings
         self.cloud = cloud
@@ -240,12 +241,12 @@ class Tenant:
         self.app = self._add_principal("exomi-function-app", sp_type="ManagedIdentity", visible=True)
         for sub in self.subscriptions.values():
             self.assign_arm_role(self.admin.id, "Owner", f"/subscriptions/{sub.id}")
-            for role in DEFAULT_APP_ARM_ROLES:
+            for role in DEFAULT_APP_ARM_ROLES if app_permissions else ():
                 self.assign_arm_role(self.app.id, role, f"/subscriptions/{sub.id}")
         self.assign_directory_role(
             self.admin.id, dd.EXCHANGE_SUPPORTED_ROLES["Global Administrator"], backdate=True
         )
-        for permission in DEFAULT_APP_GRAPH_PERMISSIONS:
+        for permission in DEFAULT_APP_GRAPH_PERMISSIONS if app_permissions else ():
             self.grant_graph_permission(self.app.id, permission)
 
     # ---------------------------------------------------------------- well-known facts
