@@ -44,8 +44,9 @@ from emulator.tenant import ArmResource, iso
 TOPIC_TYPE = "Microsoft.EventGrid/systemTopics"
 SUBSCRIPTION_TYPE = "Microsoft.EventGrid/systemTopics/eventSubscriptions"
 SUBSCRIPTIONS_TOPIC_TYPE = "Microsoft.Resources.Subscriptions"
-# azure-mgmt-eventgrid 10.4.0's default, and the stable version before it.
-API_VERSIONS = frozenset({"2025-02-15", "2024-06-01"})
+# azure-mgmt-eventgrid 10.4.0's default (specification/eventgrid/resource-manager/Microsoft.EventGrid/
+# stable/2025-02-15/EventGrid.json); other versions are not checked against the spec, so not served.
+API_VERSIONS = frozenset({"2025-02-15"})
 # learn.microsoft.com "Naming rules and restrictions": system topics 3-128 alphanumerics and hyphens.
 TOPIC_NAME_RE = re.compile(r"^[A-Za-z0-9-]{3,128}$")
 DESTINATION_TYPES = ("WebHook", "AzureFunction")
