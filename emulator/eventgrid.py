@@ -37,7 +37,6 @@ from aiohttp import web
 
 from emulator.control import ControlError, body_of, require
 from emulator.http import json_response
-from emulator.rbac import role_by_name
 from emulator.runtime import EmulatorRuntime
 from emulator.tenant import ArmOperation, Tenant, iso
 
@@ -93,7 +92,7 @@ def _evidence(operation: ArmOperation, tenant: Tenant) -> dict[str, str]:
     """The role assignment that allowed the call, with ids in ARM's dash-less form."""
     if not operation.evidence_role or not operation.evidence_scope:
         return {}
-    role = role_by_name(operation.evidence_role)
+    role = tenant.arm_role_named(operation.evidence_role)
     assignment = next(
         (
             a

@@ -16,6 +16,7 @@ make it right; ``apply`` runs those writes. A second run finds everything OK and
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,9 +89,12 @@ class Options:
     topic_resource_group: str | None = None
     event_subscription_name: str = EVENT_SUBSCRIPTION_NAME
     dead_letter_container: str | None = None  # ARM id of a blob container
+    roles: str = "builtin"  # or "custom": one custom role with only the actions exomi uses
 
     def __post_init__(self) -> None:
         validate_guid(self.principal_id, "principal_id")
+        if self.roles not in ("builtin", "custom"):
+            raise InputError("roles", "must be builtin or custom")
         if self.event_endpoint is not None and not self.event_endpoint.startswith(("https://", "http://")):
             raise InputError("event_endpoint", "must be the https URL of exomi's Event Grid trigger")
         if self.dead_letter_container is not None and "/blobservices/default/containers/" not in (
@@ -305,9 +309,60 @@ class Bootstrap:
 
         return write
 
+    async def _custom_role_item(self, scopes: list[str]) -> tuple[Item, permissions.ArmRole]:
+        """The custom role exomi's identity gets instead of the built-in ones: created once per tenant,
+        assignable at every scope of the policy, with only the actions exomi performs."""
+        name = permissions.CUSTOM_ROLE_NAME
+        found = await self.rbac.find_role_definition(scopes[0], name)
+        guid = found.guid if found else str(uuid.uuid4())
+        role = permissions.ArmRole(
+            name, guid.lower(), "only the actions exomi performs (shared/permissions.py)"
+        )
+        wanted_actions = sorted(a.lower() for a in permissions.CUSTOM_ROLE_ACTIONS)
+        problems = []
+        if found is None:
+            problems.append("missing")
+        else:
+            if sorted(a.lower() for a in found.actions) != wanted_actions:
+                problems.append("its actions differ from what exomi uses")
+            have = {s.lower() for s in found.assignable_scopes}
+            if any(s.lower() not in have for s in scopes):
+                problems.append("not assignable at every scope of the policy")
+        assignable = sorted({*(found.assignable_scopes if found else ()), *scopes})
+        item = Item(
+            "arm",
+            f"custom role {name}",
+            "ok" if not problems else "missing" if found is None else "wrong",
+            role.why if not problems else "; ".join(problems),
+            action=None if not problems else f"{'create' if found is None else 'update'} the role definition",
+            fix=None if not problems else "exomi bootstrap --apply --roles custom",
+            write=None if not problems else self._put_role(scopes[0], guid, assignable),
+        )
+        return item, role
+
+    def _put_role(self, scope: str, guid: str, assignable: list[str]) -> Write:
+        async def write() -> None:
+            await self.rbac.put_role_definition(
+                scope,
+                guid,
+                permissions.CUSTOM_ROLE_NAME,
+                "exomi: grants managed identities Exchange Online access (only the actions it uses)",
+                permissions.CUSTOM_ROLE_ACTIONS,
+                assignable,
+            )
+
+        return write
+
     async def _arm_items(self) -> list[Item]:
         items: list[Item] = []
         principal = self.options.principal_id
+        roles: tuple[permissions.ArmRole, ...] = permissions.BUILT_IN_ROLES
+        if self.options.roles == "custom":
+            scopes = [str(s) for s in self.policy.allowed_scopes if not s.prefix]
+            if scopes:
+                item, custom = await self._custom_role_item(scopes)
+                items.append(item)
+                roles = (custom,)
         for scope in self.policy.allowed_scopes:
             where = str(scope)
             if scope.prefix:
@@ -323,7 +378,7 @@ class Bootstrap:
                 )
                 continue
             held = {h.role_definition_id for h in await self.rbac.held_at(principal, where)}
-            for role in permissions.BUILT_IN_ROLES:
+            for role in roles:
                 ok = role.role_definition_id in held
                 items.append(
                     Item(

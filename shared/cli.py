@@ -176,16 +176,16 @@ def _parser() -> argparse.ArgumentParser:
             mode = sub.add_mutually_exclusive_group()
             mode.add_argument("--plan", action="store_true", help="show what would change (the default)")
             mode.add_argument("--apply", action="store_true", help="make the changes")
-            sub.add_argument(
-                "--roles",
-                choices=["builtin"],
-                default="builtin",
-                help="the built-in roles docs/PERMISSIONS.md names",
-            )
             sub.add_argument("--topic-resource-group", help="where a missing system topic is created")
             sub.add_argument(
                 "--dead-letter-container", help="ARM id of a blob container for undeliverable events"
             )
+        sub.add_argument(
+            "--roles",
+            choices=["builtin", "custom"],
+            default="builtin",
+            help="the built-in roles docs/PERMISSIONS.md names, or one custom role with only exomi's actions",
+        )
         sub.add_argument("--principal-id", help="object id of exomi's identity (default: EXOMI_PRINCIPAL_ID)")
         sub.add_argument(
             "--event-endpoint", help="URL of exomi's Event Grid trigger (on_resource_event) with its key"
@@ -418,6 +418,7 @@ async def _operator_command(args: argparse.Namespace, printer: Printer) -> int:
         topic_resource_group=getattr(args, "topic_resource_group", None),
         event_subscription_name=args.event_subscription_name,
         dead_letter_container=getattr(args, "dead_letter_container", None),
+        roles=args.roles,
     )
     if args.command == "doctor":
         report = await doctor.run(settings, options)

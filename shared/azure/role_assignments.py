@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from shared.azure.arm import scope_contains
 from shared.azure.clients import AzureClients
 from shared.azure.failures import from_arm
+from shared.errors import InputError
 from shared.ids import validate_guid
 
 
@@ -17,6 +18,14 @@ class HeldRole:
     assignment_id: str
     role_definition_id: str  # the GUID at the end of the role definition's id, lower case
     scope: str
+
+
+@dataclass(frozen=True)
+class RoleDefinitionInfo:
+    guid: str
+    name: str
+    actions: tuple[str, ...]
+    assignable_scopes: tuple[str, ...]
 
 
 def _subscription_of(scope: str) -> str:
@@ -68,3 +77,47 @@ class RoleAssignmentsGateway:
             await client.role_assignments.create(scope, str(uuid.uuid4()), body)
         except Exception as exc:  # noqa: BLE001
             raise from_arm(exc, "create role assignment") from exc
+
+    async def find_role_definition(self, scope: str, name: str) -> RoleDefinitionInfo | None:
+        """The role definition named ``name`` visible at ``scope`` (custom role names are unique per tenant)."""
+        if "'" in name:
+            raise InputError("role_name", "must not contain a quote")  # it goes into the $filter
+        client = self.clients.authorization(_subscription_of(scope))
+        try:
+            async for definition in client.role_definitions.list(scope, filter=f"roleName eq '{name}'"):
+                permissions = definition.permissions or []
+                return RoleDefinitionInfo(
+                    str(definition.name or ""),
+                    str(definition.role_name or ""),
+                    tuple(a for p in permissions for a in (p.actions or [])),
+                    tuple(definition.assignable_scopes or []),
+                )
+        except Exception as exc:  # noqa: BLE001
+            raise from_arm(exc, "list role definitions") from exc
+        return None
+
+    async def put_role_definition(
+        self,
+        scope: str,
+        guid: str,
+        name: str,
+        description: str,
+        actions: tuple[str, ...],
+        assignable: list[str],
+    ) -> None:
+        from azure.mgmt.authorization.v2022_04_01.models import Permission, RoleDefinition
+
+        body = RoleDefinition(
+            role_name=name,
+            description=description,
+            role_type="CustomRole",
+            permissions=[Permission(actions=list(actions), not_actions=[])],
+            assignable_scopes=assignable,
+        )
+        client = self.clients.authorization(_subscription_of(scope))
+        try:
+            await client.role_definitions.create_or_update(
+                scope, validate_guid(guid, "role_definition_id"), body
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise from_arm(exc, "create custom role definition") from exc

@@ -190,3 +190,31 @@ async def test_doctor_reports_exactly_the_gaps_with_their_fixes(fresh, exomi, ta
     assert code == 0, stderr
     code, report, _ = _doctor(exomi, emulator, webhook)
     assert code == 0 and report["ok"], report
+
+
+def test_a_custom_role_with_only_exomis_actions_is_enough_to_provision(fresh, exomi, targets, webhook):
+    emulator = fresh
+    code, applied, stderr = _bootstrap(exomi, emulator, webhook, "--apply", "--roles", "custom")
+    assert code == 0, (applied, stderr)
+    (definition,) = emulator.authorization().role_definitions.list(
+        f"/subscriptions/{emulator.subscription_id}", filter="roleName eq 'exomi operator'"
+    )
+    assert definition.role_type == "CustomRole"
+    assert set(definition.assignable_scopes) == {f"/subscriptions/{s}" for s in emulator.subscription_ids}
+    assert "Microsoft.Compute/virtualMachines/runCommand/action" in definition.permissions[0].actions
+    _, roles = _exomi_grants(emulator)
+    assert {role for role, _ in roles} == {"exomi operator"}  # no built-in role
+
+    account = targets.automation_account()
+    code, output, stderr = exomi.run(
+        "provision", "--target", account.id, "--organization", emulator.organization
+    )
+    assert code == 0 and output["status"] == "succeeded", (output, stderr[-2000:])
+    vm = targets.virtual_machine()
+    code, output, stderr = exomi.run("provision", "--target", vm.id, "--organization", emulator.organization)
+    assert code == 0 and output["status"] == "succeeded", (output, stderr[-2000:])
+
+    position = emulator.log_position()
+    code, again, _ = _bootstrap(exomi, emulator, webhook, "--apply", "--roles", "custom")
+    assert code == 0 and again["changes"] == 0, again
+    assert _real_writes(emulator, position) == []
