@@ -10,6 +10,7 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from shared.azure.clients import AzureClients
 from shared.azure.failures import from_arm
+from shared.errors import PermissionMissing
 
 if TYPE_CHECKING:
     from azure.mgmt.eventgrid.aio import EventGridManagementClient
@@ -35,6 +36,7 @@ class EventSubscriptionInfo:
     endpoint_type: str | None
     endpoint_base_url: str | None
     endpoint_url: str | None  # the full URL (getFullUrl), None when it cannot be read
+    full_url_readable: bool = True  # False: the caller may read the subscription but not its URL's key
     included_event_types: list[str] = field(default_factory=list)
     advanced_filters: list[dict[str, Any]] = field(default_factory=list)
     subject_begins_with: str = ""
@@ -112,12 +114,15 @@ class EventGridGateway:
             raise from_arm(exc, "read Event Grid event subscription") from exc
         destination = found.destination
         endpoint_type = getattr(destination, "endpoint_type", None)
-        full_url = None
+        full_url, readable = None, True
         if endpoint_type == "WebHook":
             try:
                 full_url = (await client.get_full_url(topic.resource_group, topic.name, name)).endpoint_url
             except Exception as exc:  # noqa: BLE001
-                raise from_arm(exc, "read Event Grid event subscription URL") from exc
+                error = from_arm(exc, "read Event Grid event subscription URL")
+                if not isinstance(error, PermissionMissing):
+                    raise error from exc
+                readable = False  # e.g. Reader: getFullUrl is an action (the URL may carry a key)
         spec = found.filter
         retry = found.retry_policy
         dead_letter = found.dead_letter_destination or found.dead_letter_with_resource_identity
@@ -128,6 +133,7 @@ class EventGridGateway:
             endpoint_type=endpoint_type,
             endpoint_base_url=getattr(destination, "endpoint_base_url", None),
             endpoint_url=full_url,
+            full_url_readable=readable,
             included_event_types=list(spec.included_event_types or []) if spec else [],
             advanced_filters=[dict(f.serialize()) for f in (spec.advanced_filters or [])] if spec else [],
             subject_begins_with=(spec.subject_begins_with or "") if spec else "",

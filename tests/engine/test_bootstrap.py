@@ -116,6 +116,12 @@ def test_bootstrap_lets_exomi_provision_and_a_second_run_changes_nothing(fresh, 
     verdicts = {c["name"]: c["verdict"] for c in report["checks"]}
     assert set(verdicts.values()) == {"ok"}
     assert {"Application.Read.All", "policy", "state tables and work queue"} <= set(verdicts)
+    # exomi itself (Reader, no getFullUrl) may run it too; the text form ends "all OK" (exit 0).
+    webhook_endpoint = webhook.url + "?functionName=on_resource_event&code=k1"
+    text = exomi.run_text(
+        "doctor", "--principal-id", emulator.app_principal_id, "--event-endpoint", webhook_endpoint
+    )
+    assert text.rstrip().endswith("all OK") and "[OK     ] eventgrid" in text
 
 
 def test_bootstrap_reuses_the_system_topic_another_tool_made(fresh, exomi, targets, webhook):
