@@ -224,3 +224,25 @@ def test_a_custom_role_with_only_exomis_actions_is_enough_to_provision(fresh, ex
     code, again, _ = _bootstrap(exomi, emulator, webhook, "--apply", "--roles", "custom")
     assert code == 0 and again["changes"] == 0, again
     assert _real_writes(emulator, position) == []
+
+
+def test_bootstrap_takes_application_readwrite_back_once_the_exchange_principal_exists(
+    emulator, exomi, targets, webhook
+):
+    # The emulator's default tenant: exomi was given what the old consent script granted.
+    for subscription in emulator.subscription_ids:
+        emulator.resources(subscription_id=subscription).resource_groups.create_or_update(
+            RG, {"location": "westeurope"}
+        )
+    before, _ = _exomi_grants(emulator)
+    assert "Application.ReadWrite.All" in before
+    code, report, _ = _doctor(exomi, emulator, webhook)
+    assert code == 1
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["Application.ReadWrite.All"]["verdict"] == "wrong"
+    assert checks["Organization.Read.All"]["verdict"] == "extra"  # not needed, left to the admin
+
+    code, applied, stderr = _bootstrap(exomi, emulator, webhook, "--apply")
+    assert code == 0, (applied, stderr)
+    after, _ = _exomi_grants(emulator)
+    assert after == NEEDED | {"Organization.Read.All"}
