@@ -164,7 +164,9 @@ def event_subscription_differences(found: EventSubscriptionInfo, desired: dict[s
         same = found.endpoint_base_url == endpoint.split("?", 1)[0]
     else:
         same = found.endpoint_url == endpoint
-    if found.endpoint_type != "WebHook" or not same:
+    # docs/OPERATIONS.md allows the AzureFunction destination (the function's resource id) instead.
+    to_function = (found.function_resource_id or "").lower().endswith("/functions/on_resource_event")
+    if not to_function and (found.endpoint_type != "WebHook" or not same):
         shown = found.endpoint_base_url or found.endpoint_type
         problems.append(f"endpoint is {shown}, not {endpoint.split('?', 1)[0]} (with its query)")
     if sorted(t.lower() for t in found.included_event_types) != sorted(
@@ -440,11 +442,19 @@ class Bootstrap:
                 )
             found = await self.eventgrid.get_event_subscription(topic, name) if topic is not None else None
             if endpoint is None:
-                verdict, detail = ("ok", "exists (its endpoint is not compared: no --event-endpoint)")
                 if found is None:
                     verdict, detail = "missing", "missing; bootstrap needs --event-endpoint to create it"
-                elif (found.provisioning_state or "").lower() != "succeeded":
-                    verdict, detail = "wrong", f"provisioningState is {found.provisioning_state}"
+                else:
+                    # Everything but the endpoint, which nobody named: compared with itself.
+                    own = found.endpoint_url or found.endpoint_base_url or ""
+                    problems = event_subscription_differences(
+                        found, desired_event_subscription(self.options, own)
+                    )
+                    verdict = "wrong" if problems else "ok"
+                    detail = "; ".join(problems) or (
+                        f"endpoint {found.endpoint_base_url} (not compared: no --event-endpoint), filters and "
+                        "retry policy as docs/OPERATIONS.md says"
+                    )
                 items.append(
                     Item(
                         "eventgrid",

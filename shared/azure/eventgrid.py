@@ -37,6 +37,7 @@ class EventSubscriptionInfo:
     endpoint_base_url: str | None
     endpoint_url: str | None  # the full URL (getFullUrl), None when it cannot be read
     full_url_readable: bool = True  # False: the caller may read the subscription but not its URL's key
+    function_resource_id: str | None = None  # an AzureFunction destination's function
     included_event_types: list[str] = field(default_factory=list)
     advanced_filters: list[dict[str, Any]] = field(default_factory=list)
     subject_begins_with: str = ""
@@ -134,6 +135,9 @@ class EventGridGateway:
             endpoint_base_url=getattr(destination, "endpoint_base_url", None),
             endpoint_url=full_url,
             full_url_readable=readable,
+            function_resource_id=getattr(destination, "resource_id", None)
+            if endpoint_type == "AzureFunction"
+            else None,
             included_event_types=list(spec.included_event_types or []) if spec else [],
             advanced_filters=[dict(f.serialize()) for f in (spec.advanced_filters or [])] if spec else [],
             subject_begins_with=(spec.subject_begins_with or "") if spec else "",

@@ -69,6 +69,21 @@ def test_without_the_full_url_only_the_base_is_compared():
     assert event_subscription_differences(found, desired) == []
 
 
+def test_an_azure_function_destination_to_on_resource_event_is_right_too():
+    desired = desired_event_subscription(Options(PRINCIPAL), URL)
+    function = (
+        "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Web/sites/exomi/functions/on_resource_event"
+    )
+    found = _as_found(
+        desired,
+        endpoint_type="AzureFunction",
+        endpoint_url=None,
+        endpoint_base_url=None,
+        function_resource_id=function,
+    )
+    assert event_subscription_differences(found, desired) == []
+
+
 def test_bad_options_name_their_field():
     with pytest.raises(InputError) as bad_id:
         Options("not-a-guid")
