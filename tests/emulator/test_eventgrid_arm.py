@@ -161,3 +161,34 @@ def test_not_found_and_bad_request_shapes(emulator, webhook):
             ),
         ).result()
     assert bad_filter.value.status_code == 400 and bad_filter.value.error.code == "InvalidRequest"
+
+
+def test_patch_changes_the_filter_delivery_follows_and_a_deleted_group_takes_the_subscription(
+    emulator, webhook
+):
+    client = emulator.eventgrid()
+    _topic(emulator, client)
+    subscriptions = client.system_topic_event_subscriptions
+    subscriptions.begin_create_or_update(
+        RG, TOPIC, "exomi-tags", _subscription(webhook.url, subject_ends_with="/resourcegroups/rg-never")
+    ).result()
+    updated = subscriptions.begin_update(
+        RG, TOPIC, "exomi-tags", {"filter": {"subjectEndsWith": "/resourcegroups/rg-wanted"}}
+    ).result()
+    assert updated.filter.subject_ends_with == "/resourcegroups/rg-wanted"
+    assert updated.destination.endpoint_base_url == webhook.url  # the destination stays
+    assert subscriptions.get_delivery_attributes(RG, TOPIC, "exomi-tags").value == []
+
+    resources = emulator.resources()
+    resources.resource_groups.create_or_update("rg-wanted", {"location": "westeurope"})
+    webhook.wait_for_event(lambda e: e["subject"].endswith("/resourcegroups/rg-wanted"))
+
+    resources.resource_groups.begin_delete(RG, polling_interval=0.1).result()
+    with pytest.raises(ResourceNotFoundError):
+        client.system_topics.get(RG, TOPIC)
+    seen = len(webhook.events())
+    resources.resource_groups.create_or_update("rg-after", {"location": "westeurope"})
+    assert (
+        emulator.ctl("GET", "/eventgrid/subscriptions")["subscriptions"] == []
+    )  # nothing left to deliver to
+    assert len(webhook.events()) == seen
