@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from shared import permissions
 from shared.errors import ExomiError
-from shared.service import ExomiService
+
+if TYPE_CHECKING:
+    from shared.service import ExomiService
 
 CACHE_SECONDS = 300.0
 
