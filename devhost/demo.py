@@ -1,8 +1,10 @@
 """The demo behind ``scripts/demo.sh``: exomi's user stories, end to end, on this machine.
 
-It starts the tenant emulator, Azurite and the local Functions host (devhost, running the real
-``function_app.py``, with App Service Authentication's caller headers trusted as in Azure behind it),
-subscribes the host to the emulator's Event Grid, and then:
+It starts the tenant emulator (where exomi's identity holds nothing yet), Azurite and the local Functions
+host (devhost, running the real ``function_app.py``, with App Service Authentication's caller headers
+trusted as in Azure behind it), runs ``exomi bootstrap --apply`` as the admin (exomi's Graph permissions,
+its Azure roles, the Event Grid system topic and the event subscription to the host's Event Grid
+trigger, handshake included), and then:
 
 1. the platform admin (a rule of the policy names them) tags an Automation account and it becomes
    verified (Event Grid -> request -> queue worker);
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -71,7 +74,9 @@ class Demo:
         say("starting the tenant emulator, Azurite and the local Functions host")
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="exomi-demo-")))
         self.info = stack.enter_context(
-            EmulatorProcess("--timings", json.dumps(TIMINGS), state_dir=workdir / "emulator")
+            EmulatorProcess(
+                "--timings", json.dumps(TIMINGS), "--without-app-permissions", state_dir=workdir / "emulator"
+            )
         )
         storage = stack.enter_context(AzuriteProcess())
         os.environ.update(self.info.identity_env())
@@ -131,6 +136,7 @@ class Demo:
             "EXOMI_TRUST_APP_SERVICE_AUTH": "true",
             "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:00.500",
         }
+        self.settings = settings
         self.host = stack.enter_context(
             DevHostProcess(ROOT, env=settings, log_file=workdir / "functions.log")
         )
@@ -145,20 +151,6 @@ class Demo:
                 timeout=30,
             )
         )
-        webhook = f"{self.host.url}/runtime/webhooks/eventgrid?functionName=on_resource_event"
-        self._control(
-            "POST",
-            "/eventgrid/subscriptions",
-            {
-                "name": "exomi",
-                "endpoint": webhook,
-                "included_event_types": [
-                    "Microsoft.Resources.ResourceWriteSuccess",
-                    "Microsoft.Resources.ResourceDeleteSuccess",
-                ],
-            },
-        )
-        say("Event Grid: the subscription's events go to on_resource_event", indent=2)
         admin = ManagedIdentityCredential(client_id=self.info.admin_client_id)
         self.arm = {
             "base_url": self.info.arm_endpoint,
@@ -169,6 +161,26 @@ class Demo:
         self.automation = AutomationClient(admin, self.info.subscription_id, **self.arm)
         self.msi = ManagedServiceIdentityClient(admin, self.info.subscription_id, **self.arm)
         self.summary: list[dict[str, Any]] = []
+        self.bootstrap(admin)
+
+    def bootstrap(self, admin: ManagedIdentityCredential) -> None:
+        """What an admin does once after deploying: ``exomi bootstrap`` with their own rights."""
+        for subscription in self.info.subscription_ids:  # where new system topics go
+            ResourceManagementClient(admin, subscription, **self.arm).resource_groups.create_or_update(
+                "rg-exomi", {"location": LOCATION}
+            )
+        webhook = f"{self.host.url}/runtime/webhooks/eventgrid?functionName=on_resource_event"
+        command = [sys.executable, "-m", "shared.cli", "bootstrap", "--apply"]
+        command += ["--principal-id", self.info.app_principal_id, "--event-endpoint", webhook]
+        command += ["--topic-resource-group", "rg-exomi"]
+        env = {**os.environ, **self.settings, "AZURE_CLIENT_ID": self.info.admin_client_id}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+        say("exomi bootstrap --apply (as the admin): exomi's permissions, roles and Event Grid subscription")
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        for line in done.stdout.splitlines():
+            say(line.strip(), indent=2)
+        if done.returncode != 0:
+            raise RuntimeError(f"exomi bootstrap failed ({done.returncode}): {done.stderr[-2000:]}")
 
     def _principal(self, name: str) -> dict[str, Any]:
         return self._control(

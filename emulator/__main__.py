@@ -50,6 +50,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="start without the 'Office 365 Exchange Online' service principal",
     )
+    parser.add_argument(
+        "--without-app-permissions",
+        action="store_true",
+        help="exomi's identity starts with no Graph permission and no ARM role (what exomi bootstrap fixes)",
+    )
     parser.add_argument("--fast", action="store_true", help="short delays everywhere (for tests)")
     parser.add_argument(
         "--timings", default=None, help="JSON object overriding delays, e.g. '{\"job_run\": 0.2}'"
@@ -74,6 +79,7 @@ async def run(args: argparse.Namespace) -> None:
         else TenantOptions.extra_domains,
         subscription_count=args.subscriptions,
         with_exchange_sp=not args.without_exchange_sp,
+        app_permissions=not args.without_app_permissions,
     )
     state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="exomi-emulator-"))
     tls = create_tls_files(state_dir)

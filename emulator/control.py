@@ -6,7 +6,7 @@ Endpoints (see emulator/README.md for bodies):
   GET    /_control/log[?since=N&service=arm|graph|identity]   the request log
   DELETE /_control/log
   GET    /_control/timings   PATCH /_control/timings {name: seconds}
-  POST   /_control/reset {domain?, extra_domains?, subscription_count?, with_exchange_sp?, cloud?}
+  POST   /_control/reset {domain?, extra_domains?, subscription_count?, with_exchange_sp?, cloud?, app_permissions?}
   GET/POST/DELETE /_control/faults[/{id}]
   POST/DELETE /_control/rbac {principal_id, role, scope}
   POST/DELETE /_control/graph-permissions {principal_id, permission}
@@ -140,7 +140,14 @@ def register(app: web.Application, runtime: EmulatorRuntime) -> None:
     @routes.post("/_control/reset")
     async def reset(request: web.Request) -> web.Response:
         body = await body_of(request)
-        allowed = {"domain", "extra_domains", "subscription_count", "with_exchange_sp", "cloud"}
+        allowed = {
+            "domain",
+            "extra_domains",
+            "subscription_count",
+            "with_exchange_sp",
+            "cloud",
+            "app_permissions",
+        }
         if set(body) - allowed:
             raise ControlError(400, f"unknown field(s): {', '.join(sorted(set(body) - allowed))}")
         options = TenantOptions(
@@ -149,6 +156,7 @@ def register(app: web.Application, runtime: EmulatorRuntime) -> None:
             subscription_count=int(body.get("subscription_count", TenantOptions.subscription_count)),
             with_exchange_sp=bool(body.get("with_exchange_sp", True)),
             cloud=str(body.get("cloud", TenantOptions.cloud)),
+            app_permissions=bool(body.get("app_permissions", True)),
         )
         try:
             cloud_named(options.cloud)

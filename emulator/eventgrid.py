@@ -37,7 +37,6 @@ from aiohttp import web
 
 from emulator.control import ControlError, body_of, require
 from emulator.http import json_response
-from emulator.rbac import role_by_name
 from emulator.runtime import EmulatorRuntime
 from emulator.tenant import ArmOperation, Tenant, iso
 
@@ -93,7 +92,7 @@ def _evidence(operation: ArmOperation, tenant: Tenant) -> dict[str, str]:
     """The role assignment that allowed the call, with ids in ARM's dash-less form."""
     if not operation.evidence_role or not operation.evidence_scope:
         return {}
-    role = role_by_name(operation.evidence_role)
+    role = tenant.arm_role_named(operation.evidence_role)
     assignment = next(
         (
             a
@@ -250,13 +249,15 @@ class EventSubscription:
     max_delivery_attempts: int = 30
     max_events_per_batch: int = 1
     created_at: str = ""
+    # Set for a subscription made through ARM (emulator/arm/eventgrid_topics.py): its resource id.
+    arm_id: str | None = None
     pending: list[_Pending] = field(default_factory=list)
     busy: bool = False
     in_flight: int = 0  # events taken off ``pending`` whose delivery attempt has not been recorded yet
 
     @classmethod
     def from_body(cls, body: dict[str, Any], tenant: Tenant) -> EventSubscription:
-        allowed = {f.name for f in fields(cls)} - {"pending", "busy", "in_flight", "created_at"}
+        allowed = {f.name for f in fields(cls)} - {"pending", "busy", "in_flight", "created_at", "arm_id"}
         unknown = set(body) - allowed
         if unknown:
             raise ControlError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
@@ -304,6 +305,12 @@ class EventSubscription:
             max_events_per_batch=batch,
             created_at=iso(time.time()),
         )
+
+    @property
+    def key(self) -> str:
+        """Where ``EventGrid.subscriptions`` keeps it: ARM names are unique per topic, control-API ones
+        per tenant."""
+        return (self.arm_id or self.name).lower()
 
     def matches(self, event: dict[str, Any]) -> bool:
         if self.topic and event["topic"].lower() != self.topic.lower():
@@ -415,6 +422,9 @@ class EventGrid:
             and operation.event_type.endswith("ResourceWriteSuccess")
         ):
             events.append({**events[0], "id": str(uuid.uuid4())})
+        for key, subscription in list(self.subscriptions.items()):
+            if subscription.arm_id and tenant.get_resource(subscription.arm_id) is None:
+                del self.subscriptions[key]  # its system topic or resource group was deleted
         for event in events:
             for subscription in self.subscriptions.values():
                 if subscription.matches(event):
@@ -484,7 +494,7 @@ class EventGrid:
             subscription.in_flight = sum(len(batch.events) for batch in batches)
             for batch in batches:
                 status, error = await self._post(subscription, batch.events, batch.attempts)
-                if self.subscriptions.get(subscription.name.lower()) is not subscription:
+                if self.subscriptions.get(subscription.key) is not subscription:
                     return  # deleted (or the tenant was reset) meanwhile
                 self._record(subscription, batch, status, error)
                 subscription.in_flight -= len(batch.events)
@@ -565,7 +575,8 @@ class EventGrid:
     # ------------------------------------------------------------------ subscription handshake
 
     async def handshake(self, subscription: EventSubscription) -> None:
-        """The endpoint must prove it wants the events; otherwise the subscription is not created."""
+        """The endpoint must prove it wants the events; otherwise the subscription is not created
+        (ControlError 400 with Event Grid's text)."""
         refused = (
             f"Webhook validation handshake failed for {subscription.endpoint}. The attempt to validate the provided "
             "endpoint failed. For more details, visit https://aka.ms/esvalidation."

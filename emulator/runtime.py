@@ -22,6 +22,9 @@ class TenantOptions:
     subscription_count: int = 2
     with_exchange_sp: bool = True
     cloud: str = "O365Default"  # the Microsoft 365 environment, which names the Azure cloud too (clouds.py)
+    # False: exomi's own identity starts with no Graph permission and no ARM role (what `exomi bootstrap`
+    # starts from in a new tenant).
+    app_permissions: bool = True
 
     def build(self, timings: Timings) -> Tenant:
         return Tenant(
@@ -31,6 +34,7 @@ class TenantOptions:
             subscription_count=self.subscription_count,
             with_exchange_sp=self.with_exchange_sp,
             cloud=cloud_named(self.cloud),
+            app_permissions=self.app_permissions,
         )
 
 

@@ -126,6 +126,16 @@ class ArmResource:
 
 
 @dataclass
+class CustomRole:
+    role: RoleDefinition
+    assignable_scopes: list[str]
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    created_by: str | None = None
+    updated_by: str | None = None
+
+
+@dataclass
 class RbacAssignment:
     id: str
     principal_id: str
@@ -197,6 +207,7 @@ class Tenant:
         subscription_count: int = 2,
         with_exchange_sp: bool = True,
         cloud: Cloud = COMMERCIAL,
+        app_permissions: bool = True,
     ) -> None:
         self.timings = timings
         self.cloud = cloud
@@ -213,6 +224,8 @@ class Tenant:
         self.role_definitions: list[dict] = dd.built_in_role_definitions()
         self.resources: dict[str, ArmResource] = {}
         self.rbac: dict[str, RbacAssignment] = {}
+        # Custom Azure role definitions (Microsoft.Authorization/roleDefinitions PUT), by GUID.
+        self.custom_roles: dict[str, CustomRole] = {}
         self.arm_listeners: list[Callable[[ArmOperation], None]] = []
         # Long-running operations that outlive their resource (e.g. a VM deletion), by operation id.
         self.operations: dict[str, Any] = {}
@@ -240,12 +253,12 @@ class Tenant:
         self.app = self._add_principal("exomi-function-app", sp_type="ManagedIdentity", visible=True)
         for sub in self.subscriptions.values():
             self.assign_arm_role(self.admin.id, "Owner", f"/subscriptions/{sub.id}")
-            for role in DEFAULT_APP_ARM_ROLES:
+            for role in DEFAULT_APP_ARM_ROLES if app_permissions else ():
                 self.assign_arm_role(self.app.id, role, f"/subscriptions/{sub.id}")
         self.assign_directory_role(
             self.admin.id, dd.EXCHANGE_SUPPORTED_ROLES["Global Administrator"], backdate=True
         )
-        for permission in DEFAULT_APP_GRAPH_PERMISSIONS:
+        for permission in DEFAULT_APP_GRAPH_PERMISSIONS if app_permissions else ():
             self.grant_graph_permission(self.app.id, permission)
 
     # ---------------------------------------------------------------- well-known facts
@@ -547,8 +560,15 @@ class Tenant:
 
     # ---------------------------------------------------------------- RBAC
 
+    def arm_role_named(self, name: str) -> RoleDefinition:
+        """A built-in role, else a custom one, by name (ValueError when there is none)."""
+        custom = next(
+            (c.role for c in self.custom_roles.values() if c.role.name.lower() == name.lower()), None
+        )
+        return custom or role_by_name(name)
+
     def assign_arm_role(self, principal_id: str, role_name: str, scope: str) -> RbacAssignment:
-        role = role_by_name(role_name)
+        role = self.arm_role_named(role_name)
         for existing in self.rbac.values():
             if (
                 existing.principal_id == principal_id

@@ -12,6 +12,8 @@ workstation, scripts, and the tests). Settings come from the environment and ``l
     exomi approve   <request id> [--comment ...]   |   exomi deny <request id> [--comment ...]
     exomi cancel    <request id>
     exomi refusals  [--since ...] [--channel ...] [--target ...]
+    exomi bootstrap [--plan | --apply] [--principal-id ...] [--event-endpoint URL] [--topic-resource-group ...]
+    exomi doctor    [--principal-id ...] [--event-endpoint URL]   (read-only: exomi's own permissions)
 
 The command runs with your own Azure rights (DefaultAzureCredential), so the policy's caller rules,
 which say who may ask through tags and the HTTP API, do not apply to it; allowed_channels, the other
@@ -164,6 +166,33 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--since", help="ISO 8601 date or time")
     sub.add_argument("--channel", choices=[c.value for c in Channel])
     sub.add_argument("--target")
+    for name, help_text in (
+        (
+            "bootstrap",
+            "give exomi's own identity the permissions, roles and Event Grid subscription it needs",
+        ),
+        ("doctor", "check what exomi's own identity can and cannot do (read-only)"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        if name == "bootstrap":
+            mode = sub.add_mutually_exclusive_group()
+            mode.add_argument("--plan", action="store_true", help="show what would change (the default)")
+            mode.add_argument("--apply", action="store_true", help="make the changes")
+            sub.add_argument("--topic-resource-group", help="where a missing system topic is created")
+            sub.add_argument(
+                "--dead-letter-container", help="ARM id of a blob container for undeliverable events"
+            )
+        sub.add_argument(
+            "--roles",
+            choices=["builtin", "custom"],
+            default="builtin",
+            help="the built-in roles docs/PERMISSIONS.md names, or one custom role with only exomi's actions",
+        )
+        sub.add_argument("--principal-id", help="object id of exomi's identity (default: EXOMI_PRINCIPAL_ID)")
+        sub.add_argument(
+            "--event-endpoint", help="URL of exomi's Event Grid trigger (on_resource_event) with its key"
+        )
+        sub.add_argument("--event-subscription-name", default="exomi-tags")
     return parser
 
 
@@ -362,7 +391,83 @@ async def _finish(
     return EXIT_FAILED
 
 
+def _checks(printer: Printer, items: list[Any]) -> None:
+    for item in items:
+        verdict = "DONE   " if item.done else VERDICTS.get(item.verdict, item.verdict.upper()[:7].ljust(7))
+        printer.out(f"  [{verdict}] {item.area:<9} {item.name}: {item.detail}")
+        if item.action and not item.done and item.verdict not in ("ok", "skipped"):
+            printer.out(f"{'':>22}would: {item.action}")
+        if item.fix and not item.done and item.verdict not in ("ok",):
+            printer.out(f"{'':>22}fix: {item.fix}")
+
+
+async def _operator_command(args: argparse.Namespace, printer: Printer) -> int:
+    """bootstrap and doctor: exomi's own identity, with the operator's rights (no state store needed)."""
+    from shared import doctor
+    from shared.bootstrap import Bootstrap, Options
+    from shared.policy import load_policy
+    from shared.settings import Settings
+
+    settings = Settings.load()
+    principal_id = args.principal_id or settings.principal_id
+    if not principal_id:
+        raise InputError(
+            "principal_id", "name exomi's identity: --principal-id <object id> or EXOMI_PRINCIPAL_ID"
+        )
+    options = Options(
+        principal_id=principal_id,
+        event_endpoint=args.event_endpoint,
+        topic_resource_group=getattr(args, "topic_resource_group", None),
+        event_subscription_name=args.event_subscription_name,
+        dead_letter_container=getattr(args, "dead_letter_container", None),
+        roles=args.roles,
+    )
+    if args.command == "doctor":
+        report = await doctor.run(settings, options)
+        if printer.as_json:
+            print(json.dumps(report.as_dict(), indent=2))
+        else:
+            printer.out(f"exomi's identity {principal_id}:")
+            _checks(printer, report.items)
+            printer.out("all OK" if report.ok else "something is missing: run the fixes above")
+        return EXIT_OK if report.ok else EXIT_FAILED
+    policy = load_policy(settings.policy_json, settings.policy_file)
+    clients = doctor.clients_for(settings)
+    try:
+        bootstrap = Bootstrap(clients, policy, options, settings.graph_endpoint)
+        items = await bootstrap.inspect()
+        if args.apply:
+            await bootstrap.apply(items)
+    finally:
+        await clients.close()
+    changes = [i for i in items if i.write is not None and i.verdict not in ("ok", "skipped")]
+    if printer.as_json:
+        print(
+            json.dumps(
+                {
+                    "principal_id": principal_id,
+                    "applied": bool(args.apply),
+                    "changes": len(changes),
+                    "items": [i.as_dict() for i in items],
+                },
+                indent=2,
+            )
+        )
+    else:
+        _checks(printer, items)
+        if not changes:
+            printer.out("nothing to change: exomi's identity has what it needs")
+        elif args.apply:
+            printer.out(f"{len(changes)} change(s) made")
+        else:
+            printer.out(f"{len(changes)} change(s) to make: run exomi bootstrap --apply")
+    unresolved = [i for i in items if i.verdict in ("missing", "wrong") and i.write is None]
+    return EXIT_FAILED if unresolved else EXIT_OK
+
+
 async def _run(args: argparse.Namespace, printer: Printer) -> int:
+    if args.command in ("bootstrap", "doctor"):
+        return await _operator_command(args, printer)
     name = getattr(args, "requested_by", None) or getattr(args, "acting_as", None) or _default_requester()
     requester = Requester.operator(name)
     async with await ExomiApp.open() as app:

@@ -85,6 +85,7 @@ from shared.state.store import Admission, StateStore
 from shared.work_queue import WorkItem, WorkQueue
 
 if TYPE_CHECKING:
+    from shared.self_check import GraphPermissionCheck
     from shared.tagging import TagWrite
 
 log = logging.getLogger("exomi.service")
@@ -267,6 +268,13 @@ class ExomiService:
             await self.app.queue.check()
 
     # ------------------------------------------------------------------ tag-driven automation
+
+    async def own_graph_permissions(self) -> GraphPermissionCheck:
+        """Whether exomi's own identity holds the Graph permissions every provision needs (cached for
+        a while: the health probe asks often)."""
+        from shared import self_check
+
+        return await self_check.graph_permissions(self)
 
     async def own_object_id(self) -> str | None:
         """exomi's own object id, once per process: the setting, else the oid claim of its own ARM

@@ -4,7 +4,8 @@ at the root scope ``/``, subscriptions, resource groups and resources (nested pr
 Role assignments live in ``tenant.rbac``, the store ARM's own authorization check reads
 (``Tenant.authorize``) and ``/_control/rbac`` writes, so an assignment created here changes what its
 principal may do at once, and seeded ones are listed here. Role definitions are the built-in roles of
-``emulator/rbac.py``; custom roles are not emulated (PUT/DELETE of a definition answers 405).
+``emulator/rbac.py`` and the tenant's custom roles (PUT creates or updates one: 201; DELETE: 200, 204 when
+absent, 409 while it is assigned).
 
 Behaviour and sources are in emulator/README.md ("Microsoft.Authorization"). In short:
 - ``$filter`` (parsed with regular expressions, never evaluated): ``atScope()`` (assignments at the
@@ -32,7 +33,7 @@ from emulator.arm import api_versions
 from emulator.arm.router import ArmContext, ArmRouter, arm_json, not_found
 from emulator.http import ArmError
 from emulator.rbac import BUILT_IN_ROLES, RoleDefinition, role_by_id, scope_contains
-from emulator.tenant import RbacAssignment, iso
+from emulator.tenant import CustomRole, RbacAssignment, iso
 
 PROVIDER = "Microsoft.Authorization"
 ASSIGNMENT_TYPE = "Microsoft.Authorization/roleAssignments"
@@ -161,7 +162,44 @@ def assignment_json(ctx: ArmContext, assignment: RbacAssignment, request_scope: 
     }
 
 
+def _role(ctx: ArmContext, guid: str) -> RoleDefinition | None:
+    """A built-in role or one of the tenant's custom roles, by GUID."""
+    role = role_by_id(guid)
+    if role is None:
+        try:
+            custom = ctx.tenant.custom_roles.get(str(uuid.UUID(guid)))
+        except ValueError:
+            return None
+        role = custom.role if custom else None
+    return role
+
+
 def definition_json(ctx: ArmContext, role: RoleDefinition, request_scope: str) -> dict[str, Any]:
+    custom = ctx.tenant.custom_roles.get(role.id)
+    if custom is not None:
+        return {
+            "properties": {
+                "roleName": role.name,
+                "type": "CustomRole",
+                "description": role.description,
+                "assignableScopes": list(custom.assignable_scopes),
+                "permissions": [
+                    {
+                        "actions": list(role.actions),
+                        "notActions": list(role.not_actions),
+                        "dataActions": [],
+                        "notDataActions": [],
+                    }
+                ],
+                "createdOn": iso(custom.created_at),
+                "updatedOn": iso(custom.updated_at),
+                "createdBy": custom.created_by,
+                "updatedBy": custom.updated_by,
+            },
+            "id": role_definition_id(ctx, role, request_scope),
+            "type": DEFINITION_TYPE,
+            "name": role.id,
+        }
     return {
         "properties": {
             "roleName": role.name,
@@ -288,7 +326,7 @@ def _unsupported_assignment_filter(raw: str) -> ArmError:
     )
 
 
-def _definition_filter(raw: str | None):
+def _definition_filter(raw: str | None, custom_ids: frozenset[str] = frozenset()):
     """``roleName eq '{name}'``, ``type eq '{type}'`` or ``atScopeAndBelow()``: a predicate on roles."""
     if raw is None or not raw.strip():
         return lambda role: True
@@ -298,9 +336,9 @@ def _definition_filter(raw: str | None):
         return lambda role: role.name.lower() == wanted
     if match := _TYPE_EQ.fullmatch(text):
         wanted = _unquote(match.group(1)).lower()
-        return lambda role: wanted == "builtinrole"
+        return lambda role: wanted == ("customrole" if role.id in custom_ids else "builtinrole")
     if _AT_SCOPE_AND_BELOW.fullmatch(text):
-        return lambda role: True  # built-in roles only: nothing is defined below
+        return lambda role: True  # the list holds the roles assignable at or below the scope
     # Guess: code and text (the real service's answer for an unsupported role definition filter is unknown).
     raise ArmError(
         400,
@@ -371,7 +409,7 @@ def _requested_role(ctx: ArmContext, value: Any) -> RoleDefinition:
         # Guess: code and text for a roleDefinitionId that is not a role definition id.
         raise ArmError(400, "InvalidRoleDefinitionId", f"The role definition ID '{value}' is not valid.")
     subscription = match.group("sub")
-    role = role_by_id(match.group("guid"))
+    role = _role(ctx, match.group("guid"))
     if role is None or (subscription is not None and subscription.lower() not in ctx.tenant.subscriptions):
         raise ArmError(
             400,
@@ -522,15 +560,129 @@ async def put_assignment(ctx: ArmContext) -> web.Response:
 
 async def list_definitions(ctx: ArmContext) -> web.Response:
     scope = canonical_scope(ctx, _request_scope(ctx))
-    wanted = _definition_filter(ctx.request.query.get("$filter"))
-    items = [definition_json(ctx, role, scope) for role in BUILT_IN_ROLES.values() if wanted(role)]
+    customs = ctx.tenant.custom_roles
+    wanted = _definition_filter(ctx.request.query.get("$filter"), frozenset(customs))
+    # Custom roles assignable at the scope, above it or below it (the portal's list at a scope).
+    visible = [
+        c.role
+        for c in customs.values()
+        if any(scope_contains(a, scope) or scope_contains(scope, a) for a in c.assignable_scopes)
+    ]
+    items = [
+        definition_json(ctx, role, scope) for role in [*BUILT_IN_ROLES.values(), *visible] if wanted(role)
+    ]
     return _paged(ctx, items)
+
+
+def _string_list(value: Any, name: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _request_content_error(f"Error converting value to type 'List[string]'. Path '{name}'")
+    return list(value)
+
+
+async def put_definition(ctx: ArmContext) -> web.Response:
+    """A custom role (RoleDefinitions_CreateOrUpdate: 201, create and update alike)."""
+    scope = canonical_scope(ctx, _request_scope(ctx))
+    raw = ctx.params["roleDefinitionId"]
+    try:
+        guid = str(uuid.UUID(raw))
+    except ValueError:
+        # Guess: code and text for a role definition name that is not a GUID.
+        raise ArmError(
+            400, "InvalidRoleDefinitionId", f"The role definition ID '{raw}' is not valid."
+        ) from None
+    if role_by_id(guid) is not None:
+        # Guess: the text; built-in roles cannot be changed.
+        raise ArmError(
+            403, "AuthorizationFailed", f"The built-in role definition '{guid}' cannot be modified."
+        )
+    body = await ctx.json_object()
+    properties = body.get("properties")
+    if not isinstance(properties, dict):
+        raise _request_content_error("Required property 'properties' not found in JSON")
+    name = properties.get("roleName")
+    if not isinstance(name, str) or not name.strip():
+        raise _request_content_error("Required property 'roleName' not found in JSON. Path 'properties'")
+    permissions = properties.get("permissions") or []
+    if not isinstance(permissions, list) or not all(isinstance(p, dict) for p in permissions):
+        raise _request_content_error(
+            "Error converting value to type 'List[Permission]'. Path 'properties.permissions'"
+        )
+    actions = [
+        a for p in permissions for a in _string_list(p.get("actions"), "properties.permissions.actions")
+    ]
+    not_actions = [
+        a for p in permissions for a in _string_list(p.get("notActions"), "properties.permissions.notActions")
+    ]
+    assignable = _string_list(properties.get("assignableScopes"), "properties.assignableScopes")
+    if not assignable:
+        # The service's code (learn: custom roles need at least one assignable scope); text guess.
+        raise ArmError(
+            400, "InvalidAssignableScopes", "The role definition must have at least one assignable scope."
+        )
+    canonical = [canonical_scope(ctx, a) for a in assignable]
+    if not any(scope_contains(a, scope) for a in canonical):
+        # Guess: code and text for a request scope outside the role's assignable scopes.
+        raise ArmError(
+            400,
+            "RoleDefinitionScopeNotAssignable",
+            f"The scope '{scope}' is not one of the role's assignable scopes.",
+        )
+    tenant = ctx.tenant
+    if any(
+        c.role.name.lower() == name.lower() and c.role.id != guid for c in tenant.custom_roles.values()
+    ) or any(r.name.lower() == name.lower() for r in BUILT_IN_ROLES.values()):
+        # The service's code; the text as the portal shows it (from memory: guess).
+        raise ArmError(
+            409,
+            "RoleDefinitionWithSameNameExists",
+            "A custom role with the same name already exists in this directory. Use a different name.",
+        )
+    role = RoleDefinition(
+        guid, name, tuple(actions), tuple(not_actions), str(properties.get("description") or "")
+    )
+    existing = tenant.custom_roles.get(guid)
+    if existing is None:
+        tenant.custom_roles[guid] = CustomRole(
+            role, canonical, created_by=ctx.caller.id, updated_by=ctx.caller.id
+        )
+    else:
+        for assignment in tenant.rbac.values():
+            if assignment.role is existing.role:
+                assignment.role = role  # an assignment grants what its role allows now
+        existing.role, existing.assignable_scopes = role, canonical
+        existing.updated_at, existing.updated_by = time.time(), ctx.caller.id
+    return arm_json(definition_json(ctx, role, scope), 201)
+
+
+async def delete_definition(ctx: ArmContext) -> web.Response:
+    scope = canonical_scope(ctx, _request_scope(ctx))
+    try:
+        guid = str(uuid.UUID(ctx.params["roleDefinitionId"]))
+    except ValueError:
+        guid = ""
+    custom = ctx.tenant.custom_roles.get(guid)
+    if custom is None:
+        ctx.emit_event = False
+        return web.Response(status=204)
+    if any(a.role is custom.role for a in ctx.tenant.rbac.values()):
+        # The service's code for a role that is still assigned (text guess).
+        raise ArmError(
+            409,
+            "RoleDefinitionHasAssignments",
+            "The role definition has role assignments; remove them first.",
+        )
+    answer = definition_json(ctx, custom.role, scope)
+    del ctx.tenant.custom_roles[guid]
+    return arm_json(answer)
 
 
 async def get_definition(ctx: ArmContext) -> web.Response:
     scope = canonical_scope(ctx, _request_scope(ctx))
     requested = ctx.params["roleDefinitionId"]
-    role = role_by_id(requested)
+    role = _role(ctx, requested)
     if role is None:
         raise ArmError(
             404,
@@ -571,3 +723,7 @@ def register(router: ArmRouter) -> None:
             action=read,
             **definition_args,
         )
+        write = "Microsoft.Authorization/roleDefinitions"
+        item_path = prefix + definitions + "/{roleDefinitionId}"
+        router.add("PUT", item_path, put_definition, action=f"{write}/write", **definition_args)
+        router.add("DELETE", item_path, delete_definition, action=f"{write}/delete", **definition_args)

@@ -322,15 +322,18 @@ class PlanDocument(_Document):
 class HealthCheck(_Document):
     """One check of the health answer."""
 
-    name: Literal["settings", "storage"]
+    name: Literal["settings", "storage", "graph_permissions"]
     ok: bool
     detail: str | None = Field(description="Why it failed (never a secret).")
 
 
 class HealthDocument(_Document):
-    """Whether the app can work: its settings load and its storage answers."""
+    """Whether the app can work: its settings load, its storage answers, its identity holds the Graph
+    permissions it needs."""
 
-    status: Literal["healthy", "unhealthy"]
+    # healthy: everything answers; degraded (HTTP 200): exomi runs but its identity lacks a required Graph
+    # permission (provisions fail until it is granted); unhealthy (HTTP 503): settings or storage fail.
+    status: Literal["healthy", "degraded", "unhealthy"]
     checks: list[HealthCheck]
 
 

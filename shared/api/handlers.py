@@ -343,8 +343,9 @@ async def diagnose(request: ApiRequest) -> ApiResponse:
 
 
 async def health(request: ApiRequest) -> ApiResponse:
-    """GET /health (anonymous): 200 when the settings load and storage answers, else 503. Details go
-    to the log; the answer names what failed, never a value."""
+    """GET /health (anonymous): 200 when the settings load and storage answers, else 503; "degraded"
+    (still 200) when exomi's identity lacks a Graph permission every provision needs. Details go to the
+    log; the answer names what failed, never a value."""
     settings_ok, storage_ok = True, True
     settings_detail = storage_detail = None
     try:
@@ -364,11 +365,28 @@ async def health(request: ApiRequest) -> ApiResponse:
             log.error("health: storage probe failed: %s: %s", type(error).__name__, error)
             storage_ok, storage_detail = False, "storage does not answer (the app's log says why)"
     healthy = settings_ok and storage_ok
+    checks = [
+        HealthCheck(name="settings", ok=settings_ok, detail=settings_detail),
+        HealthCheck(name="storage", ok=storage_ok, detail=storage_detail),
+    ]
+    degraded = False
+    if healthy:
+        from shared import self_check  # only the health probe needs it
+
+        try:
+            permissions = await asyncio.wait_for(
+                self_check.graph_permissions(service), HEALTH_TIMEOUT_SECONDS
+            )
+        except Exception as error:  # noqa: BLE001 - Graph not answering: the permissions are unknown
+            log.error("health: reading exomi's Graph permissions failed: %s: %s", type(error).__name__, error)
+            checks.append(HealthCheck(name="graph_permissions", ok=False, detail="Graph did not answer"))
+            degraded = True
+        else:
+            degraded = not permissions.ok
+            checks.append(HealthCheck(name="graph_permissions", ok=permissions.ok, detail=permissions.detail))
+    # Degraded answers 200: the app itself runs (a 503 would make a load balancer take it out, which
+    # cannot help); provisioning fails until an admin grants what is missing.
     document = HealthDocument(
-        status="healthy" if healthy else "unhealthy",
-        checks=[
-            HealthCheck(name="settings", ok=settings_ok, detail=settings_detail),
-            HealthCheck(name="storage", ok=storage_ok, detail=storage_detail),
-        ],
+        status="unhealthy" if not healthy else "degraded" if degraded else "healthy", checks=checks
     )
     return ApiResponse(200 if healthy else 503, document.model_dump(mode="json"))

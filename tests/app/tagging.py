@@ -40,17 +40,49 @@ def webhook_url(host: DevHostProcess) -> str:
     return f"{host.url}/runtime/webhooks/eventgrid?functionName={FUNCTION}"
 
 
-def subscribe(emulator: Emulator, host: DevHostProcess, **options: Any) -> dict[str, Any]:
-    """The subscription docs/OPERATIONS.md describes, on the emulator's subscription system topic."""
-    return emulator.subscribe_events(
+TOPIC_GROUP, TOPIC = "rg-exomi-events", "exomi-arm-topic"
+
+
+def subscribe(emulator: Emulator, host: DevHostProcess, *, schema: str = "EventGridSchema") -> None:
+    """The subscription docs/OPERATIONS.md describes (its event types), made as in Azure: the subscription's
+    system topic and an event subscription on it through ARM; Event Grid validates the host's endpoint."""
+    emulator.resources().resource_groups.create_or_update(TOPIC_GROUP, {"location": "westeurope"})
+    client = emulator.eventgrid()
+    client.system_topics.begin_create_or_update(
+        TOPIC_GROUP,
+        TOPIC,
+        {
+            "location": "global",
+            "properties": {
+                "source": f"/subscriptions/{emulator.subscription_id}",
+                "topicType": "Microsoft.Resources.Subscriptions",
+            },
+        },
+    ).result()
+    client.system_topic_event_subscriptions.begin_create_or_update(
+        TOPIC_GROUP,
+        TOPIC,
         SUBSCRIPTION,
-        webhook_url(host),
-        included_event_types=[
-            "Microsoft.Resources.ResourceWriteSuccess",
-            "Microsoft.Resources.ResourceDeleteSuccess",
-        ],
-        **options,
-    )
+        {
+            "properties": {
+                "destination": {"endpointType": "WebHook", "properties": {"endpointUrl": webhook_url(host)}},
+                "filter": {
+                    "includedEventTypes": [
+                        "Microsoft.Resources.ResourceWriteSuccess",
+                        "Microsoft.Resources.ResourceDeleteSuccess",
+                    ]
+                },
+                "eventDeliverySchema": schema,
+            }
+        },
+    ).result()
+
+
+def unsubscribe(emulator: Emulator) -> None:
+    """Deletes the event subscription (from then on, events are lost)."""
+    emulator.eventgrid().system_topic_event_subscriptions.begin_delete(
+        TOPIC_GROUP, TOPIC, SUBSCRIPTION
+    ).result()
 
 
 def eventually(probe: Callable[[], T], *, timeout: float = 60.0, what: str = "condition") -> T:

@@ -217,8 +217,25 @@ def test_health_answers_without_a_key(start_api):
         "checks": [
             {"name": "settings", "ok": True, "detail": None},
             {"name": "storage", "ok": True, "detail": None},
+            {"name": "graph_permissions", "ok": True, "detail": None},
         ],
     }
+
+
+def test_health_is_degraded_while_exomi_lacks_a_graph_permission(emulator, start_api):
+    # What an admin's consent script that skipped one permission leaves behind.
+    permission = {"principal_id": emulator.app_principal_id, "permission": "AppRoleAssignment.ReadWrite.All"}
+    emulator.ctl("DELETE", "/graph-permissions", permission)
+    api = start_api(worker=False)
+    position = emulator.log_position()
+    health = httpx.get(f"{api.url}/api/health")
+    assert health.status_code == 200 and health.json()["status"] == "degraded"
+    check = {c["name"]: c for c in health.json()["checks"]}["graph_permissions"]
+    assert check["ok"] is False and "AppRoleAssignment.ReadWrite.All" in check["detail"]
+    # The answer is kept for a while: probes do not turn into Graph traffic.
+    assert httpx.get(f"{api.url}/api/health").json()["status"] == "degraded"
+    graph_reads = [e for e in emulator.log(position, service="graph") if "appRoleAssignments" in e["path"]]
+    assert len(graph_reads) == 1
 
 
 def test_health_is_503_when_storage_refuses_and_shows_no_secret(start_api, azurite):

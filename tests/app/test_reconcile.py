@@ -13,13 +13,13 @@ import pytest
 from azure.data.tables import TableClient
 
 from tests.app.tagging import (
-    SUBSCRIPTION,
     TagRunner,
     eventually,
     merge_tags,
     put_tags,
     requests,
     subscribe,
+    unsubscribe,
     wait_for_requests,
     wait_until_ended,
 )
@@ -126,7 +126,7 @@ async def test_tags_changed_while_events_were_lost_are_reported_and_a_deletion_r
     put_tags(emulator, account.id, {"exo-organization": emulator.organization})
     (first,) = wait_for_requests(exomi, 1)
     assert wait_until_ended(exomi, first["id"])["status"] == "succeeded"
-    emulator.ctl("DELETE", f"/eventgrid/subscriptions/{SUBSCRIPTION}")  # from here on, events are lost
+    unsubscribe(emulator)  # from here on, events are lost
 
     # Without the event nobody is known to have asked, so the policy's rules cannot admit anyone:
     # reconciliation reports the difference and changes nothing.

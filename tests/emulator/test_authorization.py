@@ -458,3 +458,60 @@ def test_role_definitions(emulator, sub, rg):
     with pytest.raises(HttpResponseError) as info:
         list(rd.list(sub, filter="roleName ne 'Owner'"))
     assert info.value.status_code == 400 and info.value.error.code == "UnsupportedQuery"
+
+
+RG_NAME = "rg-custom-role"
+
+
+def test_a_custom_role_definition_is_created_listed_assigned_and_refused_twice_by_name(emulator):
+    client = emulator.authorization()
+    scope = f"/subscriptions/{emulator.subscription_id}"
+    emulator.resources().resource_groups.create_or_update(RG_NAME, {"location": "westeurope"})
+    guid = str(uuid.uuid4())
+    body = {
+        "properties": {
+            "roleName": "runbook reader",
+            "description": "reads runbooks",
+            "type": "CustomRole",
+            "permissions": [{"actions": ["Microsoft.Automation/automationAccounts/runbooks/read"]}],
+            "assignableScopes": [scope],
+        }
+    }
+    created = client.role_definitions.create_or_update(scope, guid, body)
+    assert created.role_type == "CustomRole" and created.name == guid
+    assert created.assignable_scopes == [scope]
+    (listed,) = client.role_definitions.list(scope, filter="roleName eq 'runbook reader'")
+    assert listed.permissions[0].actions == ["Microsoft.Automation/automationAccounts/runbooks/read"]
+    with pytest.raises(HttpResponseError) as same_name:
+        client.role_definitions.create_or_update(scope, str(uuid.uuid4()), body)
+    assert (
+        same_name.value.status_code == 409
+        and same_name.value.error.code == "RoleDefinitionWithSameNameExists"
+    )
+
+    # Assigned, it lets its principal do exactly its actions.
+    reader = emulator.seed_principal("custom-role-holder", visible=True)
+    client.role_assignments.create(
+        scope,
+        str(uuid.uuid4()),
+        {
+            "properties": {
+                "roleDefinitionId": f"{scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}",
+                "principalId": reader["id"],
+                "principalType": "ServicePrincipal",
+            }
+        },
+    )
+    token = emulator.token(client_id=reader["appId"])
+    account = f"{scope}/resourceGroups/{RG_NAME}/providers/Microsoft.Automation/automationAccounts/acct1"
+    with emulator.http() as http:
+        headers = {"Authorization": f"Bearer {token}"}
+        runbooks = http.get(
+            f"{emulator.arm_endpoint}{account}/runbooks?api-version=2024-10-23", headers=headers
+        )
+        read_account = http.get(f"{emulator.arm_endpoint}{account}?api-version=2024-10-23", headers=headers)
+    assert runbooks.status_code == 404  # allowed by the custom role (the account just does not exist)
+    assert read_account.status_code == 403 and read_account.json()["error"]["code"] == "AuthorizationFailed"
+    with pytest.raises(HttpResponseError) as assigned:
+        client.role_definitions.delete(scope, guid)
+    assert assigned.value.status_code == 409

@@ -11,6 +11,7 @@ from azure.identity.aio import ManagedIdentityCredential as AsyncManagedIdentity
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.automation import AutomationClient
 from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.eventgrid import EventGridManagementClient
 from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 from azure.mgmt.web import WebSiteManagementClient
@@ -210,6 +211,14 @@ class Emulator:
 
     def web(self, credential=None, subscription_id: str | None = None) -> WebSiteManagementClient:
         return WebSiteManagementClient(
+            credential or self.admin_credential(),
+            subscription_id or self.subscription_id,
+            **self._arm_kwargs(),
+        )
+
+    def eventgrid(self, credential=None, subscription_id: str | None = None) -> EventGridManagementClient:
+        """azure-mgmt-eventgrid (api-version 2025-02-15): system topics and their event subscriptions."""
+        return EventGridManagementClient(
             credential or self.admin_credential(),
             subscription_id or self.subscription_id,
             **self._arm_kwargs(),

@@ -103,12 +103,16 @@ class ExomiRunner:
         )
         return completed.stdout
 
-    def run(self, *args: str, timeout: float = 120) -> tuple[int, Any, str]:
-        """Runs ``exomi --json <args>``; returns (exit code, parsed JSON output or None, stderr)."""
+    def run(self, *args: str, timeout: float = 120, as_admin: bool = False) -> tuple[int, Any, str]:
+        """Runs ``exomi --json <args>``; returns (exit code, parsed JSON output or None, stderr).
+        ``as_admin``: with the emulator admin's identity (an operator's own rights: bootstrap)."""
+        env = self.env()
+        if as_admin:
+            env["AZURE_CLIENT_ID"] = self.emulator.admin_client_id
         completed = subprocess.run(
             [EXOMI, "--json", *args],
             cwd=ROOT,
-            env=self.env(),
+            env=env,
             capture_output=True,
             text=True,
             timeout=timeout,
