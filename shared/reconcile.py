@@ -30,7 +30,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared import tags
+from shared import tags, telemetry
 from shared.engine.context import Verdict, resource_ref
 from shared.engine.privileges import drift_of, observe_privileges
 from shared.errors import ConcurrencyError, Conflict, ExomiError, PolicyRefusal
@@ -261,6 +261,7 @@ async def _extra_grants(service: ExomiService, record: TargetRecord, now: dateti
     findings = await observe_privileges(
         service.app.graph, service.app.state, record.principal_id, record.role
     )
+    telemetry.count_findings(findings, "reconcile")
     return [drift_of(finding, now) for finding in findings]
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from shared import callbacks, constants
+from shared import callbacks, constants, telemetry
 from shared.authorization import (
     Ask,
     Authorization,
@@ -105,6 +105,7 @@ class ExomiApp:
     @classmethod
     async def open(cls, settings: Settings | None = None) -> ExomiApp:
         settings = settings or Settings.load()
+        telemetry.configure(settings.app_insights)  # once per process; nothing without a connection string
         policy = load_policy(settings.policy_json, settings.policy_file)
         clients = AzureClients(
             AzureEndpoints(
@@ -142,6 +143,7 @@ class ExomiApp:
         await self.state.close()
         await self.queue.close()
         await self.clients.close()
+        telemetry.flush()
 
     async def __aenter__(self) -> ExomiApp:
         return self
@@ -309,6 +311,7 @@ class ExomiService:
             )
         return authorize(self.policy, ask, requester, HeldRoles.of(held))
 
+    @telemetry.traced("exomi.submit", lambda *_, **__: {telemetry.OPERATION: Operation.PROVISION})
     async def submit_provision(
         self,
         body: Mapping[str, Any],
@@ -345,6 +348,7 @@ class ExomiService:
             request, decision, idempotency_key=idempotency_key, admission=admission
         )
 
+    @telemetry.traced("exomi.submit", lambda *_, **__: {telemetry.OPERATION: Operation.REVOKE})
     async def submit_revoke(
         self,
         body: Mapping[str, Any],
@@ -386,6 +390,7 @@ class ExomiService:
         """Record a refused attempt in the append-only refusal log (and the log, at WARNING); returns the
         refusal for the caller to raise. Nothing else is written for it."""
         requester = attempt.requester
+        telemetry.count_refusal(refusal.rule, attempt.channel, attempt.operation)
         record = RefusalRecord(
             channel=attempt.channel,
             operation=attempt.operation,
@@ -717,6 +722,7 @@ class ExomiService:
     ) -> RequestRecord:
         return await self.app.engine.advance(request_id, take_over=take_over, on_step=on_step)
 
+    @telemetry.traced("exomi.run", lambda _, request_id, **__: {telemetry.REQUEST_ID: request_id})
     async def run_to_end(
         self,
         request_id: str,
@@ -762,6 +768,10 @@ class ExomiService:
 
     # ------------------------------------------------------------------ the queue worker
 
+    @telemetry.traced(
+        "exomi.work",
+        lambda _, item: {telemetry.REQUEST_ID: item.request_id, telemetry.TARGET: item.expire_target},
+    )
     async def work(self, item: WorkItem) -> None:
         """One work item of the queue: advance a request by one engine pass (then re-queue it while it
         waits, or deliver its callback and schedule its expiry once it has ended), or expire a target."""
