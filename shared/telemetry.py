@@ -148,6 +148,9 @@ def _configure_azure_monitor(settings: AppInsightsSettings) -> None:
         # The Functions host already sends the worker's log records (AppTraces), live metrics and
         # performance counters; exporting them here too would count everything twice.
         disable_logging=True,
+        # Every trace (exomi's volume is small and each request matters); the default rate-limited
+        # sampler can drop the first traces of a fresh instance. OTEL_TRACES_SAMPLER still overrides it.
+        sampling_ratio=1.0,
         enable_live_metrics=False,
         enable_performance_counters=False,
         # Azure SDK calls only (azure-core's plugin); exomi uses none of the web frameworks or the sync

@@ -8,6 +8,7 @@ span or metric carries a token, the callback URL or the function key."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from aiohttp import web
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -28,11 +30,13 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from emulator.tls import create_tls_files
 from shared import runtime, telemetry, worker
 from shared.api.http import ApiRequest
 from shared.api.routes import dispatch
 from tests.support.callback_receiver import CallbackReceiver
 from tests.support.exomi import ROOT, ExomiRunner, policy_for
+from tests.support.threaded_server import ThreadedServer
 
 UAI_STEPS = {"identity", "principal", "exchange-sp", "app-role", "entra-role"}
 TICKET = "CHG0012345"
@@ -400,3 +404,94 @@ print("ok")
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
     completed = run_python(code, env)
     assert completed.returncode == 0 and completed.stdout.strip() == "ok", completed.stderr
+
+
+class Ingestion(ThreadedServer[dict]):
+    """A stand-in for Application Insights' ingestion endpoint (POST /v2.1/track, an array of envelopes)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.tls = create_tls_files(directory)
+        super().__init__(ssl_context=self.tls.server_context())
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        if request.headers.get("Content-Encoding") == "gzip":
+            raw = gzip.decompress(raw)
+        envelopes = json.loads(raw)
+        envelopes = envelopes if isinstance(envelopes, list) else [envelopes]
+        with self._lock:
+            for envelope in envelopes:
+                self.deliveries.append(
+                    {"path": request.path, "authorization": request.headers.get("Authorization"), **envelope}
+                )
+        accepted = {"itemsReceived": len(envelopes), "itemsAccepted": len(envelopes), "errors": []}
+        return web.json_response(accepted)
+
+
+@pytest.fixture
+def ingestion(tmp_path) -> Iterator[Ingestion]:
+    server = Ingestion(tmp_path / "ingestion-tls").start()
+    yield server
+    server.stop()
+
+
+def test_with_a_connection_string_spans_and_metrics_go_to_application_insights_with_entra(
+    emulator, ingestion, tmp_path
+):
+    """A fresh process with the app settings of a Function app whose Application Insights takes only
+    Entra tokens: the Azure Monitor exporter sends exomi's spans and metrics with a token of the app's
+    managed identity, and no log records (the Functions host sends those)."""
+    code = """
+import logging, os
+from pathlib import Path
+from shared import telemetry
+from shared.settings import Settings
+
+settings = Settings.load(local_settings=Path("none.json"))
+assert telemetry.configure(settings.app_insights) is True
+logging.getLogger("exomi.engine").warning("a log line: the Functions host exports it, not exomi")
+with telemetry.span("exomi.pass", {telemetry.REQUEST_ID: "0190a9f0-0000-7000-8000-000000000001"}):
+    telemetry.count_refusal("allowed_roles", "ticket", "provision")
+telemetry.flush()
+print("ok", flush=True)
+os._exit(0)  # as the exomi command exits: nothing left to flush at shutdown
+"""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "HOME": str(tmp_path),
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": (
+            f"InstrumentationKey={uuid.uuid4()};IngestionEndpoint={ingestion.origin}"
+        ),
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": f"Authorization=AAD;ClientId={emulator.app_client_id}",
+        "IDENTITY_ENDPOINT": emulator.identity_endpoint,
+        "IDENTITY_HEADER": emulator.identity_header,
+        "REQUESTS_CA_BUNDLE": str(ingestion.tls.ca_cert),  # the exporter's transport (requests)
+        # The exporter's own reports to Microsoft (there is no internet here).
+        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+        "APPLICATIONINSIGHTS_SDKSTATS_DISABLED": "true",
+        "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
+    }
+    completed = run_python(code, env)
+    assert completed.returncode == 0 and completed.stdout.strip() == "ok", completed.stderr
+
+    envelopes = ingestion.deliveries
+    assert envelopes and {e["path"] for e in envelopes} == {"/v2.1/track"}
+    assert all((e["authorization"] or "").startswith("Bearer eyJ") for e in envelopes)
+    kinds = {e["data"]["baseType"] for e in envelopes}
+    assert "MessageData" not in kinds  # no log records from the Python side: no double export
+    spans = [e["data"]["baseData"] for e in envelopes if e["data"]["baseType"] == "RemoteDependencyData"]
+    spans = [s for s in spans if s["name"].startswith("exomi.")]
+    assert [s["name"] for s in spans if s["name"].startswith("exomi.")] == ["exomi.pass"]
+    assert spans[0]["properties"]["exomi.request_id"] == "0190a9f0-0000-7000-8000-000000000001"
+    metrics = [
+        m
+        for e in envelopes
+        if e["data"]["baseType"] == "MetricData"
+        for m in e["data"]["baseData"]["metrics"]
+        if m["name"] == "exomi.refusals"
+    ]
+    assert [m["value"] for m in metrics] == [1]
+    # The token went in the Authorization header only; no envelope carries it or the identity header.
+    bodies = json.dumps([{k: v for k, v in e.items() if k != "authorization"} for e in envelopes])
+    assert "eyJ" not in bodies and emulator.identity_header not in bodies
