@@ -73,11 +73,13 @@ class ReconcileReport:
         )
 
 
+@telemetry.traced("exomi.reconcile")
 async def run_once() -> ReconcileReport:
     """The timer trigger's entry point."""
     return await reconcile(await exomi_service())
 
 
+@telemetry.traced("exomi.resume")
 async def resume_once() -> ReconcileReport:
     """The frequent resume pass (its own timer, every 30 seconds): only step 1 of a reconciliation, so that
     a request whose work item was lost or whose worker died goes on within a minute."""

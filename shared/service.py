@@ -809,6 +809,7 @@ class ExomiService:
         await callbacks.deliver(record, self.app.state, self.app.settings)
         await self.schedule_expiry(record)
 
+    @telemetry.traced("exomi.poison", lambda _, request_id: {telemetry.REQUEST_ID: request_id})
     async def fail_poisoned(self, request_id: str) -> None:
         """A work item failed every retry: the request ends failed, with the reason, visible in the API."""
         record = await self.find(request_id)
