@@ -24,8 +24,10 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from shared.errors import ExomiError
 from shared.ids import parse_resource_id
@@ -241,6 +243,21 @@ def traced(
         return run
 
     return decorate
+
+
+@contextmanager
+def invoked(trace_parent: str | None) -> Iterator[None]:
+    """Within the block, exomi's spans continue the trace of the Functions host's invocation (its W3C
+    traceparent, ``context.trace_context``): in Application Insights the host's ``requests`` row of the
+    invocation and exomi's spans are one operation. Nothing to do while telemetry is off."""
+    if not trace_parent or _configured is None:
+        yield
+        return
+    token = otel_context.attach(TraceContextTextMapPropagator().extract({"traceparent": trace_parent}))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def annotate(current: Span, attributes: Mapping[str, Any]) -> None:

@@ -495,3 +495,15 @@ os._exit(0)  # as the exomi command exits: nothing left to flush at shutdown
     # The token went in the Authorization header only; no envelope carries it or the identity header.
     bodies = json.dumps([{k: v for k, v in e.items() if k != "authorization"} for e in envelopes])
     assert "eyJ" not in bodies and emulator.identity_header not in bodies
+
+
+def test_exomis_spans_continue_the_functions_hosts_trace_of_the_invocation(observed):
+    """function_app.py hands each trigger's W3C traceparent over: the host's request row of the
+    invocation and exomi's spans are then one operation in Application Insights."""
+    trace_id, span_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    with telemetry.invoked(f"00-{trace_id}-{span_id}-01"), telemetry.span("exomi.work"):
+        pass
+    (span,) = observed.spans()
+    assert f"{span.context.trace_id:032x}" == trace_id
+    assert span.parent is not None and span.parent.is_remote
+    assert f"{span.parent.span_id:016x}" == span_id
