@@ -109,13 +109,27 @@ def configure(
             if meter_provider is not None:
                 metrics.set_meter_provider(meter_provider)
             _trace_azure_sdk()
+            _sample(trace.get_tracer_provider())
             _configured = "providers"
             return True
         if settings is None:
             return False
         _configure_azure_monitor(settings)
+        _sample(trace.get_tracer_provider())
         _configured = "azure-monitor"
         return True
+
+
+def _sample(provider: object) -> None:
+    """exomi's sampling policy on the SDK's provider (shared/telemetry_sampler.py); tracers made from
+    it from now on use it (exomi's own and kiota's are made on their first span, after this)."""
+    sampler = getattr(provider, "sampler", None)
+    if sampler is None:
+        return
+    from shared.telemetry_sampler import WithoutKiotaInternals
+
+    if not isinstance(sampler, WithoutKiotaInternals):
+        provider.sampler = WithoutKiotaInternals(sampler)  # type: ignore[attr-defined]
 
 
 def flush(timeout_seconds: float = 5.0) -> None:
