@@ -515,3 +515,41 @@ def test_exomis_spans_continue_the_functions_hosts_trace_of_the_invocation(obser
     assert f"{span.context.trace_id:032x}" == trace_id
     assert span.parent is not None and span.parent.is_remote
     assert f"{span.parent.span_id:016x}" == span_id
+
+
+async def test_an_identity_holding_global_administrator_is_a_counted_finding(
+    emulator, targets, app, observed
+):
+    with outside_exomi():
+        uai = targets.user_assigned_identity()
+        # Somebody gave the identity more than it needs, by hand.
+        emulator.grant_exchange_access(uai.principal_id, app_role=None, directory_role="Global Administrator")
+    before = observed.points()
+    accepted = await dispatch(
+        "create_request",
+        api_call("create_request", {"target": uai.id, "organization": emulator.organization}),
+    )
+    assert accepted.status == 202, accepted.body
+    final = await work_until_ended(app, accepted.body["id"])
+    assert final["status"] == "succeeded" and "Global Administrator" in final["message"], final
+    finding = {"exomi.finding_kind": "extra-privilege", "exomi.severity": "high", "exomi.source": "request"}
+    assert delta(before, observed.points(), "exomi.findings", **finding) == 1
+
+
+async def test_a_429_that_outlasts_the_sdks_retries_is_counted_by_service(emulator, targets, app, observed):
+    with outside_exomi():
+        uai = targets.user_assigned_identity()
+    # Graph throttles the grant four times: kiota retries three times (Retry-After 1 s), the fourth 429
+    # reaches exomi's adapter, and the step waits and grants it on its next run.
+    emulator.add_fault(path=r"/appRoleAssignments$", method="POST", status=429, retry_after=1, count=4)
+    before = observed.points()
+    accepted = await dispatch(
+        "create_request",
+        api_call("create_request", {"target": uai.id, "organization": emulator.organization}),
+    )
+    assert accepted.status == 202, accepted.body
+    final = await work_until_ended(app, accepted.body["id"])
+    assert final["status"] == "succeeded", final
+    assert delta(before, observed.points(), "exomi.throttled", **{"exomi.service": "Microsoft Graph"}) == 1
+    runs = [s.attributes["exomi.outcome"] for s in observed.spans() if s.name == "exomi.step app-role"]
+    assert runs == ["waiting", "done"]
