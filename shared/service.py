@@ -311,7 +311,7 @@ class ExomiService:
             )
         return authorize(self.policy, ask, requester, HeldRoles.of(held))
 
-    @telemetry.traced("exomi.submit", lambda *_, **__: {telemetry.OPERATION: Operation.PROVISION})
+    @telemetry.traced("exomi.submit", lambda _: {telemetry.OPERATION: Operation.PROVISION})
     async def submit_provision(
         self,
         body: Mapping[str, Any],
@@ -348,7 +348,7 @@ class ExomiService:
             request, decision, idempotency_key=idempotency_key, admission=admission
         )
 
-    @telemetry.traced("exomi.submit", lambda *_, **__: {telemetry.OPERATION: Operation.REVOKE})
+    @telemetry.traced("exomi.submit", lambda _: {telemetry.OPERATION: Operation.REVOKE})
     async def submit_revoke(
         self,
         body: Mapping[str, Any],
@@ -722,7 +722,7 @@ class ExomiService:
     ) -> RequestRecord:
         return await self.app.engine.advance(request_id, take_over=take_over, on_step=on_step)
 
-    @telemetry.traced("exomi.run", lambda _, request_id, **__: {telemetry.REQUEST_ID: request_id})
+    @telemetry.traced("exomi.run", lambda arguments: {telemetry.REQUEST_ID: arguments["request_id"]})
     async def run_to_end(
         self,
         request_id: str,
@@ -770,7 +770,10 @@ class ExomiService:
 
     @telemetry.traced(
         "exomi.work",
-        lambda _, item: {telemetry.REQUEST_ID: item.request_id, telemetry.TARGET: item.expire_target},
+        lambda arguments: {
+            telemetry.REQUEST_ID: arguments["item"].request_id,
+            telemetry.TARGET: arguments["item"].expire_target,
+        },
     )
     async def work(self, item: WorkItem) -> None:
         """One work item of the queue: advance a request by one engine pass (then re-queue it while it
@@ -809,7 +812,7 @@ class ExomiService:
         await callbacks.deliver(record, self.app.state, self.app.settings)
         await self.schedule_expiry(record)
 
-    @telemetry.traced("exomi.poison", lambda _, request_id: {telemetry.REQUEST_ID: request_id})
+    @telemetry.traced("exomi.poison", lambda arguments: {telemetry.REQUEST_ID: arguments["request_id"]})
     async def fail_poisoned(self, request_id: str) -> None:
         """A work item failed every retry: the request ends failed, with the reason, visible in the API."""
         record = await self.find(request_id)

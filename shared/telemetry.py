@@ -17,6 +17,7 @@ docs/OPERATIONS.md#telemetry for the names, the KQL and why the logs are not exp
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
 import threading
@@ -235,18 +236,21 @@ def span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Spa
 
 
 def traced(
-    name: str, dimensions: Callable[..., Mapping[str, Any]] | None = None
+    name: str, dimensions: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """A coroutine function whose every call runs in a span ``name``: dimensions from its arguments
-    (``dimensions(*args, **kwargs)``, and the ``channel`` keyword), then from the request it returns
-    (a RequestRecord, or a Submission's) with its status as the outcome."""
+    (``dimensions`` of them by parameter name; a ``channel`` argument is one), then from the request it
+    returns (a RequestRecord, or a Submission's) with its status as the outcome."""
 
     def decorate(function: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        signature = inspect.signature(function)
+
         @functools.wraps(function)
         async def run(*args: P.args, **kwargs: P.kwargs) -> R:
-            attributes = dict(dimensions(*args, **kwargs)) if dimensions is not None else {}
-            if "channel" in kwargs:
-                attributes[CHANNEL] = kwargs["channel"]
+            arguments = signature.bind_partial(*args, **kwargs).arguments
+            attributes = dict(dimensions(arguments)) if dimensions is not None else {}
+            if "channel" in arguments:
+                attributes[CHANNEL] = arguments["channel"]
             with span(name, attributes) as current:
                 result = await function(*args, **kwargs)
                 record = getattr(result, "request", result)
