@@ -276,6 +276,16 @@ def _app_insights(get: Callable[[str], str | None]) -> AppInsightsSettings | Non
     connection = get("APPLICATIONINSIGHTS_CONNECTION_STRING")
     if connection is None:
         return None
+    pairs = dict(part.strip().partition("=")[::2] for part in connection.split(";") if part.strip())
+    keys = {key.strip().lower(): value.strip() for key, value in pairs.items()}
+    try:
+        validate_guid(keys.get("instrumentationkey"), "InstrumentationKey")
+    except InputError:
+        raise ConfigurationError(
+            "APPLICATIONINSIGHTS_CONNECTION_STRING",
+            "must be an Application Insights connection string (InstrumentationKey=<guid>;IngestionEndpoint=...), "
+            "as the resource's Overview page shows it",
+        ) from None
     if (get("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY") or "").lower() == "true":
         return None  # the Functions Python worker configures the exporter itself: a second one would double
     name = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"

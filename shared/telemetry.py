@@ -115,7 +115,11 @@ def configure(
             return True
         if settings is None:
             return False
-        _configure_azure_monitor(settings)
+        try:
+            _configure_azure_monitor(settings)
+        except Exception:  # noqa: BLE001 - telemetry that cannot start must not stop exomi's work
+            log.exception("telemetry: the Azure Monitor exporter could not be set up; exomi runs without it")
+            return False
         _sample(trace.get_tracer_provider())
         _configured = "azure-monitor"
         return True

@@ -69,6 +69,15 @@ def test_another_authentication_string_is_refused_naming_the_setting(tmp_path, a
     assert "APPLICATIONINSIGHTS_AUTHENTICATION_STRING" in str(raised.value)
 
 
+@pytest.mark.parametrize("connection", ["not a connection string", "IngestionEndpoint=https://example.net/"])
+def test_a_connection_string_without_an_instrumentation_key_is_refused_naming_the_setting(
+    tmp_path, connection
+):
+    with pytest.raises(ConfigurationError) as raised:
+        load({"APPLICATIONINSIGHTS_CONNECTION_STRING": connection}, tmp_path)
+    assert "APPLICATIONINSIGHTS_CONNECTION_STRING" in str(raised.value)
+
+
 def test_a_client_id_that_is_not_a_guid_is_refused(tmp_path):
     with pytest.raises(ConfigurationError) as raised:
         load(
