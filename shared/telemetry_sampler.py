@@ -2,7 +2,7 @@
 telemetry is on): keep every span the wrapped sampler keeps, except kiota's internal ones.
 
 kiota (msgraph-sdk's HTTP layer) opens about fifteen spans per Microsoft Graph call: the call itself
-(``send_async - {+baseurl}/servicePrincipals/...``, with its URL and status) and one per middleware
+(``send_primitive_async - {+baseurl}/servicePrincipals/...``, with its URL and status) and one per middleware
 and helper (``RetryHandler_send``, ``get_http_response_message``, ...). Only the first says anything an
 operator needs; the others would be as many Application Insights rows per call.
 """
