@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shared import telemetry
 from shared.errors import ExomiError
 from shared.ids import ResourceId, object_id_of, parse_resource_id
 from shared.models import (
@@ -122,6 +123,7 @@ def _printable(value: Any) -> bool:
     return isinstance(value, str) and bool(value) and len(value) <= MAX_REQUESTED_BY and value.isprintable()
 
 
+@telemetry.traced("exomi.event")
 async def on_resource_event(event: Any) -> None:
     """The Event Grid trigger: acknowledge what exomi cannot use, act on the rest (see the module doc)."""
     resource_event = read_event(event)

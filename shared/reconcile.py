@@ -30,7 +30,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared import tags
+from shared import tags, telemetry
 from shared.engine.context import Verdict, resource_ref
 from shared.engine.privileges import drift_of, observe_privileges
 from shared.errors import ConcurrencyError, Conflict, ExomiError, PolicyRefusal
@@ -73,11 +73,13 @@ class ReconcileReport:
         )
 
 
+@telemetry.traced("exomi.reconcile")
 async def run_once() -> ReconcileReport:
     """The timer trigger's entry point."""
     return await reconcile(await exomi_service())
 
 
+@telemetry.traced("exomi.resume")
 async def resume_once() -> ReconcileReport:
     """The frequent resume pass (its own timer, every 30 seconds): only step 1 of a reconciliation, so that
     a request whose work item was lost or whose worker died goes on within a minute."""
@@ -261,6 +263,7 @@ async def _extra_grants(service: ExomiService, record: TargetRecord, now: dateti
     findings = await observe_privileges(
         service.app.graph, service.app.state, record.principal_id, record.role
     )
+    telemetry.count_findings(findings, "reconcile")
     return [drift_of(finding, now) for finding in findings]
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from shared import callbacks, constants
+from shared import callbacks, constants, telemetry
 from shared.authorization import (
     Ask,
     Authorization,
@@ -106,6 +106,7 @@ class ExomiApp:
     @classmethod
     async def open(cls, settings: Settings | None = None) -> ExomiApp:
         settings = settings or Settings.load()
+        telemetry.configure(settings.app_insights)  # once per process; nothing without a connection string
         policy = load_policy(settings.policy_json, settings.policy_file)
         clients = AzureClients(
             AzureEndpoints(
@@ -143,6 +144,7 @@ class ExomiApp:
         await self.state.close()
         await self.queue.close()
         await self.clients.close()
+        telemetry.flush()
 
     async def __aenter__(self) -> ExomiApp:
         return self
@@ -325,6 +327,7 @@ class ExomiService:
             )
         return authorize(self.policy, ask, requester, HeldRoles.of(held))
 
+    @telemetry.traced("exomi.submit", lambda _: {telemetry.OPERATION: Operation.PROVISION})
     async def submit_provision(
         self,
         body: Mapping[str, Any],
@@ -361,6 +364,7 @@ class ExomiService:
             request, decision, idempotency_key=idempotency_key, admission=admission
         )
 
+    @telemetry.traced("exomi.submit", lambda _: {telemetry.OPERATION: Operation.REVOKE})
     async def submit_revoke(
         self,
         body: Mapping[str, Any],
@@ -402,6 +406,7 @@ class ExomiService:
         """Record a refused attempt in the append-only refusal log (and the log, at WARNING); returns the
         refusal for the caller to raise. Nothing else is written for it."""
         requester = attempt.requester
+        telemetry.count_refusal(refusal.rule, attempt.channel, attempt.operation)
         record = RefusalRecord(
             channel=attempt.channel,
             operation=attempt.operation,
@@ -733,6 +738,7 @@ class ExomiService:
     ) -> RequestRecord:
         return await self.app.engine.advance(request_id, take_over=take_over, on_step=on_step)
 
+    @telemetry.traced("exomi.run", lambda arguments: {telemetry.REQUEST_ID: arguments["request_id"]})
     async def run_to_end(
         self,
         request_id: str,
@@ -778,6 +784,13 @@ class ExomiService:
 
     # ------------------------------------------------------------------ the queue worker
 
+    @telemetry.traced(
+        "exomi.work",
+        lambda arguments: {
+            telemetry.REQUEST_ID: arguments["item"].request_id,
+            telemetry.TARGET: arguments["item"].expire_target,
+        },
+    )
     async def work(self, item: WorkItem) -> None:
         """One work item of the queue: advance a request by one engine pass (then re-queue it while it
         waits, or deliver its callback and schedule its expiry once it has ended), or expire a target."""
@@ -822,6 +835,7 @@ class ExomiService:
         await callbacks.deliver(record, self.app.state, self.app.settings)
         await self.schedule_expiry(record)
 
+    @telemetry.traced("exomi.poison", lambda arguments: {telemetry.REQUEST_ID: arguments["request_id"]})
     async def fail_poisoned(self, request_id: str) -> None:
         """A work item failed every retry: the request ends failed, with the reason, visible in the API."""
         record = await self.find(request_id)

@@ -101,6 +101,17 @@ class StorageSettings(BaseModel):
     client_id: str | None = None  # the user-assigned identity for identity-based access, if any
 
 
+class AppInsightsSettings(BaseModel):
+    """Where traces and metrics go (shared/telemetry.py): APPLICATIONINSIGHTS_CONNECTION_STRING, and
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING for a resource that takes only Entra tokens."""
+
+    model_config = ConfigDict(frozen=True)
+
+    connection_string: SecretStr
+    entra: bool = False  # Authorization=AAD: the exporter authenticates with the app's managed identity
+    client_id: str | None = None  # ClientId=<guid>: a user-assigned identity (else the system-assigned one)
+
+
 class EngineTimings(BaseModel):
     """How the engine paces its waiting (seconds). Azure's own delays are minutes; a local emulator's
     are fractions of a second, so these are settings rather than constants."""
@@ -184,6 +195,7 @@ class Settings(BaseModel):
     # runs (a URL may carry a signature, like a Logic Apps callback's sig=). Without it, no callbacks.
     callback_key: SecretStr | None = None
     engine: EngineTimings = EngineTimings()  # EXOMI_POLL_SECONDS, EXOMI_MAX_POLL_SECONDS, ...
+    app_insights: AppInsightsSettings | None = None  # None: no telemetry is exported
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, local_settings: Path | None = None) -> Settings:
@@ -256,6 +268,44 @@ def _build(values: Mapping[str, str]) -> Settings:
         trust_app_service_auth=_flag(get("EXOMI_TRUST_APP_SERVICE_AUTH"), "EXOMI_TRUST_APP_SERVICE_AUTH"),
         callback_key=_fernet_key(get("EXOMI_CALLBACK_KEY")),
         engine=_engine_timings(get),
+        app_insights=_app_insights(get),
+    )
+
+
+def _app_insights(get: Callable[[str], str | None]) -> AppInsightsSettings | None:
+    connection = get("APPLICATIONINSIGHTS_CONNECTION_STRING")
+    if connection is None:
+        return None
+    pairs = dict(part.strip().partition("=")[::2] for part in connection.split(";") if part.strip())
+    keys = {key.strip().lower(): value.strip() for key, value in pairs.items()}
+    try:
+        validate_guid(keys.get("instrumentationkey"), "InstrumentationKey")
+    except InputError:
+        raise ConfigurationError(
+            "APPLICATIONINSIGHTS_CONNECTION_STRING",
+            "must be an Application Insights connection string (InstrumentationKey=<guid>;IngestionEndpoint=...), "
+            "as the resource's Overview page shows it",
+        ) from None
+    if (get("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY") or "").lower() == "true":
+        return None  # the Functions Python worker configures the exporter itself: a second one would double
+    name = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
+    authentication = get(name)
+    if authentication is None:
+        return AppInsightsSettings(connection_string=SecretStr(connection))
+    fields: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in authentication.split(";"))):
+        key, _, value = part.partition("=")
+        fields[key.strip().lower()] = value.strip()
+    if fields.get("authorization", "").lower() != "aad" or set(fields) - {"authorization", "clientid"}:
+        raise ConfigurationError(
+            name,
+            f"must be 'Authorization=AAD' or 'Authorization=AAD;ClientId=<client id>', got {authentication!r}",
+        )
+    client_id = fields.get("clientid")
+    return AppInsightsSettings(
+        connection_string=SecretStr(connection),
+        entra=True,
+        client_id=_guid(client_id, name) if client_id else None,
     )
 
 

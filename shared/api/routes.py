@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from shared import telemetry
 from shared.api import handlers
 from shared.api.caller import ON_BEHALF_OF
 from shared.api.documents import (
@@ -387,7 +388,15 @@ BY_OPERATION: dict[str, Route] = {route.operation_id: route for route in ROUTES}
 
 
 async def dispatch(operation_id: str, request: ApiRequest) -> ApiResponse:
-    """Run the route's handler; every failure becomes the one error shape."""
+    """Run the route's handler (one trace per API call; never with the URL or headers: they may carry
+    the function key); every failure becomes the one error shape."""
+    with telemetry.span(f"exomi.api {operation_id}") as current:
+        response = await _answer(operation_id, request)
+        telemetry.annotate(current, {telemetry.HTTP_STATUS: response.status})
+        return response
+
+
+async def _answer(operation_id: str, request: ApiRequest) -> ApiResponse:
     try:
         return await BY_OPERATION[operation_id].handler(request)
     except ExomiError as error:

@@ -16,6 +16,7 @@ from azure.core.exceptions import (
 )
 from kiota_abstractions.api_error import APIError
 
+from shared import telemetry
 from shared.errors import (
     AlreadyExists,
     AuthenticationFailed,
@@ -42,6 +43,8 @@ def _answered(
     service: str, operation: str, status: int | None, code: str | None, message: str, headers: Any
 ) -> ExomiError:
     """What an error answer of ARM or Graph means, once a missing permission has been ruled out."""
+    if status == 429:
+        telemetry.count_throttled(service)  # the SDK's own retries did not get past it
     if status in TRANSIENT_STATUSES:
         return Transient(
             f"{service} answered {status} to '{operation}': {message}", retry_after=_retry_after(headers)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared import telemetry
 from shared.azure.arm import ArmGateway
 from shared.azure.graph import GraphGateway
 from shared.engine.context import AuditTrail, Observation, StepContext, StepResult, Verdict
@@ -108,7 +109,18 @@ class Engine:
         """Runs what can run now; returns the request as stored afterwards. A pass holds the request
         for ``timings.lease`` seconds (renewed while it works); a pass that finds another one holding it
         does nothing, unless ``take_over`` (an operator knows the other one is dead). ``on_step`` hears of
-        each step's outcome as it is saved (the CLI's progress)."""
+        each step's outcome as it is saved (the CLI's progress). One trace per pass: its steps and their
+        Azure calls nest under its span."""
+        with telemetry.span("exomi.pass", {telemetry.REQUEST_ID: request_id}) as current:
+            record = await self._advance(request_id, take_over=take_over, on_step=on_step)
+            telemetry.annotate(
+                current, {**telemetry.request_attributes(record), telemetry.OUTCOME: record.status}
+            )
+            return record
+
+    async def _advance(
+        self, request_id: str, *, take_over: bool, on_step: StepListener | None
+    ) -> RequestRecord:
         record = await self.state.requests.get(request_id)
         if not record.status.active or record.status is RequestStatus.AWAITING_APPROVAL:
             return record  # ended, or nothing may happen before an approver approves it
@@ -346,6 +358,34 @@ class Engine:
         target_record: TargetRecord | None,
         audit_records: list[AuditRecord],
     ) -> _Outcome:
+        """One run of a step, in a span of its own (a child of the pass's) with its duration recorded."""
+        started = time.monotonic()
+        dimensions = {**telemetry.request_attributes(request), telemetry.STEP: step.name}
+        with telemetry.span(f"exomi.step {step.name}", dimensions) as current:
+            outcome = await self._run_step(
+                step, index, request, target, previous, facts, target_record, audit_records
+            )
+            telemetry.annotate(
+                current, {telemetry.OUTCOME: outcome.record.status, telemetry.ACTION: outcome.record.action}
+            )
+            if outcome.error is not None:
+                telemetry.failed(current, outcome.error.code)
+        telemetry.record_step(
+            step.name, time.monotonic() - started, outcome.record.status.value, target.kind.value
+        )
+        return outcome
+
+    async def _run_step(
+        self,
+        step: Step,
+        index: int,
+        request: RequestRecord,
+        target: ResourceId,
+        previous: StepRecord | None,
+        facts: dict[str, Any],
+        target_record: TargetRecord | None,
+        audit_records: list[AuditRecord],
+    ) -> _Outcome:
         attempts = previous.attempts if previous is not None else 0
         memo = _memo(previous)
         audit = AuditTrail(self.state, request, step.name, attempts, audit_records)
@@ -472,6 +512,7 @@ class Engine:
     async def _record_refusal(self, record: RequestRecord, refusal: PolicyRefusal) -> None:
         """A refusal only a step can make (what the policy could not know before exomi read the target,
         e.g. a Linux VM's pwsh) goes to the refusal log like every other one."""
+        telemetry.count_refusal(refusal.rule, record.channel, record.operation.value)
         requester = record.requester
         await self.state.refusals.append(
             RefusalRecord(
@@ -502,6 +543,7 @@ class Engine:
         except ExomiError as error:
             log.warning("request %s: could not look for extra privileges: %s", record.id, error.message)
             return target_record, []
+        telemetry.count_findings(findings, "request")
         if findings and self.remove_unmanaged_grants:
             findings = await self._remove_unmanaged(record, target_record.principal_id, findings)
         now = utcnow()

@@ -15,6 +15,7 @@ from types import TracebackType
 
 from azure.core.credentials_async import AsyncTokenCredential
 
+from shared import telemetry
 from shared.constants import EXCHANGE_MANAGE_AS_APP_VALUE
 from shared.errors import ConcurrencyError, Conflict, ExomiError, IdempotencyConflict, Transient
 from shared.ids import ResourceId, validate_guid
@@ -236,6 +237,7 @@ class StateStore:
             )
         )
         await self.release_target(record.target_key, record.id)
+        telemetry.count_request(updated)
         return updated
 
     # --- what exomi owns on each identity ------------------------------------------------------------
