@@ -1,15 +1,17 @@
 """Benchmark: CPU per provisioned identity in one process (what a queue worker spends per target).
 
-    .venv/bin/python bench/per_target_cpu.py [--n 50] [--rate-limits SCALE] [--profile out.prof]
+    .venv/bin/python bench/per_target_cpu.py [--n 50] [--rate-limits '<json>'] [--no-pacing] [--profile out.prof]
 
 Starts its own Azurite and tenant emulator (no latency, no replication delay), creates N user-assigned
 identities with the admin's SDK clients, then in this process, through the service layer
 (``ExomiService.submit_provision`` and ``run_to_end``), provisions them all at once. One identity is
 provisioned first so that imports and first-call costs are not counted. Prints the CPU time of this
 process per identity (``time.process_time``: the emulator and Azurite run in other processes), the ARM,
-Graph and Table calls per identity, and the 429s the emulator answered. ``--rate-limits SCALE`` turns
-the emulator's published limits on with bucket sizes times SCALE (wall clock); ``--profile`` writes a
-cProfile of the measured part.
+Graph calls per identity, and the 429s the emulator answered (its counter, by limit) and exomi's pacer saw.
+``--rate-limits '<json>'`` turns the emulator's limits on (a body as ``PUT /_control/ratelimits`` takes, on
+the wall clock unless it says otherwise), e.g. ``'{"limits": {"graph_resource_units": {"size": 20,
+"refill_per_second": 40}}}'``; ``--no-pacing`` sends every request at once, as exomi did before it paced
+(for the comparison); ``--profile`` writes a cProfile of the measured part.
 """
 
 from __future__ import annotations
@@ -52,7 +54,21 @@ async def provision_all(service: Any, ids: list[str], organization: str) -> list
     return await asyncio.gather(*(one(t) for t in ids))
 
 
-async def measure(emulator: Emulator, storage: str, n: int, profile: str | None) -> dict[str, Any]:
+class Unpaced:
+    """A limiter that lets everything through at once (the comparison without pacing)."""
+
+    gates: dict[str, Any] = {}
+
+    def try_acquire(self, key: str) -> float:
+        return 0.0
+
+    def release(self, key: str, status: int | None, headers: Any = None) -> None:
+        return None
+
+
+async def measure(
+    emulator: Emulator, storage: str, n: int, profile: str | None, pacing: bool
+) -> dict[str, Any]:
     runner = ExomiRunner(emulator, storage)
     env = runner.env()
     os.environ.update({k: v for k, v in env.items() if k.startswith(("EXOMI_", "Azure", "IDENTITY_"))})
@@ -62,6 +78,8 @@ async def measure(emulator: Emulator, storage: str, n: int, profile: str | None)
     targets = Targets(emulator)
     ids = [targets.user_assigned_identity(f"bench-mi-{i}").id for i in range(n + 1)]
     async with await ExomiApp.open(Settings.load(env)) as app:
+        if not pacing:
+            app.clients.pacer.limiter = Unpaced()  # type: ignore[assignment]
         service = ExomiService(app)
         await provision_all(service, ids[:1], emulator.organization)  # imports, tokens, tables
         start_log = emulator.log_position()
@@ -86,14 +104,16 @@ async def measure(emulator: Emulator, storage: str, n: int, profile: str | None)
         "arm_calls_per_identity": round(by_service.get("arm", 0) / n, 2),
         "graph_calls_per_identity": round(by_service.get("graph", 0) / n, 2),
         "http_429": sum(1 for e in entries if e["status"] == 429),
-        "throttled": emulator.rate_limits().get("throttled", {}),
+        "emulator_429s_by_limit": emulator.rate_limits().get("throttled", {}),
+        "pacer_429s_by_gate": app.clients.pacer.throttled() if pacing else None,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=50)
-    parser.add_argument("--rate-limits", type=float, default=None, metavar="SCALE")
+    parser.add_argument("--rate-limits", default=None, metavar="JSON")
+    parser.add_argument("--no-pacing", action="store_true")
     parser.add_argument("--profile", default=None)
     args = parser.parse_args()
     azurite = AzuriteProcess()
@@ -109,8 +129,8 @@ def main() -> None:
         reset.raise_for_status()
         emulator = Emulator({**info.raw, **reset.json()}, control)
         if args.rate_limits is not None:
-            emulator.set_rate_limits(clock="wall", scale=args.rate_limits)
-        result = asyncio.run(measure(emulator, storage, args.n, args.profile))
+            emulator.set_rate_limits(**{"clock": "wall", **json.loads(args.rate_limits)})
+        result = asyncio.run(measure(emulator, storage, args.n, args.profile, not args.no_pacing))
         print(json.dumps(result, indent=2))
     finally:
         control.close()

@@ -7,7 +7,10 @@ that was refused (no thundering herd when the wait ends): after it, one request 
 number in flight grows by one with each success, so that a gate that was refused probes its way back
 instead of sending the whole backlog at once. The rate headers narrow the gate before a 429 comes:
 ARM's ``x-ms-ratelimit-remaining-*`` (tokens left in the bucket) caps the requests in flight, Graph's
-``x-ms-throttle-limit-percentage`` (more than 80 % of the limit used) halves it. Quotas published per
+``x-ms-throttle-limit-percentage`` (more than 80 % of the limit used) lets one through at a time. After
+a hold, the gate lets through half as many as got through before the 429 that caused it, then one at a
+time until the next 429 (or a success that shows more room): the requests in flight when the limit is
+reached are what get refused, so few are in flight by then. Quotas published per
 Automation account (module imports, new jobs) are also kept on the client side, as token buckets.
 
 Several instances do not coordinate: each backs off on the headers it gets (docs/OPERATIONS.md).
@@ -42,6 +45,8 @@ AUTOMATION_QUOTAS: dict[str, tuple[float, float]] = {
     "automation-imports": (5.0, 5 / 30),
     "automation-jobs": (100.0, 100 / 30),
 }
+# A gate that saw no 429 for this long forgets what it learned (seconds).
+CALM_AFTER = 30.0
 # Without a Retry-After, a 429 holds the gate this long (seconds).
 DEFAULT_HOLD = 1.0
 
@@ -59,6 +64,13 @@ class Gate:
     tokens: float = 0.0
     updated: float = 0.0
     throttled: int = 0  # 429s this gate saw
+    # Learned from the last hold: half of how many requests got through between the end of the hold
+    # before it and its 429 (what the service grants per hold, roughly). After a hold, once that many
+    # went again, the rest go one at a time until the next 429 or a success shows there is room.
+    learned: int | None = None
+    refused_at: float = 0.0  # when the last 429 came
+    sent: int = 0  # requests let through since the last hold ended
+    passed: int = 0  # of them, answered without a 429
 
 
 @dataclass
@@ -87,7 +99,10 @@ class Limiter:
         now = self.clock()
         if now < gate.blocked_until:
             return gate.blocked_until - now
-        if gate.window is not None and gate.in_flight >= gate.window:
+        cap = gate.window
+        if gate.learned is not None and gate.sent >= gate.learned:
+            cap = 1
+        if cap is not None and gate.in_flight >= cap:
             return math.inf
         if gate.bucket_size is not None:
             gate.tokens = min(gate.bucket_size, gate.tokens + (now - gate.updated) * gate.refill)
@@ -96,6 +111,7 @@ class Limiter:
                 return (1.0 - gate.tokens) / gate.refill
             gate.tokens -= 1.0
         gate.in_flight += 1
+        gate.sent += 1
         return 0.0
 
     def release(self, key: str, status: int | None, headers: Mapping[str, str] | None = None) -> None:
@@ -106,10 +122,14 @@ class Limiter:
         headers = headers or {}
         if status == 429:
             gate.throttled += 1
+            gate.refused_at = self.clock()
             hold = retry_after(headers, self.clock)
             gate.blocked_until = max(
                 gate.blocked_until, self.clock() + (DEFAULT_HOLD if hold is None else hold)
             )
+            if gate.sent:  # the first 429 of a hold: half of what got through since the last one
+                gate.learned = max(1, gate.passed // 2)
+            gate.sent = gate.passed = 0
             gate.window = 1
             if gate.bucket_size is not None:
                 gate.tokens = 0.0
@@ -117,12 +137,15 @@ class Limiter:
             return
         if status is None or status >= 500:
             return
+        gate.passed += 1
+        if gate.learned is not None and self.clock() - gate.refused_at > CALM_AFTER:
+            gate.learned = gate.window = None  # no 429 for a while: the limit is far again
         remaining = _remaining(headers)
         used = _used_fraction(headers)
         if remaining is not None and remaining < OPEN_AT:
             gate.window = max(1, remaining)
         elif used is not None and used >= 0.8:
-            gate.window = max(1, (gate.window or gate.in_flight + 1) // 2)
+            gate.window = 1  # the last fifth of the limit: one at a time
         elif gate.window is not None:
             gate.window = None if gate.window + 1 >= OPEN_AT else gate.window + 1
 
