@@ -12,7 +12,8 @@ target key), so that "which targets use this identity" is one partition query, n
 target. An entry is written before the state that names the principal, and readers keep only the
 targets whose state still names it: a crash between the two, or an identity that changed, leaves an
 entry that is skipped. Targets saved before the index existed are indexed once per deployment (the
-first process that needs it scans the targets once and writes the marker row ``index``/``built``).
+first process that needs it scans the targets once and writes the marker row ``index``/``built``; with
+no target yet there is nothing to index and nothing is written).
 """
 
 from __future__ import annotations
@@ -92,9 +93,13 @@ class TargetStore:
         try:
             await self.principals.get_entity(*INDEX_MARKER)
         except ResourceNotFoundError:
+            found = False
             async for record in self.list_all():
+                found = True
                 if record.principal_id:
                     await self._index(record.principal_id, record.target_key, record.target)
+            if not found:
+                return  # nothing to index (and a read-only command writes nothing): look again next time
             await self.principals.upsert_entity(
                 {"PartitionKey": INDEX_MARKER[0], "RowKey": INDEX_MARKER[1], "BuiltAt": utcnow()}
             )
