@@ -174,6 +174,9 @@ class RateLimiter:
         self.config = replace(self.startup)
         self.buckets: dict[tuple[str, str], Bucket] = {}
         self.manual_now = 0.0
+        # 429s answered since the limits were configured, by the limit that refused (tests compare them
+        # with what the limits allow).
+        self.throttled: dict[str, int] = {}
 
     # ------------------------------------------------------------------ configuration
 
@@ -181,6 +184,10 @@ class RateLimiter:
         self.config = config
         self.buckets.clear()
         self.manual_now = 0.0
+        self.throttled = {}
+
+    def count_refusal(self, limit: str) -> None:
+        self.throttled[limit] = self.throttled.get(limit, 0) + 1
 
     def reset(self) -> None:
         """Back to the start-up configuration (a tenant reset), every bucket full."""
@@ -210,6 +217,7 @@ class RateLimiter:
         return {
             "config": self.config.as_dict(),
             "clock_now": now if self.config.clock == "manual" else None,
+            "throttled": {**self.throttled, "total": sum(self.throttled.values())},
             "buckets": [
                 {
                     "limit": limit,
@@ -261,6 +269,8 @@ class RateLimiter:
             left = {c.limit: math.floor(b.level(now)) for (c, _), b in zip(active, buckets, strict=True)}
             for c, _ in short:
                 left[c.limit] = 0
+            # One 429, counted once, under the first limit that refused it.
+            self.count_refusal(short[0][0].limit)
             return Verdict(
                 False, left, {c.limit: 1.0 for c, _ in short}, retry_after, [c.limit for c, _ in short]
             )

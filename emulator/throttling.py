@@ -163,6 +163,7 @@ def concurrent_jobs_check(
     if limit is None or len(running_until) < limit:
         return
     retry_after = max(1, int(min(running_until) - now + 0.999))
+    limiter.count_refusal("automation_concurrent_jobs")
     raise ArmError(
         429,
         "TooManyRequests",

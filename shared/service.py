@@ -116,10 +116,12 @@ class ExomiApp:
                 graph_scope=settings.graph_scope,
                 ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
                 managed_identity_client_id=settings.client_id,
+                proxy=settings.https_proxy,
+                no_proxy=settings.no_proxy,
             )
         )
         state = await StateStore.open(settings, clients.credential)
-        arm, graph = ArmGateway(clients), GraphGateway(clients)
+        arm, graph = ArmGateway(clients), GraphGateway(clients, facts_ttl=settings.tenant_facts_ttl)
         queue = WorkQueue.open(settings, clients.credential)
         return cls(
             settings,
@@ -447,7 +449,7 @@ class ExomiService:
         """Every principal of the tenant that holds an app role on Office 365 Exchange Online or a supported
         Entra role, classified (shared/inventory.py) from live Graph and ARM state. Read-only."""
         graph = self.app.graph
-        exchange = await graph.find_principal_by_app_id(constants.EXO_APP_ID)
+        exchange = await graph.exchange_principal()
         app_grants = await graph.app_role_holders(exchange.id) if exchange is not None else []
         names = {role.id.lower(): role.value or role.id for role in exchange.app_roles} if exchange else {}
         role_grants = await graph.role_holders(list(constants.SUPPORTED_ROLES.values()))
@@ -518,7 +520,7 @@ class ExomiService:
                 "name the identity it uses (--identity)",
             )
         graph = self.app.graph
-        exchange = await graph.find_principal_by_app_id(constants.EXO_APP_ID)
+        exchange = await graph.exchange_principal()
         app_role = next(
             (
                 g
@@ -618,7 +620,7 @@ class ExomiService:
                 request, Decision(allowed=True), admission=Admission(requester, "operator")
             )
         ).request
-        exchange = await graph.find_principal_by_app_id(constants.EXO_APP_ID)
+        exchange = await graph.exchange_principal()
         removed: list[str] = []
         supported = {template.lower() for template in constants.SUPPORTED_ROLES.values()}
         for grant in await graph.app_role_grants(principal_id):

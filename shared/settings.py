@@ -196,6 +196,14 @@ class Settings(BaseModel):
     callback_key: SecretStr | None = None
     engine: EngineTimings = EngineTimings()  # EXOMI_POLL_SECONDS, EXOMI_MAX_POLL_SECONDS, ...
     app_insights: AppInsightsSettings | None = None  # None: no telemetry is exported
+    # EXOMI_TENANT_FACTS_TTL_SECONDS: how long tenant-wide facts (the Exchange Online service principal
+    # and its app roles, the verified domains) are kept after one read (shared/azure/tenant_facts.py).
+    tenant_facts_ttl: float = 300.0
+    # HTTPS_PROXY (or https_proxy), read once at start-up: every HTTP session goes through it. The
+    # sessions themselves never look at the environment (or ~/.netrc) again, per request.
+    https_proxy: str | None = None
+    # NO_PROXY (or no_proxy), read with it: hosts (comma-separated) reached without the proxy.
+    no_proxy: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, local_settings: Path | None = None) -> Settings:
@@ -268,6 +276,13 @@ def _build(values: Mapping[str, str]) -> Settings:
         trust_app_service_auth=_flag(get("EXOMI_TRUST_APP_SERVICE_AUTH"), "EXOMI_TRUST_APP_SERVICE_AUTH"),
         callback_key=_fernet_key(get("EXOMI_CALLBACK_KEY")),
         engine=_engine_timings(get),
+        tenant_facts_ttl=_seconds(
+            get("EXOMI_TENANT_FACTS_TTL_SECONDS"), "EXOMI_TENANT_FACTS_TTL_SECONDS", 300.0
+        ),
+        https_proxy=_proxy(get("HTTPS_PROXY") or get("https_proxy")),
+        no_proxy=tuple(
+            h.strip().lower() for h in (get("NO_PROXY") or get("no_proxy") or "").split(",") if h.strip()
+        ),
         app_insights=_app_insights(get),
     )
 
@@ -307,6 +322,30 @@ def _app_insights(get: Callable[[str], str | None]) -> AppInsightsSettings | Non
         entra=True,
         client_id=_guid(client_id, name) if client_id else None,
     )
+
+
+def _seconds(value: str | None, name: str, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigurationError(name, f"must be a number of seconds, got {value!r}") from None
+    if number < 0:
+        raise ConfigurationError(name, f"must be 0 or more, got {value!r}")
+    return number
+
+
+def _proxy(value: str | None) -> str | None:
+    """An http(s) proxy URL (it may carry user:password, kept as it is)."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            "HTTPS_PROXY", f"must be an http:// or https:// proxy URL, got {parts.scheme!r}"
+        )
+    return value
 
 
 def _fernet_key(value: str | None) -> SecretStr | None:

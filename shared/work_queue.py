@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
+from shared.azure.sessions import sdk_http_options
 from shared.errors import ConfigurationError, InputError
 from shared.ids import parse_resource_id, validate_guid
 from shared.settings import Settings
@@ -91,6 +92,7 @@ class WorkQueue:
             "increment_base": 2,
             "retry_total": 2,
             "connection_timeout": 5,
+            **sdk_http_options(settings.https_proxy, settings.no_proxy),
         }
         connection_string, service_uri = storage.connection_string, storage.queue_service_uri
         if connection_string is None and not (service_uri and credential is not None):

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from azure.identity.aio import DefaultAzureCredential
 
+from shared.azure.pacing import PacedTransport, Pacer, PacingPolicy
+from shared.azure.sessions import sdk_http_options
+
 if TYPE_CHECKING:  # each SDK is imported when its first client is made (a VM's compute SDK alone is 1 s)
     from azure.mgmt.authorization.aio import AuthorizationManagementClient
     from azure.mgmt.automation.aio import AutomationClient
@@ -43,6 +46,8 @@ class AzureEndpoints:
     graph_scope: str  # e.g. https://graph.microsoft.com/.default
     ca_bundle: str | None = None  # extra CA to trust (only for a local emulator)
     managed_identity_client_id: str | None = None  # exomi's own user-assigned identity, if any
+    proxy: str | None = None  # HTTPS_PROXY as read at start-up (settings.py)
+    no_proxy: tuple[str, ...] = ()  # hosts reached without it
 
 
 @dataclass
@@ -52,6 +57,8 @@ class AzureClients:
     _arm_clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     _graph: GraphServiceClient | None = None
     _graph_http: httpx.AsyncClient | None = None
+    # One pacer for every ARM and Graph request of the process (shared/azure/pacing.py).
+    pacer: Pacer = field(default_factory=Pacer)
 
     @property
     def credential(self) -> DefaultAzureCredential:
@@ -68,6 +75,8 @@ class AzureClients:
             "credential_scopes": [self.endpoints.arm_scope],
             "polling_interval": LRO_POLLING_INTERVAL_SECONDS,
             "raw_response_hook": _remember_correlation,
+            "per_retry_policies": [PacingPolicy(self.pacer)],
+            **sdk_http_options(self.endpoints.proxy, self.endpoints.no_proxy),
         }
         if self.endpoints.ca_bundle:
             kwargs["connection_verify"] = self.endpoints.ca_bundle
@@ -113,14 +122,32 @@ class AzureClients:
             from msgraph_core import GraphClientFactory
 
             auth = AzureIdentityAuthenticationProvider(self.credential, scopes=[self.endpoints.graph_scope])
-            verify: Any = self.endpoints.ca_bundle or True
-            self._graph_http = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(60.0))
+            self._graph_http = self._graph_client()
             adapter = GraphRequestAdapter(
                 auth, client=GraphClientFactory.create_with_default_middleware(client=self._graph_http)
             )
             adapter.base_url = self.endpoints.graph_endpoint.rstrip("/")
             self._graph = GraphServiceClient(request_adapter=adapter)
         return self._graph
+
+    def _graph_client(self) -> httpx.AsyncClient:
+        """The Graph session: paced, and not reading the environment (trust_env) for proxies."""
+        verify: Any = self.endpoints.ca_bundle or True
+        proxy = httpx.Proxy(self.endpoints.proxy) if self.endpoints.proxy else None
+
+        def paced(through: httpx.Proxy | None) -> httpx.AsyncBaseTransport:
+            inner = httpx.AsyncHTTPTransport(verify=verify, proxy=through)
+            return PacedTransport(inner, self.pacer)
+
+        mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
+        if proxy is not None:
+            for host in (h.lstrip(".") for h in self.endpoints.no_proxy if h != "*"):
+                mounts[f"all://{host}"] = mounts[f"all://*.{host}"] = paced(None)
+            if "*" in self.endpoints.no_proxy:
+                proxy = None
+        return httpx.AsyncClient(
+            transport=paced(proxy), mounts=mounts or None, trust_env=False, timeout=httpx.Timeout(60.0)
+        )
 
     async def close(self) -> None:
         for client in self._arm_clients.values():

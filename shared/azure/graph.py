@@ -29,9 +29,14 @@ from msgraph.generated.role_management.directory.role_assignments.role_assignmen
     RoleAssignmentsRequestBuilder,
 )
 
+from shared import constants
 from shared.azure.clients import AzureClients
 from shared.azure.failures import from_graph, graph_duplicate
-from shared.errors import InputError
+from shared.azure.tenant_facts import TenantFacts
+from shared.errors import InputError, UpstreamRejected
+
+EXCHANGE_PRINCIPAL = "exchange-principal"
+VERIFIED_DOMAINS = "verified-domains"
 
 # The application permission a refused call needs, as docs/PERMISSIONS.md lists exomi's needs: a
 # 403 names it. (Reading role assignments alone would need only RoleManagement.Read.Directory, but
@@ -105,8 +110,9 @@ def _principal(sp: Json) -> PrincipalInfo:
 
 
 class GraphGateway:
-    def __init__(self, clients: AzureClients) -> None:
+    def __init__(self, clients: AzureClients, *, facts_ttl: float = 300.0) -> None:
         self.clients = clients
+        self.facts = TenantFacts(ttl=facts_ttl)  # tenant-wide facts, shared by every request
 
     @property
     def _graph(self):
@@ -175,8 +181,19 @@ class GraphGateway:
         )
         return None if sp is None else _principal(sp)
 
+    async def exchange_principal(self, *, fresh: bool = False) -> PrincipalInfo | None:
+        """The "Office 365 Exchange Online" service principal (with its app roles), as read at most
+        ``facts_ttl`` seconds ago (``fresh``: read it now)."""
+        if fresh:
+            self.facts.forget(EXCHANGE_PRINCIPAL)
+        return await self.facts.get(
+            EXCHANGE_PRINCIPAL, lambda: self.find_principal_by_app_id(constants.EXO_APP_ID)
+        )
+
     async def create_principal(self, app_id: str) -> PrincipalInfo:
         app_id = guid(app_id, "app_id")
+        if app_id == constants.EXO_APP_ID:
+            self.facts.forget(EXCHANGE_PRINCIPAL)
         request = self._graph.service_principals.to_post_request_information(ServicePrincipal(app_id=app_id))
         try:
             content = await self._graph.request_adapter.send_primitive_async(request, "bytes", ERRORS)
@@ -232,9 +249,14 @@ class GraphGateway:
         )
         builder = self._graph.service_principals.by_service_principal_id(principal_id).app_role_assignments
         config, inspection = _inspecting()
-        created = await self._send(
-            "grant app role", GRANT_APP_ROLES, builder.to_post_request_information(body, config)
-        )
+        try:
+            created = await self._send(
+                "grant app role", GRANT_APP_ROLES, builder.to_post_request_information(body, config)
+            )
+        except UpstreamRejected:
+            # The resource principal may be gone or not what was kept (404, 400): read it again next time.
+            self.facts.forget(EXCHANGE_PRINCIPAL)
+            raise
         return _app_role_grant(created or {}), _request_id(inspection)
 
     async def revoke_app_role(self, principal_id: str, assignment_id: str) -> bool:
@@ -288,6 +310,11 @@ class GraphGateway:
     # ------------------------------------------------------------------ organization
 
     async def verified_domains(self) -> list[str]:
+        """The tenant's verified domains, as read at most ``facts_ttl`` seconds ago."""
+        domains: list[str] = await self.facts.get(VERIFIED_DOMAINS, self._read_verified_domains)
+        return list(domains)
+
+    async def _read_verified_domains(self) -> list[str]:
         page = await self._send(
             "read organization", READ_ORGANIZATION, self._graph.organization.to_get_request_information()
         )

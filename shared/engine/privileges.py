@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from shared import constants
 from shared.azure.graph import GraphGateway
 from shared.findings import Finding, HeldAppRole, HeldEntraRole, privilege_findings
 from shared.models import Role
@@ -19,7 +18,7 @@ async def observe_privileges(
 ) -> list[Finding]:
     # Four independent reads, at once (this runs at the end of every provision).
     exchange, app_role_grants, role_grants, ledger = await asyncio.gather(
-        graph.find_principal_by_app_id(constants.EXO_APP_ID),
+        graph.exchange_principal(),
         graph.app_role_grants(principal_id),
         graph.role_grants(principal_id),
         state.ledger(principal_id),

@@ -59,7 +59,11 @@ class ExchangePrincipal(Step):
     title = "Office 365 Exchange Online service principal and its Exchange.ManageAsApp role"
 
     async def observe(self, ctx: StepContext) -> Observation:
-        principal = await ctx.graph.find_principal_by_app_id(constants.EXO_APP_ID)
+        # Read once per process (a tenant fact, shared/azure/tenant_facts.py); a kept one that looks
+        # wrong is read again before anything is concluded from it.
+        principal = await ctx.graph.exchange_principal()
+        if principal is not None and not _has_manage_as_app(principal):
+            principal = await ctx.graph.exchange_principal(fresh=True)
         if principal is None:
             return Observation(
                 Verdict.MISSING,
@@ -108,6 +112,14 @@ class ExchangePrincipal(Step):
         return StepResult(
             done=True, changed=True, message=f"created {observation.detail}", facts=observation.facts
         )
+
+
+def _has_manage_as_app(principal) -> bool:
+    return any(
+        r.value == constants.EXCHANGE_MANAGE_AS_APP_VALUE
+        and r.id.lower() == constants.EXCHANGE_MANAGE_AS_APP_ROLE_ID
+        for r in principal.app_roles
+    )
 
 
 class AppRoleGrant(Step):
@@ -248,9 +260,10 @@ class EntraRole(Step):
             made = await ctx.audit.settle(0, action, facts)
             await own(ctx, GrantKind.ENTRA_ROLE, facts["role_assignment_id"], made_by_exomi=made)
         # A role exomi assigned earlier for this target: no longer needed by it, removed unless another
-        # target sharing the identity still needs it.
-        present = {g.id for g in await ctx.graph.role_grants(principal_id)}
-        for index, earlier in enumerate(await self._earlier(ctx, facts["role_assignment_id"]), start=1):
+        # target sharing the identity still needs it (the assignments are listed only when there is one).
+        earlier_grants = await self._earlier(ctx, facts["role_assignment_id"])
+        present = {g.id for g in await ctx.graph.role_grants(principal_id)} if earlier_grants else set()
+        for index, earlier in enumerate(earlier_grants, start=1):
             removal = f"remove earlier Entra role assignment {earlier.assignment_id}"
             if earlier.needed_by_others(ctx.target.key):
                 await ctx.state.update_ledger(

@@ -67,7 +67,7 @@ class StateStore:
         self.requests = RequestStore(tables.requests)
         self.steps = StepStore(tables.steps)
         self.audit = AuditLog(tables.audit)
-        self.targets = TargetStore(tables.targets)
+        self.targets = TargetStore(tables.targets, tables.principals)
         self.idempotency = IdempotencyStore(tables.idempotency)
         self.events = EventLog(tables.events)
         self.refusals = RefusalLog(tables.refusals)
@@ -83,7 +83,10 @@ class StateStore:
         stale_lock_after: timedelta = DEFAULT_STALE_LOCK_AFTER,
     ) -> StateStore:
         """Connect to the configured storage and create any missing table."""
-        tables = Tables(open_table_service(settings.storage, credential), settings.table_prefix)
+        service = open_table_service(
+            settings.storage, credential, proxy=settings.https_proxy, no_proxy=settings.no_proxy
+        )
+        tables = Tables(service, settings.table_prefix)
         await tables.ensure()
         return cls(tables, stale_lock_after=stale_lock_after)
 

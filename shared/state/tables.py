@@ -7,6 +7,7 @@ import asyncio
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.data.tables.aio import TableClient, TableServiceClient
 
+from shared.azure.sessions import sdk_http_options
 from shared.errors import ConfigurationError
 from shared.settings import StorageSettings
 
@@ -20,11 +21,16 @@ TABLE_NAMES = (
     "refusals",
     "ledger",
     "durations",
+    "principals",
 )
 
 
 def open_table_service(
-    storage: StorageSettings | None, credential: AsyncTokenCredential | None = None
+    storage: StorageSettings | None,
+    credential: AsyncTokenCredential | None = None,
+    *,
+    proxy: str | None = None,
+    no_proxy: tuple[str, ...] = (),
 ) -> TableServiceClient:
     """A Table service client from a connection string, or from the service URI and a token credential."""
     if storage is None:
@@ -34,18 +40,22 @@ def open_table_service(
             "AzureWebJobsStorage__tableServiceUri (or __accountName) for identity-based access",
         )
     if storage.connection_string is not None:
-        return TableServiceClient.from_connection_string(storage.connection_string.get_secret_value())
+        return TableServiceClient.from_connection_string(
+            storage.connection_string.get_secret_value(), **sdk_http_options(proxy, no_proxy)
+        )
     if storage.table_service_uri is None or credential is None:
         raise ConfigurationError(
             "AzureWebJobsStorage__tableServiceUri",
             "identity-based storage needs the table service URI and exomi's managed identity credential",
         )
-    return TableServiceClient(storage.table_service_uri, credential=credential)
+    return TableServiceClient(
+        storage.table_service_uri, credential=credential, **sdk_http_options(proxy, no_proxy)
+    )
 
 
 class Tables:
     """Clients for `<prefix>requests`, `<prefix>steps`, `<prefix>audit`, `<prefix>targets`, `<prefix>idempotency`,
-    `<prefix>events`, `<prefix>refusals`, `<prefix>ledger`, `<prefix>durations`."""
+    `<prefix>events`, `<prefix>refusals`, `<prefix>ledger`, `<prefix>durations`, `<prefix>principals`."""
 
     def __init__(self, service: TableServiceClient, prefix: str) -> None:
         self.service = service
@@ -59,6 +69,7 @@ class Tables:
         self.refusals = self._client("refusals")
         self.ledger = self._client("ledger")
         self.durations = self._client("durations")
+        self.principals = self._client("principals")
 
     def _client(self, name: str) -> TableClient:
         return self.service.get_table_client(f"{self.prefix}{name}")
@@ -83,6 +94,7 @@ class Tables:
             self.refusals,
             self.ledger,
             self.durations,
+            self.principals,
         )
         for client in clients:
             await client.close()

@@ -6,6 +6,14 @@ RowKey "tags":  the time of the newest event handled for the target (older deliv
                 the last desired state its tags asked for that policy refused (so that somebody else's
                 unrelated write of the resource is not taken as asking again).
 They are separate rows so that state updates and lock changes never race each other's ETags.
+
+The principals table indexes the states by identity (PartitionKey = principal object id, RowKey = the
+target key), so that "which targets use this identity" is one partition query, not a scan of every
+target. An entry is written before the state that names the principal, and readers keep only the
+targets whose state still names it: a crash between the two, or an identity that changed, leaves an
+entry that is skipped. Targets saved before the index existed are indexed once per deployment (the
+first process that needs it scans the targets once and writes the marker row ``index``/``built``; with
+no target yet there is nothing to index and nothing is written).
 """
 
 from __future__ import annotations
@@ -33,11 +41,15 @@ from shared.state.records import DriftFinding, Grants, TagState, TargetLock, Tar
 STATE = "state"
 LOCK = "lock"
 TAGS = "tags"
+INDEX_MARKER = ("index", "built")  # in the principals table: every target saved before it is indexed
 
 
 class TargetStore:
-    def __init__(self, table: TableClient) -> None:
+    def __init__(self, table: TableClient, principals: TableClient) -> None:
         self.table = table
+        self.principals = principals
+        self._indexed: set[tuple[str, str]] = set()  # (principal, target key) written by this process
+        self._index_built = False
 
     async def get(self, target_key: str) -> TargetRecord | None:
         entity = await self._read(target_key, STATE)
@@ -45,19 +57,53 @@ class TargetStore:
 
     async def save(self, record: TargetRecord) -> TargetRecord:
         """Create the state (no etag) or replace it if unchanged since read (etag); else ConcurrencyError."""
+        if record.principal_id:
+            await self._index(record.principal_id, record.target_key, record.target)
         record = record.model_copy(update={"updated_at": utcnow()})
         entity = _state_to_entity(record)
         metadata = await self._write(entity, record.etag, f"state of target {record.target}")
         return record.model_copy(update={"etag": etag_of(metadata)})
 
     async def list_by_principal(self, principal_id: str) -> list[TargetRecord]:
-        """Every target whose identity is this principal (object id): who else uses a shared identity."""
-        where = (
-            Filter()
-            .equals("RowKey", STATE)
-            .equals("PrincipalId", validate_guid(principal_id, "principal_id"))
-        )
-        return [_state_from_entity(entity) for entity in await fetch_all(self.table, where)]
+        """Every target whose identity is this principal (object id): who else uses a shared identity.
+        One query of the principal's index partition, then each target's state by its keys."""
+        principal_id = validate_guid(principal_id, "principal_id")
+        await self._build_index()
+        where = Filter().equals("PartitionKey", principal_id)
+        keys = [str(entity["RowKey"]) for entity in await fetch_all(self.principals, where)]
+        records = []
+        for key in keys:
+            record = await self.get(key)
+            if record is not None and (record.principal_id or "").lower() == principal_id:
+                records.append(record)
+        return records
+
+    async def _index(self, principal_id: str, target_key: str, target: str) -> None:
+        principal_id = validate_guid(principal_id, "principal_id")
+        if (principal_id, target_key) in self._indexed:
+            return
+        entity = {"PartitionKey": principal_id, "RowKey": target_key, "Target": target}
+        await self.principals.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        self._indexed.add((principal_id, target_key))
+
+    async def _build_index(self) -> None:
+        """Index the targets saved before the index existed: one scan per deployment, then a marker."""
+        if self._index_built:
+            return
+        try:
+            await self.principals.get_entity(*INDEX_MARKER)
+        except ResourceNotFoundError:
+            found = False
+            async for record in self.list_all():
+                found = True
+                if record.principal_id:
+                    await self._index(record.principal_id, record.target_key, record.target)
+            if not found:
+                return  # nothing to index (and a read-only command writes nothing): look again next time
+            await self.principals.upsert_entity(
+                {"PartitionKey": INDEX_MARKER[0], "RowKey": INDEX_MARKER[1], "BuiltAt": utcnow()}
+            )
+        self._index_built = True
 
     async def list_all(self) -> AsyncIterator[TargetRecord]:
         """Every target's state, page by page (the inventory reads them once, not per principal)."""

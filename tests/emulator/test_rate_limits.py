@@ -121,6 +121,10 @@ def test_the_fourth_write_of_a_burst_is_throttled_and_the_sdk_retry_then_succeed
     assert client.resource_groups.get("rg3").name == "rg3"
     writes = [e for e in emulator.log() if e["method"] == "PUT"]
     assert [e["status"] for e in writes] == [201, 201, 201, 429, 201]
+    # The control API counts the 429 it answered, under the bucket that was empty.
+    assert emulator.rate_limits()["throttled"] == {"arm_writes": 1, "total": 1}
+    emulator.set_rate_limits()
+    assert emulator.rate_limits()["throttled"] == {"total": 0}  # configuring starts the count again
 
 
 def test_reads_writes_and_deletes_draw_from_separate_buckets(emulator):
@@ -309,6 +313,7 @@ def test_a_job_beyond_the_concurrent_limit_is_refused_until_one_ends(emulator):
         start_job(client, "Verify")
     assert refused.value.status_code == 429 and refused.value.error.code == "TooManyRequests"
     assert int(refused.value.response.headers["Retry-After"]) >= 1
+    assert emulator.rate_limits()["throttled"] == {"automation_concurrent_jobs": 1, "total": 1}
     client.job.stop(RG, ACCOUNT, running)
     assert client.job.get(RG, ACCOUNT, start_job(client, "Verify")).status in ("New", "Activating")
 

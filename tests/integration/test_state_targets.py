@@ -8,6 +8,8 @@ from shared.errors import ConcurrencyError, InputError
 from shared.ids import TargetKind, parse_resource_id
 from shared.models import Role, Runtime, TargetStatus
 from shared.state import Grants, ModuleGrant, TargetRecord
+from shared.state.records import utcnow
+from shared.state.targets import _state_to_entity
 
 SUB = "6a2b5c1e-0d3f-4e8a-9b7c-1d2e3f4a5b6c"
 RG = f"/subscriptions/{SUB}/resourceGroups/rg-exo"
@@ -84,6 +86,36 @@ async def test_targets_sharing_a_user_assigned_identity_are_found_by_principal_i
     await state.targets.save(target("aa-exo-03", identity="system"))
     sharing = await state.targets.list_by_principal(SHARED_PRINCIPAL.upper())
     assert sorted(t.target.rsplit("/", 1)[1] for t in sharing) == ["aa-exo-01", "vm-01"]
+
+
+async def test_a_target_whose_identity_changed_is_listed_only_under_its_new_one(state):
+    other = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+    saved = await state.targets.save(target("aa-exo-01", identity=UAI, principal_id=SHARED_PRINCIPAL))
+    await state.targets.save(saved.model_copy(update={"identity": "system", "principal_id": other}))
+    assert await state.targets.list_by_principal(SHARED_PRINCIPAL) == []
+    assert [t.principal_id for t in await state.targets.list_by_principal(other)] == [other]
+
+
+async def test_targets_saved_before_the_index_existed_are_indexed_once(state, open_state):
+    # A target as an earlier version wrote it: its state only, no index entry.
+    legacy = target("aa-old", identity=UAI, principal_id=SHARED_PRINCIPAL)
+    await state.tables.targets.create_entity(
+        _state_to_entity(legacy.model_copy(update={"updated_at": utcnow()}))
+    )
+    await state.targets.save(
+        target("vm-new", "Microsoft.Compute/virtualMachines", identity=UAI, principal_id=SHARED_PRINCIPAL)
+    )
+
+    found = await state.targets.list_by_principal(SHARED_PRINCIPAL)
+    assert sorted(t.target.rsplit("/", 1)[1] for t in found) == ["aa-old", "vm-new"]
+    # Another process reads the index, not the whole table: the marker says it was built.
+    later = target("aa-later", identity=UAI, principal_id=SHARED_PRINCIPAL)
+    await state.tables.targets.create_entity(
+        _state_to_entity(later.model_copy(update={"updated_at": utcnow()}))
+    )
+    other_process = await open_state()
+    found = await other_process.targets.list_by_principal(SHARED_PRINCIPAL)
+    assert sorted(t.target.rsplit("/", 1)[1] for t in found) == ["aa-old", "vm-new"]
 
 
 async def test_a_hostile_principal_id_is_refused(state):

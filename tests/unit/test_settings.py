@@ -229,3 +229,23 @@ def test_the_callback_key_must_be_a_fernet_key_and_is_kept_secret(tmp_path):
     with pytest.raises(ConfigurationError) as caught:
         load({"EXOMI_CALLBACK_KEY": "not-a-key"}, tmp_path)
     assert caught.value.setting == "EXOMI_CALLBACK_KEY"
+
+
+def test_the_proxy_is_read_once_from_the_environment_and_a_bad_one_is_named(tmp_path):
+    settings = load(
+        {"HTTPS_PROXY": "http://proxy.contoso.com:3128", "NO_PROXY": "localhost, .contoso.com"}, tmp_path
+    )
+    assert settings.https_proxy == "http://proxy.contoso.com:3128"
+    assert settings.no_proxy == ("localhost", ".contoso.com")
+    assert load({}, tmp_path).https_proxy is None
+    with pytest.raises(ConfigurationError) as caught:
+        load({"HTTPS_PROXY": "socks5://proxy:1080"}, tmp_path)
+    assert caught.value.setting == "HTTPS_PROXY"
+
+
+def test_tenant_facts_are_kept_five_minutes_unless_set(tmp_path):
+    assert load({}, tmp_path).tenant_facts_ttl == 300.0
+    assert load({"EXOMI_TENANT_FACTS_TTL_SECONDS": "0"}, tmp_path).tenant_facts_ttl == 0.0
+    with pytest.raises(ConfigurationError) as caught:
+        load({"EXOMI_TENANT_FACTS_TTL_SECONDS": "soon"}, tmp_path)
+    assert caught.value.setting == "EXOMI_TENANT_FACTS_TTL_SECONDS"
