@@ -24,6 +24,10 @@ if TYPE_CHECKING:  # each SDK is imported when its first client is made (a VM's 
     from azure.mgmt.web.aio import WebSiteManagementClient
     from msgraph import GraphServiceClient
 
+# After a 429 the pacing gate lets one request through first (shared/azure/pacing.py), so one request can
+# meet several 429s in a row where the service throttles for a while: kiota's default of 3 retries (each
+# after Retry-After) gives up too soon; azure-core's ARM retry policy allows 10.
+GRAPH_MAX_RETRIES = 6
 # Short LROs (runbook draft/publish) finish in seconds; the services send Retry-After when they want more.
 LRO_POLLING_INTERVAL_SECONDS = 2
 # The x-ms-correlation-request-id of the latest ARM answer in this task (each step runs in its own task),
@@ -118,13 +122,18 @@ class AzureClients:
             from kiota_authentication_azure.azure_identity_authentication_provider import (
                 AzureIdentityAuthenticationProvider,
             )
+            from kiota_http.middleware.options import RetryHandlerOption
             from msgraph import GraphRequestAdapter, GraphServiceClient
             from msgraph_core import GraphClientFactory
 
             auth = AzureIdentityAuthenticationProvider(self.credential, scopes=[self.endpoints.graph_scope])
             self._graph_http = self._graph_client()
             adapter = GraphRequestAdapter(
-                auth, client=GraphClientFactory.create_with_default_middleware(client=self._graph_http)
+                auth,
+                client=GraphClientFactory.create_with_default_middleware(
+                    client=self._graph_http,
+                    options={RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=GRAPH_MAX_RETRIES)},
+                ),
             )
             adapter.base_url = self.endpoints.graph_endpoint.rstrip("/")
             self._graph = GraphServiceClient(request_adapter=adapter)

@@ -70,7 +70,7 @@ def test_the_inventory_reads_every_page_and_rides_out_graph_throttling(emulator,
     position = emulator.log_position()
 
     code, holders, stderr = exomi.run("inventory")
-    assert code == 0, stderr
+    assert code == 0, (stderr, str(holders)[:3000])
     listed = [h["principal_id"] for h in holders if h["principal_id"] in seeded]
     assert sorted(listed) == sorted(seeded)  # each exactly once
     sample = next(h for h in holders if h["principal_id"] in seeded)
