@@ -34,6 +34,7 @@ from emulator.tls import create_tls_files
 from shared import runtime, telemetry, worker
 from shared.api.http import ApiRequest
 from shared.api.routes import dispatch
+from shared.azure.clients import GRAPH_MAX_RETRIES
 from tests.support.callback_receiver import CallbackReceiver
 from tests.support.exomi import ROOT, ExomiRunner, policy_for
 from tests.support.threaded_server import ThreadedServer
@@ -539,9 +540,11 @@ async def test_an_identity_holding_global_administrator_is_a_counted_finding(
 async def test_a_429_that_outlasts_the_sdks_retries_is_counted_by_service(emulator, targets, app, observed):
     with outside_exomi():
         uai = targets.user_assigned_identity()
-    # Graph throttles the grant four times: kiota retries three times (Retry-After 1 s), the fourth 429
-    # reaches exomi's adapter, and the step waits and grants it on its next run.
-    emulator.add_fault(path=r"/appRoleAssignments$", method="POST", status=429, retry_after=1, count=4)
+    # Graph throttles the grant once more than kiota retries (Retry-After 1 s): the last 429 reaches
+    # exomi's adapter, and the step waits and grants it on its next run.
+    emulator.add_fault(
+        path=r"/appRoleAssignments$", method="POST", status=429, retry_after=1, count=GRAPH_MAX_RETRIES + 1
+    )
     before = observed.points()
     accepted = await dispatch(
         "create_request",
