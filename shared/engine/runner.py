@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from azure.core.exceptions import ServiceRequestError
+
 from shared import telemetry
 from shared.azure.arm import ArmGateway
 from shared.azure.graph import GraphGateway
@@ -34,6 +36,7 @@ from shared.errors import (
     OperationFailed,
     PolicyRefusal,
     RecordedError,
+    Transient,
 )
 from shared.findings import Finding
 from shared.ids import ResourceId, parse_resource_id
@@ -401,6 +404,13 @@ class Engine:
             result: StepResult = await step.apply(ctx)
         except ExomiError as error:
             return await self._failed_or_waiting(step, base, memo, error, ctx)
+        except ServiceRequestError as error:
+            # A connection that dropped before an answer (storage closing an idle keep-alive connection, a
+            # network blip): the SDKs do not retry POST and PATCH then. Steps observe before they act, so
+            # the step runs again later rather than failing the request.
+            log.warning("step %s of request %s: connection failed: %s", step.name, request.id, error)
+            transient = Transient(f"{step.title}: the connection failed ({error}); retrying")
+            return await self._failed_or_waiting(step, base, memo, transient, ctx)
         except Exception as error:  # noqa: BLE001 - a bug must end the request, not loop forever
             log.exception("step %s of request %s crashed", step.name, request.id)
             return await self._failed_or_waiting(
