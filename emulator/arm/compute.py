@@ -325,14 +325,7 @@ async def create_or_update(ctx: ArmContext) -> web.Response:
     location = tracked.require_location(body)
     tags = validate_tags(body.get("tags"))
     existing = ctx.tenant.get_resource(_vm_id(ctx, rg_id))
-    if existing is not None and existing.location != location:
-        raise ArmError(
-            409,
-            "InvalidResourceLocation",
-            f"The resource '{name}' already exists in location '{existing.location}' in resource group "
-            f"'{ctx.params['resourceGroupName']}'. A resource with the same name cannot be created in location "
-            f"'{location}'. Please select a new resource name.",
-        )
+    tracked.require_same_location(ctx, existing, name, location)
     properties = _normalized_properties(name, body.get("properties"), os_type(existing) if existing else None)
     if existing is not None and os_type(existing) != properties["storageProfile"]["osDisk"]["osType"]:
         raise _invalid("Changing property 'osDisk.osType' is not allowed.", "osDisk.osType")

@@ -263,14 +263,7 @@ async def create_or_update(ctx: ArmContext) -> web.Response:
     location = tracked.require_location(body)
     tags = validate_tags(body.get("tags"))
     existing = ctx.tenant.get_resource(_set_id(ctx, rg_id))
-    if existing is not None and existing.location != location:
-        raise ArmError(
-            409,
-            "InvalidResourceLocation",
-            f"The resource '{name}' already exists in location '{existing.location}' in resource group "
-            f"'{ctx.params['resourceGroupName']}'. A resource with the same name cannot be created in location "
-            f"'{location}'. Please select a new resource name.",
-        )
+    tracked.require_same_location(ctx, existing, name, location)
     properties = body.get("properties")
     if not isinstance(properties, dict):
         raise _invalid("Required parameter 'properties' is missing (null).", "properties")

@@ -44,6 +44,21 @@ def require_location(body: dict[str, Any]) -> str:
     return str(location).replace(" ", "").lower()
 
 
+def require_same_location(
+    ctx: ArmContext, existing: ArmResource | None, name: str, location: str, *, status: int = 409
+) -> None:
+    """A PUT may not move an existing resource to another location (ARM's InvalidResourceLocation)."""
+    if existing is None or existing.location == location:
+        return
+    raise ArmError(
+        status,
+        "InvalidResourceLocation",
+        f"The resource '{name}' already exists in location '{existing.location}' in resource group "
+        f"'{ctx.params['resourceGroupName']}'. A resource with the same name cannot be created in location "
+        f"'{location}'. Please select a new resource name.",
+    )
+
+
 def touch(resource: ArmResource, ctx: ArmContext) -> None:
     """Records a write by the caller (what ``systemData.lastModified*`` shows)."""
     resource.modified_at = time.time()

@@ -144,16 +144,10 @@ class Engine:
             )
         # Claim it (ETag: of two passes starting at once, on one instance or two, only one writes; the
         # other returns the request as the winner left it, held, and works on nothing).
-        try:
-            record = await self._update(
-                record,
-                status=RequestStatus.RUNNING,
-                check_again_at=None,
-                message="working",
-                lease_until=self._lease(),
-            )
-        except ConcurrencyError:
+        claimed = await self._claim(record)
+        if claimed is None:
             return await self.state.requests.get(request_id)
+        record = claimed
         facts: dict[str, Any] = {}
         for step in plan.steps:
             if self._status(stored, step.name) in FINISHED:
@@ -222,16 +216,10 @@ class Engine:
                 current = await self.state.requests.get(request_id)
                 if current.etag != record.etag:
                     return current  # cancelled, or taken over, while it waited
-                try:
-                    record = await self._update(
-                        current,
-                        status=RequestStatus.RUNNING,
-                        check_again_at=None,
-                        message="working",
-                        lease_until=self._lease(),
-                    )
-                except ConcurrencyError:
+                claimed = await self._claim(current)
+                if claimed is None:
                     return await self.state.requests.get(request_id)
+                record = claimed
                 continue
             # Wake for the first step to end, or for a waiting step that falls due meanwhile.
             wake = self.timings.lease / 3
@@ -493,6 +481,20 @@ class Engine:
         )
         log.warning("request %s step %s failed: %s", base.request_id, step.name, error.message)
         return _Outcome(step, await self._save_step(record), error)
+
+    async def _claim(self, record: RequestRecord) -> RequestRecord | None:
+        """Mark the request running under this pass's lease (ETag-guarded); None when another pass wrote
+        it first (it holds the request now)."""
+        try:
+            return await self._update(
+                record,
+                status=RequestStatus.RUNNING,
+                check_again_at=None,
+                message="working",
+                lease_until=self._lease(),
+            )
+        except ConcurrencyError:
+            return None
 
     def _lease(self) -> datetime:
         return utcnow() + timedelta(seconds=self.timings.lease)
