@@ -9,27 +9,16 @@ import json
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
+from tests.support.run_command import CONNECT, INSTALL, ORG
 from tests.support.shapes import assert_shape, load_example
 
 IMDS_IDENTITY_NOT_FOUND = 'Failed to acquire managed identity token: {"error":"invalid_request","error_description":"Identity not found"}'
 
 RG = "rg-run"
-ORG = "contoso.onmicrosoft.com"
 VM_BODY = {
     "location": "westeurope",
     "properties": {"hardwareProfile": {"vmSize": "Standard_B2s"}},
 }
-INSTALL = [
-    "$ErrorActionPreference = 'Stop'",
-    "Install-Module PackageManagement -RequiredVersion 1.4.8.1 -Force",
-    "Install-Module PowerShellGet -RequiredVersion 2.2.5 -Force",
-    "Install-Module ExchangeOnlineManagement -RequiredVersion 3.5.1 -Force",
-]
-CONNECT = [
-    "$ErrorActionPreference = 'Stop'",
-    f"Connect-ExchangeOnline -ManagedIdentity -Organization {ORG}",
-    "Get-AcceptedDomain | Format-Table Name",
-]
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
+from tests.support.run_command import CONNECT, INSTALL, ORG
+
 RG = "rg-vmss"
-ORG = "contoso.onmicrosoft.com"
 UBUNTU = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}
 WINDOWS = {
     "publisher": "MicrosoftWindowsServer",
@@ -16,17 +17,6 @@ WINDOWS = {
     "sku": "2022-datacenter",
     "version": "latest",
 }
-INSTALL = [
-    "$ErrorActionPreference = 'Stop'",
-    "Install-Module PackageManagement -RequiredVersion 1.4.8.1 -Force",
-    "Install-Module PowerShellGet -RequiredVersion 2.2.5 -Force",
-    "Install-Module ExchangeOnlineManagement -RequiredVersion 3.5.1 -Force",
-]
-CONNECT = [
-    "$ErrorActionPreference = 'Stop'",
-    f"Connect-ExchangeOnline -ManagedIdentity -Organization {ORG}",
-    "Get-AcceptedDomain | Format-Table Name",
-]
 
 
 @pytest.fixture
