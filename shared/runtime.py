@@ -1,11 +1,13 @@
 """One ExomiApp per Functions worker process: one credential, one client per Azure service, one
 state store, opened on first use and shared by every invocation (the worker runs async functions on
-one event loop)."""
+one event loop). Opening it also starts loading the Azure SDKs in a thread (shared/azure/clients.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 
+from shared.azure.clients import preload_sdks
 from shared.service import ExomiApp, ExomiService
 
 _app: ExomiApp | None = None
@@ -19,6 +21,9 @@ async def exomi_app() -> ExomiApp:
         async with _lock:
             if _app is None:
                 _app = await ExomiApp.open()
+                # A worker lives for many requests: the SDKs its steps use are loaded now, off the event
+                # loop, rather than in the first request that meets each one.
+                threading.Thread(target=preload_sdks, name="exomi-preload", daemon=True).start()
     return _app
 
 

@@ -6,6 +6,8 @@ nothing here knows whether it talks to Azure or to the emulator.
 
 from __future__ import annotations
 
+import importlib
+import logging
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -16,6 +18,8 @@ from azure.identity.aio import DefaultAzureCredential
 from shared.azure.pacing import PacedTransport, Pacer, PacingPolicy
 from shared.azure.sessions import sdk_http_options
 
+log = logging.getLogger("exomi.azure")
+
 if TYPE_CHECKING:  # each SDK is imported when its first client is made (a VM's compute SDK alone is 1 s)
     from azure.mgmt.authorization.aio import AuthorizationManagementClient
     from azure.mgmt.automation.aio import AutomationClient
@@ -23,6 +27,32 @@ if TYPE_CHECKING:  # each SDK is imported when its first client is made (a VM's 
     from azure.mgmt.msi.aio import ManagedServiceIdentityClient
     from azure.mgmt.web.aio import WebSiteManagementClient
     from msgraph import GraphServiceClient
+
+# What the clients above import when their first client is made, in the order a request meets them. A
+# long-running worker loads them in a thread once it has started (``preload_sdks``), so that a request's
+# first call to a service does not block the event loop for the import (compute alone is a quarter of a
+# second of CPU); a short CLI command keeps loading only what it uses.
+SDK_MODULES = (
+    "azure.mgmt.compute.aio",
+    "azure.mgmt.automation.aio",
+    "azure.mgmt.msi.aio",
+    "azure.mgmt.web.aio",
+    "azure.mgmt.authorization.aio",
+    "msgraph",
+    "msgraph_core",
+    "kiota_http.middleware.options",
+    "kiota_authentication_azure.azure_identity_authentication_provider",
+)
+
+
+def preload_sdks() -> None:
+    """Imports SDK_MODULES (Python's import lock makes a concurrent first use wait for the same import)."""
+    for name in SDK_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - a module that fails to load fails again, visibly, where it is used
+            log.warning("preloading %s failed; it is loaded on first use", name, exc_info=True)
+
 
 # After a 429 the pacing gate lets one request through first (shared/azure/pacing.py), so one request can
 # meet several 429s in a row where the service throttles for a while: kiota's default of 3 retries (each

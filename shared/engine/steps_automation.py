@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Any
 
 from shared.azure.arm import ImportState
 from shared.engine.context import Observation, StepContext, StepResult, Verdict
 from shared.engine.step import Step
-from shared.engine.waits import look_again
+from shared.engine.waits import look_again, started_now, waited
 from shared.errors import OperationFailed, PrerequisiteMissing
 from shared.runbooks import connect_script, content_hash
 
@@ -127,6 +126,7 @@ class Modules(Step):
         # Modules seen done in an earlier look are not read again.
         settled = set(memo.get("settled", []))
         look_at = [(index, name) for index, name in enumerate(wanted, start=1) if name not in settled]
+        accepted: list[str] = []  # when Azure accepted each import started in this look
 
         async def one(index: int, name: str) -> tuple[str, bool]:
             """Looks at one module and imports it if needed; returns (name, still importing)."""
@@ -154,6 +154,7 @@ class Modules(Step):
                 await ctx.arm.import_module(ctx.ref, name, version)
             else:
                 await ctx.arm.import_package(ctx.ref, environment, name, version)
+            accepted.append(started_now())
             await ctx.audit.done(index, action, before, {"version": version, "state": "Creating"})
             imported[name] = version
             return name, True
@@ -168,7 +169,7 @@ class Modules(Step):
             ],
         }
         if waiting:
-            since = memo.setdefault("since", ctx.now.isoformat())
+            since = memo.setdefault("since", min(accepted, default=started_now()))
             return StepResult(
                 done=False,
                 changed=changed,
@@ -178,11 +179,7 @@ class Modules(Step):
                 facts=facts,
             )
         # How long an import takes here (shared/state/durations.py), when this request waited for one.
-        took = (
-            {"expected_import": (ctx.now - datetime.fromisoformat(memo["since"])).total_seconds()}
-            if "since" in memo
-            else {}
-        )
+        took = {"expected_import": waited(memo["since"])} if "since" in memo else {}
         return StepResult(
             done=True,
             changed=changed,

@@ -12,7 +12,7 @@ from typing import Any
 from shared.engine.context import Observation, StepContext, StepResult, Verdict
 from shared.engine.step import Step
 from shared.engine.steps_vm import is_linux, run_command_id
-from shared.engine.waits import look_again
+from shared.engine.waits import look_again, started_now, waited
 from shared.errors import OperationFailed
 from shared.ids import TargetKind
 from shared.runbooks import connect_script, connect_shell_script
@@ -128,7 +128,7 @@ class Verify(Step):
     def _waiting(
         self, ctx: StepContext, memo: dict[str, Any], message: str, expected: float = 0.0
     ) -> StepResult:
-        since = memo.setdefault("since", ctx.now.isoformat())
+        since = memo.setdefault("since", started_now())
         return StepResult(
             done=False, message=message, check_again_in=look_again(ctx, since, expected), memo=memo
         )
@@ -140,7 +140,7 @@ class Verify(Step):
             job = str(uuid.uuid5(JOB_NAMESPACE, f"{ctx.request.id}/{memo['attempt']}"))
             if await ctx.arm.get_job(ctx.ref, job) is None:
                 await ctx.arm.start_job(ctx.ref, job, runbook)
-            memo.update(job=job, since=ctx.now.isoformat())
+            memo.update(job=job, since=started_now())
             return self._waiting(
                 ctx, memo, f"verification job {job} started (runbook {runbook})", ctx.timings.expected_job
             )
@@ -153,7 +153,7 @@ class Verify(Step):
                 ctx.timings.expected_job,
             )
         # How long a job takes here (shared/state/durations.py): the next one is looked at near its end.
-        took = {"expected_job": (ctx.now - datetime.fromisoformat(memo["since"])).total_seconds()}
+        took = {"expected_job": waited(memo["since"])}
         if state.status.lower() == "completed":
             return replace(self._judge_success(ctx, state.output or "", f"job {memo['job']}"), took=took)
         return replace(self._judge_failure(ctx, memo, state.exception or f"job {state.status}"), took=took)
@@ -164,7 +164,10 @@ class Verify(Step):
             render = connect_shell_script if is_linux(ctx) else connect_script
             script = render(ctx.provision.organization, client_id, ctx.exchange_environment)
             token = await ctx.arm.start_run_command(ctx.ref, script.splitlines(), run_command_id(ctx))
-            memo.update(token=token, since=ctx.now.isoformat())
+            memo.update(token=token, since=started_now())
+            return self._waiting(
+                ctx, memo, "verification Run Command started", ctx.timings.expected_run_command
+            )
         outcome = await ctx.arm.run_command_status(ctx.ref, memo["token"])
         if outcome is None:
             return self._waiting(

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from shared.compatibility import load_matrix
 from shared.engine.context import Observation, StepContext, StepResult, Verdict
 from shared.engine.step import Step
-from shared.engine.waits import look_again
+from shared.engine.waits import look_again, started_now
 from shared.errors import OperationFailed, PolicyRefusal
 from shared.runbooks import PWSH_HOST, PWSH_VERSION, install_modules_script, install_modules_shell_script
 
@@ -94,8 +94,11 @@ class VmModules(Step):
             await ctx.audit.intend(0, action, {"installed_by_exomi": installed_by_exomi(ctx)})
             script = install_modules_shell_script(wanted) if is_linux(ctx) else install_modules_script(wanted)
             memo["token"] = await ctx.arm.start_run_command(ctx.ref, script.splitlines(), run_command_id(ctx))
-            memo["since"] = ctx.now.isoformat()
-        outcome = await ctx.arm.run_command_status(ctx.ref, memo["token"])
+            memo["since"] = started_now()
+        # A Run Command just started is not looked at before its first scheduled look.
+        outcome = (
+            None if "since" not in ctx.memo else await ctx.arm.run_command_status(ctx.ref, memo["token"])
+        )
         if outcome is None:
             return StepResult(
                 done=False,
