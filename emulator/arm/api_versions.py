@@ -126,12 +126,16 @@ COMPUTE = frozenset(
         "2026-04-01",
     }
 )
-# POST .../runCommand first appears with stable/2017-03-30/runCommands.json.
+# POST .../virtualMachines/{vm}/runCommand first appears in stable/2017-03-30/runCommands.json, the scale set
+# instances' one in stable/2018-04-01/runCommands.json (2017-12-01's has only the VM's).
 COMPUTE_RUN_COMMAND_ACTION = frozenset(v for v in COMPUTE if v >= "2017-03-30")
-# Managed Run Commands (.../virtualMachines/{instanceId}/runCommands/{name}) from 2020-06-01 (runCommands.json).
+COMPUTE_INSTANCE_RUN_COMMAND_ACTION = frozenset(v for v in COMPUTE if v >= "2018-04-01")
+# Managed Run Commands of scale set instances (.../virtualMachines/{instanceId}/runCommands/{name}) from
+# 2020-06-01 (azure-mgmt-compute's v2020_06_01 is the first with VirtualMachineScaleSetVMRunCommandsOperations).
 COMPUTE_RUN_COMMANDS = frozenset(v for v in COMPUTE if v >= "2020-06-01")
-# A scale set's orchestrationMode (Flexible orchestration) from 2021-03-01.
-_ORCHESTRATION_MODE = frozenset(v for v in COMPUTE if v >= "2021-03-01")
+# A scale set's orchestrationMode (Uniform/Flexible) from 2020-12-01: stable/2020-06-01/compute.json's
+# VirtualMachineScaleSetProperties has none; azure-mgmt-compute's v2020_12_01 has the OrchestrationMode enum.
+_ORCHESTRATION_MODE = frozenset(v for v in COMPUTE if v >= "2020-12-01")
 # Microsoft.Web/sites: Microsoft.Web/stable/{v}/WebApps.json; the shapes follow azure-mgmt-web 11.0.1 (2025-05-01).
 WEB = frozenset(
     {

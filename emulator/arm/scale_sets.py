@@ -612,5 +612,5 @@ def register(router: ArmRouter) -> None:
         item + "/virtualmachines/{instanceId}/runCommand",
         instance_run_command,
         action=f"{action}/runCommand/action",
-        **{**vms, "api_versions": api_versions.COMPUTE_RUN_COMMAND_ACTION},
+        **{**vms, "api_versions": api_versions.COMPUTE_INSTANCE_RUN_COMMAND_ACTION},
     )

@@ -210,22 +210,29 @@ def _compute_path(emulator, kind: str, name: str) -> str:
 
 
 # azure-mgmt-compute 39.0.0 sends 2026-04-01 whatever api_version it is given: raw HTTP here.
-def test_scale_sets_before_2021_03_01_have_no_orchestration_mode(emulator):
+def test_scale_sets_before_2020_12_01_have_no_orchestration_mode(emulator):
     path = _compute_path(emulator, "virtualMachineScaleSets", "flex")
-    created = _arm(emulator, "PUT", path, "2020-12-01", _scale_set("Flexible"))
+    created = _arm(emulator, "PUT", path, "2020-06-01", _scale_set("Flexible"))
     assert created.status_code == 201 and "orchestrationMode" not in created.json()["properties"]
-    assert "orchestrationMode" not in _arm(emulator, "GET", path, "2020-12-01").json()["properties"]
-    # The 2020-12-01 body could not ask for Flexible: the set is Uniform.
-    assert _arm(emulator, "GET", path, "2021-03-01").json()["properties"]["orchestrationMode"] == "Uniform"
+    assert "orchestrationMode" not in _arm(emulator, "GET", path, "2020-06-01").json()["properties"]
+    # The 2020-06-01 body could not ask for Flexible: the set is Uniform.
+    assert _arm(emulator, "GET", path, "2020-12-01").json()["properties"]["orchestrationMode"] == "Uniform"
     assert (
         emulator.compute().virtual_machine_scale_sets.get(COMPUTE_RG, "flex").orchestration_mode == "Uniform"
     )
+    flexible = _compute_path(emulator, "virtualMachineScaleSets", "flex2")
+    assert _arm(emulator, "PUT", flexible, "2020-12-01", _scale_set("Flexible")).status_code == 201
+    assert (
+        _arm(emulator, "GET", flexible, "2020-12-01").json()["properties"]["orchestrationMode"] == "Flexible"
+    )
 
-    # Managed Run Commands on its instances exist from 2020-06-01.
+    # Managed Run Commands on a set's instances exist from 2020-06-01, its instances' Run Command from 2018-04-01.
     runs = _arm(emulator, "GET", f"{path}/virtualMachines/0/runCommands", "2019-12-01")
     assert runs.status_code == 400 and runs.json()["error"]["code"] == "NoRegisteredProviderFound"
     assert "'2020-06-01, 2020-12-01, 2021-03-01," in runs.json()["error"]["message"]
     assert _arm(emulator, "GET", f"{path}/virtualMachines/0/runCommands", "2020-06-01").status_code == 200
+    action = _arm(emulator, "POST", f"{path}/virtualmachines/0/runCommand", "2017-12-01", {"commandId": "x"})
+    assert action.status_code == 400 and "'2018-04-01, 2018-06-01," in action.json()["error"]["message"]
 
 
 def test_virtual_machines_at_2017_03_30(emulator):
