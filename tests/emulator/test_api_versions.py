@@ -15,7 +15,15 @@ from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.eventgrid import EventGridManagementClient
 from azure.mgmt.eventgrid.models import SystemTopic
 
-from tests.support.automation import ACCOUNT, RG, body_of, raw_response
+from tests.support.automation import (
+    ACCOUNT,
+    RG,
+    body_of,
+    create_account,
+    publish_runbook,
+    raw_response,
+    run_runbook,
+)
 from tests.support.shapes import assert_shape, load_example
 
 READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
@@ -84,6 +92,21 @@ def test_automation_at_2019_06_01_has_that_versions_account_and_runbook_shapes(e
     # The newest version shows what it defines of the same runbook.
     latest = body_of(emulator.automation().runbook.get(RG, ACCOUNT, "Verify", cls=raw_response))
     assert latest["properties"]["runtimeEnvironment"] == "PowerShell-5.1"
+
+
+def test_a_job_at_2019_06_01_runs_and_has_no_runtime_environment(emulator):
+    create_account(emulator)
+    client = emulator.automation(api_version="2019-06-01")
+    publish_runbook(client, "Hello", "Write-Output 'hello'")
+
+    job = run_runbook(client, "Hello")
+
+    assert job.status == "Completed"
+    got = body_of(client.job.get(RG, ACCOUNT, job.name, cls=raw_response))
+    assert_shape(load_example("automation_2019-06-01_getJob.json")["body"], got)
+    assert "jobRuntimeEnvironment" not in got["properties"]
+    latest = body_of(emulator.automation().job.get(RG, ACCOUNT, job.name, cls=raw_response))
+    assert latest["properties"]["jobRuntimeEnvironment"] == {"runtimeEnvironmentName": "PowerShell-5.1"}
 
 
 def test_runbook_types_a_version_does_not_have_are_refused(emulator):
