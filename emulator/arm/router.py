@@ -227,7 +227,7 @@ class ArmRouter:
         # An older api-version reads and answers in its own shape (api_versions.SHAPES).
         shape = api_versions.shape_rules(route.provider, route.resource_type, api_version)
         if shape and request.content_type == "application/json" and request.method in ("PUT", "PATCH"):
-            api_versions.read_request(shape, await ctx.json())
+            await _read_in_version(shape, ctx)
         response = await route.handler(ctx)
         if shape:
             _render_in_version(shape, response)
@@ -261,6 +261,16 @@ class ArmRouter:
         # No token, so no caller: an anonymous handler must not look at ``ctx.caller``.
         ctx = ArmContext(request, self.runtime, cast(Caller, None), params, api_version, path)
         return await route.handler(ctx)
+
+
+async def _read_in_version(shape: tuple[Any, ...], ctx: ArmContext) -> None:
+    """Reads the body as the request's api-version does; a body that is not JSON is the handler's to refuse,
+    after its own checks."""
+    try:
+        body = await ctx.json()
+    except ArmError:
+        return
+    api_versions.read_request(shape, body)
 
 
 def _render_in_version(shape: tuple[Any, ...], response: web.StreamResponse) -> None:
