@@ -33,7 +33,10 @@ AA = (
 )
 
 
-def route_args(resource_type: str, versions: frozenset[str] = api_versions.AUTOMATION) -> dict[str, Any]:
+def route_args(resource_type: str, versions: frozenset[str] | None = None) -> dict[str, Any]:
+    """A route's version list: ``versions``, else the type's own (api_versions.AUTOMATION_BY_TYPE)."""
+    if versions is None:
+        versions = api_versions.AUTOMATION_BY_TYPE.get(resource_type, api_versions.AUTOMATION)
     return {"api_versions": versions, "provider": PROVIDER, "resource_type": resource_type}
 
 

@@ -712,7 +712,8 @@ def register(router: ArmRouter) -> None:
     )
     action = VM_TYPE
     router.add("GET", item + "/instanceView", instance_view, action=f"{action}/instanceView/read", **common)
-    router.add("POST", item + "/runCommand", run_command, action=f"{action}/runCommand/action", **common)
+    run_args = {**common, "api_versions": api_versions.COMPUTE_RUN_COMMAND_ACTION}
+    router.add("POST", item + "/runCommand", run_command, action=f"{action}/runCommand/action", **run_args)
     router.add("GET", item + "/vmSizes", list_available_sizes, action=f"{action}/vmSizes/read", **common)
     router.add(
         "GET",

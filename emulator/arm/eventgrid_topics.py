@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
-from emulator.arm import tracked
+from emulator.arm import api_versions, tracked
 from emulator.arm.router import ArmContext, ArmRouter, arm_json, paged, require_resource_group, validate_tags
 from emulator.control import ControlError
 from emulator.eventgrid import (
@@ -44,9 +44,8 @@ from emulator.tenant import ArmResource, iso
 TOPIC_TYPE = "Microsoft.EventGrid/systemTopics"
 SUBSCRIPTION_TYPE = "Microsoft.EventGrid/systemTopics/eventSubscriptions"
 SUBSCRIPTIONS_TOPIC_TYPE = "Microsoft.Resources.Subscriptions"
-# azure-mgmt-eventgrid 10.4.0's default (specification/eventgrid/resource-manager/Microsoft.EventGrid/
-# stable/2025-02-15/EventGrid.json); other versions are not checked against the spec, so not served.
-API_VERSIONS = frozenset({"2025-02-15"})
+# azure-mgmt-eventgrid 10.4.0's default (stable/2025-02-15/EventGrid.json) and 2022-06-15 (api_versions.py).
+API_VERSIONS = api_versions.EVENTGRID
 # learn.microsoft.com "Naming rules and restrictions": system topics 3-128 alphanumerics and hyphens.
 TOPIC_NAME_RE = re.compile(r"^[A-Za-z0-9-]{3,128}$")
 DESTINATION_TYPES = ("WebHook", "AzureFunction")

@@ -18,6 +18,7 @@ from urllib.parse import quote, unquote, urlencode
 
 from aiohttp import web
 
+from emulator.arm import api_versions
 from emulator.auth import Caller, authenticate_arm
 from emulator.http import ArmError, read_json
 from emulator.runtime import EmulatorRuntime
@@ -223,7 +224,13 @@ class ArmRouter:
                 "refresh your credentials.",
             )
         ctx = ArmContext(request, runtime, caller, params, api_version, path, grant=grant)
+        # An older api-version reads and answers in its own shape (api_versions.SHAPES).
+        shape = api_versions.shape_rules(route.provider, route.resource_type, api_version)
+        if shape and request.content_type == "application/json" and request.method in ("PUT", "PATCH"):
+            await _read_in_version(shape, ctx)
         response = await route.handler(ctx)
+        if shape:
+            _render_in_version(shape, response)
         response.headers.setdefault("x-ms-correlation-request-id", ctx.correlation_id)
         response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
         if request.method not in ("GET", "HEAD") and 200 <= response.status < 300 and ctx.emit_event:
@@ -254,6 +261,24 @@ class ArmRouter:
         # No token, so no caller: an anonymous handler must not look at ``ctx.caller``.
         ctx = ArmContext(request, self.runtime, cast(Caller, None), params, api_version, path)
         return await route.handler(ctx)
+
+
+async def _read_in_version(shape: tuple[Any, ...], ctx: ArmContext) -> None:
+    """Reads the body as the request's api-version does; a body that is not JSON is the handler's to refuse,
+    after its own checks."""
+    try:
+        body = await ctx.json()
+    except ArmError:
+        return
+    api_versions.read_request(shape, body)
+
+
+def _render_in_version(shape: tuple[Any, ...], response: web.StreamResponse) -> None:
+    """Rewrites a JSON answer without what the request's api-version does not define."""
+    if isinstance(response, web.Response) and response.content_type == "application/json":
+        body = response.body
+        if isinstance(body, bytes) and body:
+            response.body = json.dumps(api_versions.render(shape, json.loads(body))).encode()
 
 
 def _is_guid(text: str) -> bool:

@@ -591,7 +591,11 @@ def register(router: ArmRouter) -> None:
     action = f"{INSTANCE_TYPE}"
     router.add("GET", item + "/virtualMachines", list_instances, action=f"{action}/read", **vms)
     router.add("GET", item + "/virtualMachines/{instanceId}", get_instance, action=f"{action}/read", **vms)
-    runs = {**common, "resource_type": "virtualMachineScaleSets/virtualMachines/runCommands"}
+    runs = {
+        **common,
+        "resource_type": "virtualMachineScaleSets/virtualMachines/runCommands",
+        "api_versions": api_versions.COMPUTE_RUN_COMMANDS,
+    }
     run_item = item + "/virtualMachines/{instanceId}/runCommands/{runCommandName}"
     router.add("PUT", run_item, put_run_command, action=f"{RUN_COMMAND_TYPE}/write", **runs)
     router.add("GET", run_item, get_run_command, action=f"{RUN_COMMAND_TYPE}/read", **runs)
@@ -608,5 +612,5 @@ def register(router: ArmRouter) -> None:
         item + "/virtualmachines/{instanceId}/runCommand",
         instance_run_command,
         action=f"{action}/runCommand/action",
-        **vms,
+        **{**vms, "api_versions": api_versions.COMPUTE_INSTANCE_RUN_COMMAND_ACTION},
     )

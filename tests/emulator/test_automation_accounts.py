@@ -194,7 +194,7 @@ def test_missing_resource_group_and_unsupported_api_version(emulator):
     token = emulator.token(client_id=emulator.admin_client_id)
     with emulator.http() as http:
         response = http.get(
-            f"{account_url}?api-version=2015-10-31", headers={"Authorization": f"Bearer {token}"}
+            f"{account_url}?api-version=2016-01-01", headers={"Authorization": f"Bearer {token}"}
         )
     assert response.status_code == 400 and response.json()["error"]["code"] == "NoRegisteredProviderFound"
 

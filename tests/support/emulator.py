@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from azure.identity import ManagedIdentityCredential
@@ -20,6 +20,8 @@ from kiota_authentication_azure.azure_identity_authentication_provider import (
 )
 from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph_core import GraphClientFactory
+
+T = TypeVar("T")
 
 MANAGE_AS_APP_ROLE_ID = "dc50a0fb-09a3-484d-be87-e023b12c6440"  # Exchange.ManageAsApp
 
@@ -173,6 +175,15 @@ class Emulator:
             "connection_verify": self.ca_bundle,
             "polling_interval": 0.1,
         }
+
+    def arm_client(self, client_class: type[T], api_version: str, credential=None) -> T:
+        """An azure-mgmt client of this tenant that sends ``api_version`` (an older published one)."""
+        return client_class(
+            credential or self.admin_credential(),
+            self.subscription_id,
+            api_version=api_version,
+            **self._arm_kwargs(),
+        )
 
     def authorization(
         self, credential=None, subscription_id: str | None = None
