@@ -21,10 +21,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from shared.azure.arm import HybridWorker
-from shared.engine.context import Observation, StepContext, Verdict
+from shared.engine.context import Observation, StepContext, Verdict, resource_ref
 from shared.engine.step import Step
-from shared.errors import PolicyRefusal, PrerequisiteMissing
+from shared.errors import ExomiError, PolicyRefusal, PrerequisiteMissing
 from shared.function_apps import EXCHANGE_MODULE, OUTCOME
+from shared.ids import TargetKind, parse_resource_id
 from shared.runbooks import connect_line
 
 ARC_MACHINE = "/providers/microsoft.hybridcompute/machines/"
@@ -47,12 +48,27 @@ class HybridWorkerSetup:
     note: str
     workers: list[str] = field(default_factory=list)  # the group's machines, by name
     worker_machines: list[str] = field(default_factory=list)  # their resource ids ("" for agent-based ones)
+    gone: list[str] = field(default_factory=list)  # workers whose Azure VM no longer exists
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def hybrid_worker_setup(ctx: StepContext, group: str, workers: list[HybridWorker]) -> HybridWorkerSetup:
+async def _vm_is_gone(ctx: StepContext, worker: HybridWorker) -> bool:
+    """A worker whose Azure VM was deleted stays registered in its group but takes no job (no Microsoft page
+    says Azure removes it); anything exomi cannot read or parse counts as present."""
+    if "/providers/microsoft.compute/virtualmachines/" not in worker.machine_id.lower():
+        return False
+    try:
+        vm_id = parse_resource_id(worker.machine_id, "vmResourceId", kinds=[TargetKind.VIRTUAL_MACHINE])
+        return await ctx.arm.get_virtual_machine(resource_ref(vm_id)) is None
+    except ExomiError:
+        return False
+
+
+def hybrid_worker_setup(
+    ctx: StepContext, group: str, workers: list[HybridWorker], gone: list[str]
+) -> HybridWorkerSetup:
     version = ctx.desired.module_versions[EXCHANGE_MODULE]
     return HybridWorkerSetup(
         outcome=OUTCOME,
@@ -65,6 +81,7 @@ def hybrid_worker_setup(ctx: StepContext, group: str, workers: list[HybridWorker
         note=NOT_VERIFIED,
         workers=[w.name for w in workers],
         worker_machines=[w.machine_id for w in workers],
+        gone=gone,
     )
 
 
@@ -115,15 +132,22 @@ class HybridWorkerSetupStep(Step):
 
     async def observe(self, ctx: StepContext) -> Observation:
         group = ctx.fact("hybrid_worker_group")
-        setup = hybrid_worker_setup(ctx, group, await ctx.arm.list_hybrid_workers(ctx.ref, group))
+        workers = await ctx.arm.list_hybrid_workers(ctx.ref, group)
+        gone = [w.name for w in workers if await _vm_is_gone(ctx, w)]
+        setup = hybrid_worker_setup(ctx, group, workers, gone)
         where = (
             f"on each worker machine of group {setup.group} ({', '.join(setup.workers)}), run {setup.install_module}"
             if setup.workers
             else f"group {setup.group}: {NO_WORKERS} ({setup.install_module})"
         )
+        stale = (
+            f" The VM of worker {', '.join(gone)} no longer exists: it takes no job; remove it from the group."
+            if gone
+            else ""
+        )
         return Observation(
             Verdict.OK,
             f"{setup.outcome}: {where}; the runbook connects with {setup.connect_command} (the account's "
-            f"system-assigned identity). {setup.note}.",
+            f"system-assigned identity). {setup.note}.{stale}",
             facts={"hybrid_worker": setup.to_dict()},
         )

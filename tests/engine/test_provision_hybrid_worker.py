@@ -118,6 +118,9 @@ async def test_the_result_names_each_worker_machine_and_its_lines_make_a_job_on_
     vms = [targets.virtual_machine(name, system=False) for name in ("contoso-hrw1", "contoso-hrw2")]
     for vm in vms:
         _worker(emulator, account.name, vm.id)
+    gone = targets.virtual_machine("contoso-hrw3", system=False)
+    _worker(emulator, account.name, gone.id)
+    emulator.compute().virtual_machines.begin_delete(RG, gone.name).result()
     position = emulator.log_position()
 
     code, output, stderr = exomi.run(*_provision(emulator, account))
@@ -126,7 +129,11 @@ async def test_the_result_names_each_worker_machine_and_its_lines_make_a_job_on_
     assert all(w["service"] == "graph" for w in emulator.writes_since(position))  # nothing on the machines
     last = output["steps"][-1]
     assert last["message"].startswith("granted, not verified")
-    assert f"on each worker machine of group {GROUP} (contoso-hrw1, contoso-hrw2)" in last["message"]
+    assert (
+        f"on each worker machine of group {GROUP} (contoso-hrw1, contoso-hrw2, contoso-hrw3)"
+        in last["message"]
+    )
+    assert "The VM of worker contoso-hrw3 no longer exists: it takes no job" in last["message"]
 
     # What the admin does with the lines: install the module (and the REST dependencies on 5.1) on each
     # worker, then start the runbook on the group; it connects with the account's system identity.
