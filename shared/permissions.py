@@ -110,6 +110,7 @@ CUSTOM_ROLE_ACTIONS = (
     "Microsoft.Automation/automationAccounts/runbooks/*",
     "Microsoft.Automation/automationAccounts/jobs/*",
     "Microsoft.Automation/automationAccounts/hybridRunbookWorkerGroups/read",
+    "Microsoft.Automation/automationAccounts/hybridRunbookWorkerGroups/hybridRunbookWorkers/read",
     "Microsoft.Compute/virtualMachines/read",
     "Microsoft.Compute/virtualMachines/runCommand/action",
     "Microsoft.Compute/locations/operations/read",

@@ -5,6 +5,10 @@ Activating, then Running after ``timings.job_start``, then Completed or Failed a
 When the job starts running, ``emulator.powershell.run_script`` decides what the script does from the
 tenant's state at that moment: the account's identities, and the modules its runtime has (5.1: imported
 modules over the global ones; 7.x: the runtime environment's packages).
+
+A job with ``runOn`` a Hybrid Runbook Worker group is Queued until one of the group's workers can take it
+(automation_hybrid_workers.pick_worker: a worker on a running emulated VM); from then on it runs on that
+machine, with the machine's modules and the identity hybrid jobs get (``worker_host``).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from emulator.arm.automation_common import (
     route_args,
     text_response,
 )
-from emulator.arm.automation_hybrid_workers import find_group
+from emulator.arm.automation_hybrid_workers import find_group, pick_worker, worker_host
 from emulator.arm.automation_runbooks import find_runbook
 from emulator.arm.automation_runtimes import find_runtime, host_modules
 from emulator.arm.identity import linked_identities
@@ -74,12 +78,13 @@ class JobRun:
     outcome: ScriptOutcome | None = None
     records: list[StreamRecord] = field(default_factory=list)
     run_on: str = ""  # a Hybrid Runbook Worker group; "" for Azure's sandbox
+    worker_vm: str | None = None  # the resource id of the hybrid worker machine that took the job
 
     def status(self, now: float) -> str:
         if self.stopped_at is not None and now >= self.stopped_at:
             return "Stopped"
-        if self.run_on:
-            return "Queued"  # no emulated worker machine ever picks it up (emulator/README.md)
+        if self.run_on and self.worker_vm is None:
+            return "Queued"  # no worker of the group has taken it yet
         if now >= self.end_at:
             return "Completed" if self.outcome and self.outcome.succeeded else "Failed"
         if now >= self.start_at:
@@ -134,13 +139,37 @@ def _script_with_parameters(run: JobRun) -> str:
     return "\n".join([*assignments, body])
 
 
+def _place(tenant: Tenant, account: ArmResource, run: JobRun, now: float) -> None:
+    """A queued hybrid job goes to a worker that can take it; its timeline starts from that moment."""
+    group = find_group(tenant, account, run.run_on)
+    picked = pick_worker(tenant, group, now) if group is not None else None
+    if picked is None:
+        return
+    run.worker_vm = picked[1].id
+    length = run.end_at - run.start_at
+    run.start_at = max(run.start_at, now)
+    run.end_at = run.start_at + length
+
+
 def _start(tenant: Tenant, account: ArmResource, run: JobRun) -> None:
     """Runs the script as of the moment the job started and lays its records out over the run time."""
     env = find_runtime(tenant, account, run.runtime)
-    if env is None:
+    vm = tenant.get_resource(run.worker_vm) if run.worker_vm else None
+    if run.worker_vm and vm is None:
+        run.outcome = ScriptOutcome(  # *guess*: the machine went away between taking the job and running it
+            succeeded=False, exception=f"The hybrid worker machine '{run.worker_vm}' is no longer available."
+        )
+    elif env is None:
         run.outcome = ScriptOutcome(
             succeeded=False,
             exception=f"The runtime environment '{run.runtime}' of this job no longer exists.",
+        )
+    elif vm is not None:
+        run.outcome = run_script(
+            tenant,
+            _script_with_parameters(run),
+            worker_host(tenant, account, vm, env.version),
+            now=run.start_at,
         )
     else:
         identity = account.identity
@@ -169,8 +198,12 @@ def _start(tenant: Tenant, account: ArmResource, run: JobRun) -> None:
 
 def observe(tenant: Tenant, account: ArmResource, job: ArmResource, now: float) -> JobRun:
     run: JobRun = job.state["run"]
+    if run.run_on and run.worker_vm is None and run.stopped_at is None:
+        _place(tenant, account, run, now)
+    if run.run_on and run.worker_vm is None:
+        return run
     started = now >= run.start_at and (run.stopped_at is None or run.stopped_at > run.start_at)
-    if started and run.outcome is None and not run.run_on:
+    if started and run.outcome is None:
         _start(tenant, account, run)
     return run
 
@@ -313,6 +346,8 @@ async def create_job(ctx: ArmContext) -> web.Response:
         start_at=now + timings.job_start,
         end_at=now + timings.job_start + timings.job_run,
     )
+    if run_on:
+        _place(ctx.tenant, account, run, now)
     job = ArmResource(
         id=f"{account.id}/jobs/{name}",
         type=JOB_TYPE,

@@ -39,9 +39,15 @@ from emulator.tenant import ArmResource, iso
 VMSS_TYPE = "Microsoft.Compute/virtualMachineScaleSets"
 INSTANCE_TYPE = "Microsoft.Compute/virtualMachineScaleSets/virtualMachines"
 MODES = {"uniform": "Uniform", "flexible": "Flexible"}
-# The naming rules page: 1-64 characters (15 for a Windows computer name prefix), no spaces or
-# ~!@#$%^&*()=+_[]{}\|;:.'",<>/?, not starting with '_' nor ending with '.' or '-'.
-NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?$")
+# Microsoft Learn "Naming rules and restrictions for Azure resources", Microsoft.Compute
+# virtualMachineScaleSets: no spaces, control characters or ~!@#$%^&*()=+_[]{}\|;:.'",<>/? (so letters,
+# digits and hyphens), can't start with '_', can't end with '.' or '-'; its 1-15 (Windows) / 1-64 (Linux)
+# lengths are the host name's, "the actual resource name can have up to 64 characters".
+NAME_RE = re.compile(r"^[A-Za-z0-9-]{0,63}[A-Za-z0-9]$")
+# The same page: a Windows host name has at most 15 characters; an instance's computer name is the prefix
+# and 6 characters, so a Windows prefix is cut to 9 there (*inference*, see emulator/README.md).
+WINDOWS_COMPUTER_NAME = 15
+INSTANCE_SUFFIX = 6
 MAX_CAPACITY = 1000  # a scale set's limit (Flexible and Uniform with platform images)
 READ_ONLY_PROPERTIES = {"provisioningState", "uniqueId", "timeCreated"}
 
@@ -95,6 +101,8 @@ def _add_instance(ctx: ArmContext, scale_set: ArmResource) -> None:
     os_profile = dict(profile.get("osProfile") or {})
     prefix = os_profile.pop("computerNamePrefix", None) or scale_set.name[:9]
     uniform = mode(scale_set) == "Uniform"
+    if compute.os_type_of(profile) == "Windows":  # the stored profile's OS is settled (_profile)
+        prefix = prefix[: WINDOWS_COMPUTER_NAME - INSTANCE_SUFFIX]
     computer_name = _computer_name(prefix, number, uniform)
     name = f"{scale_set.name}_{number}" if uniform else f"{scale_set.name}_{uuid.uuid4().hex[:8]}"
     properties = compute.normalized_properties(
@@ -235,7 +243,7 @@ def _profile(profile: Any, scale_set_name: str) -> dict[str, Any]:
         },
     )
     linux = compute.os_type_of(settled) == "Linux"
-    if not linux and len(prefix) > 15:
+    if not linux and len(prefix) > WINDOWS_COMPUTER_NAME:
         raise _invalid(
             f"The computer name prefix '{prefix}' is too long: a Windows scale set's prefix has at most 15 characters.",
             "osProfile.computerNamePrefix",
@@ -257,7 +265,7 @@ async def create_or_update(ctx: ArmContext) -> web.Response:
     if not NAME_RE.match(name):
         raise _invalid(
             f"Virtual machine scale set name '{name}' is invalid. It can contain letters, numbers and hyphens, "
-            "must start with a letter or number, must not end with a hyphen, and be at most 64 characters long.",
+            "must not end with a hyphen or a period, and be at most 64 characters long.",
             "vmScaleSetName",
         )
     location = tracked.require_location(body)

@@ -67,6 +67,16 @@ class TargetResource:
 
 
 @dataclass(frozen=True)
+class HybridWorker:
+    """One machine of a Hybrid Runbook Worker group: ``machine_id`` is its Azure VM or Arc server ("" for a
+    legacy agent-based worker, which names no resource)."""
+
+    name: str  # the machine's name (workerName)
+    machine_id: str
+    worker_type: str  # HybridV2 (extension-based) | HybridV1 (agent-based)
+
+
+@dataclass(frozen=True)
 class ScaleSetInstance:
     """One machine of a scale set: a Uniform instance (by instance id) or a Flexible set's VM (by name).
     ``name`` is unique in the set and never reused (Uniform ids are not; Flexible names are random)."""
@@ -387,6 +397,22 @@ class ArmGateway:
             none_if_missing=True,
         )
         return None if item is None else str(item.name)
+
+    async def list_hybrid_workers(self, account: ResourceRef, group: str) -> list[HybridWorker]:
+        """The group's worker machines (``group`` as Azure spells it)."""
+        client = self.clients.automation(account.subscription_id)
+        found: list[HybridWorker] = []
+        try:
+            pager = client.hybrid_runbook_workers.list_by_hybrid_runbook_worker_group(
+                account.resource_group, account.name, group
+            )
+            async for worker in pager:
+                machine_id = str(worker.vm_resource_id or "")
+                name = worker.worker_name or machine_id.rsplit("/", 1)[-1] or str(worker.name)
+                found.append(HybridWorker(str(name), machine_id, str(worker.worker_type or "")))
+        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes an exomi error
+            raise from_arm(exc, f"list the workers of Hybrid Runbook Worker group {group}") from exc
+        return found
 
     # ------------------------------------------------------------------ runtime environments (PowerShell 7.x)
 

@@ -661,7 +661,9 @@ class Engine:
         granted = Grants(
             app_role_assignment_id=needs.get(GrantKind.APP_ROLE),
             role_assignment_id=_current_role(ledger, target.key, facts.get("role_assignment_id")),
-            modules=_merge_modules(before.modules, facts.get("modules_imported") or []),
+            modules=_merge_modules(
+                before.modules, facts.get("modules_imported") or [], facts.get("modules_dropped") or []
+            ),
             runtime_environment=facts.get("runtime_environment_created") or before.runtime_environment,
             runbook_name=facts.get("runbook_name")
             if (facts.get("runbook_by_exomi") or before.runbook_name == facts.get("runbook_name"))
@@ -756,8 +758,11 @@ def _current_role(ledger: Ledger, target_key: str, found: str | None) -> str | N
     return needed[0] if needed else None
 
 
-def _merge_modules(before: list[ModuleGrant], imported: list[dict[str, Any]]) -> list[ModuleGrant]:
-    merged = {(m.name, m.runtime_environment): m for m in before}
+def _merge_modules(
+    before: list[ModuleGrant], imported: list[dict[str, Any]], dropped: list[str]
+) -> list[ModuleGrant]:
+    """``dropped``: places (runtime_environment values) that are gone, e.g. scaled-in instances."""
+    merged = {(m.name, m.runtime_environment): m for m in before if m.runtime_environment not in dropped}
     for item in imported:
         grant = ModuleGrant(**item)
         merged[(grant.name, grant.runtime_environment)] = grant

@@ -4,7 +4,9 @@ a machine of its own: what one has installed, another has not), and verify where
 Every instance uses the set's identity (one principal), so the grants are the directory steps' as for a
 VM. Modules are per instance: the target record keeps, per instance name, what exomi installed there, and
 an instance the set gained later (scale out) shows up as MISSING in ``plan`` / ``diagnose`` (and so in
-the reconcile pass); provisioning again installs on the new instances only. Instances run in parallel,
+the reconcile pass); provisioning again installs on the new instances only. An instance the set no longer
+has (scale in) leaves the record when the step next runs (``modules_dropped``): a Uniform set may reuse its
+instance id, and so its name, for a new machine that has nothing installed. Instances run in parallel,
 each Run Command looked at by the engine (one look each), not through the SDK's polling loop.
 """
 
@@ -42,6 +44,11 @@ NO_INSTANCES = (
     "the scale set has no instances: the grants are made, there is nothing to install modules on or verify "
     "with; instances it gains later show up as MISSING in exomi diagnose, and exomi provision installs on them"
 )
+
+
+def dropped_instances(ctx: StepContext, current: list[str]) -> list[str]:
+    """The record's places (``runtime_environment``) of instances the set no longer has."""
+    return [INSTANCE_RUNTIME + name for name in installed_on(ctx) if name not in current]
 
 
 def _listing(modules: dict[str, str]) -> str:
@@ -192,7 +199,11 @@ class ScaleSetModules(Step):
                 return StepResult(
                     done=True,
                     message=observation.detail,
-                    facts={"scale_set_instances": names, "instances_installed": []},
+                    facts={
+                        "scale_set_instances": names,
+                        "instances_installed": [],
+                        "modules_dropped": dropped_instances(ctx, names),
+                    },
                 )
             await ctx.audit.intend(0, action, {"installed_by_exomi": installed_on(ctx)})
             script = install_modules_shell_script(wanted) if is_linux(ctx) else install_modules_script(wanted)
@@ -233,13 +244,15 @@ class ScaleSetModules(Step):
         after = {"installed": wanted, "on": done, "left_the_set": gone}
         await ctx.audit.done(0, action, {"installed_by_exomi": installed_on(ctx)}, after)
         left = f"; {', '.join(gone)} left the scale set meanwhile" if gone else ""
+        current = [n for n in memo["instances"] if n not in gone]
         return StepResult(
             done=True,
             changed=True,
             message=f"installed {_listing(wanted)} on {', '.join(done) or 'no instance'}{left}",
             facts={
-                "scale_set_instances": [n for n in memo["instances"] if n not in gone],
+                "scale_set_instances": current,
                 "instances_installed": done,
+                "modules_dropped": dropped_instances(ctx, current),
                 "modules_imported": [
                     {"name": n, "version": v, "runtime_environment": INSTANCE_RUNTIME + instance}
                     for instance in done

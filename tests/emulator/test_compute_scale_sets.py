@@ -132,6 +132,45 @@ def test_a_flexible_set_has_ordinary_vms(emulator, compute):
     assert all(p["id"] != created.identity.principal_id for p in emulator.principals())
 
 
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [
+        ("a", True),
+        ("x" * 64, True),
+        ("-vmss", True),  # only '_' is named as a forbidden first character
+        ("web-01", True),
+        ("x" * 65, False),
+        ("vmss-", False),
+        ("vmss.", False),
+        ("vm_ss", False),
+        ("vm.ss", False),
+        ("vm ss", False),
+        ("_vmss", False),
+    ],
+)
+def test_scale_set_names_follow_the_naming_rules_page(compute, name, valid):
+    # Microsoft Learn "Naming rules and restrictions for Azure resources", Microsoft.Compute
+    # virtualMachineScaleSets: letters, digits and hyphens, not ending with '.' or '-', up to 64 characters.
+    if valid:
+        assert _create(compute, name=name).name == name
+        return
+    with pytest.raises(HttpResponseError) as info:
+        _create(compute, name=name)
+    assert info.value.status_code in (400, 404)  # a name with '.' or ' ' may not even route
+
+
+def test_a_long_windows_prefix_is_cut_to_fit_the_15_character_computer_name(compute):
+    body = _body(capacity=1)
+    body["properties"]["virtualMachineProfile"]["osProfile"]["computerNamePrefix"] = "contosoweb01"
+    compute.virtual_machine_scale_sets.begin_create_or_update(RG, "vmss1", body).result()
+    instance = compute.virtual_machine_scale_set_vms.get(RG, "vmss1", "0")
+    assert instance.os_profile.computer_name == "contosowe000000"
+    body["properties"]["virtualMachineProfile"]["osProfile"]["computerNamePrefix"] = "x" * 16
+    with pytest.raises(HttpResponseError) as info:
+        compute.virtual_machine_scale_sets.begin_create_or_update(RG, "vmss2", body).result()
+    assert info.value.status_code == 400 and info.value.error.target == "osProfile.computerNamePrefix"
+
+
 def test_errors(compute):
     with pytest.raises(ResourceNotFoundError) as info:
         compute.virtual_machine_scale_sets.get(RG, "missing")

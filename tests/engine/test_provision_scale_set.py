@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+from azure.data.tables import TableClient
+
 from tests.engine.test_provision import EXCHANGE_ADMIN, assert_succeeded, exchange_grants, grants_of
 from tests.engine.test_resilience import _wait_for
 from tests.support.exomi import ExomiRunner, policy_for
@@ -194,3 +196,35 @@ async def test_an_instance_removed_while_exomi_works_on_it_is_left_out(emulator,
     assert f"{scale_set.name}_0" in _step(output, "verify")["message"]
     code, output, _ = exomi.run("diagnose", "--target", scale_set.id)
     assert code == 0 and all(s["verdict"] in ("ok", "n/a") for s in output["steps"]), output
+
+
+def _recorded_instances(exomi, scale_set) -> set[str]:
+    """Where exomi's target record (Table Storage) says it installed the modules."""
+    table = TableClient.from_connection_string(exomi.storage, f"{exomi.table_prefix}targets")
+    record = next(
+        e for e in table.query_entities("RowKey eq 'state'") if e["Target"].lower() == scale_set.id.lower()
+    )
+    return {m["runtime_environment"] for m in json.loads(record["Granted"])["modules"]}
+
+
+async def test_instances_the_set_scaled_in_leave_the_record(emulator, exomi, targets):
+    # A Uniform set may give a scaled-in instance's id (and so its name) to a new machine (Microsoft Learn,
+    # "Understand names and instance IDs for Azure Virtual Machine Scale Set VMs"): exomi's record must
+    # not go on saying the modules are on an instance that is gone.
+    emulator.set_timings(propagation_delay=0.2, run_command=0.3)
+    scale_set = targets.scale_set(capacity=2)
+    code, output, stderr = exomi.run(*_provision(emulator, scale_set))
+    assert_succeeded(code, output, stderr)
+    names = {f"vmss-instance:{scale_set.name}_0", f"vmss-instance:{scale_set.name}_1"}
+    assert _recorded_instances(exomi, scale_set) == names
+
+    targets.scale_out(scale_set, 1)  # scale in: instance 1 goes
+    position = emulator.log_position()
+    code, output, stderr = exomi.run(*_provision(emulator, scale_set))
+
+    assert_succeeded(code, output, stderr)
+    assert emulator.writes_since(position) == []  # nothing to install or grant
+    assert _recorded_instances(exomi, scale_set) == {f"vmss-instance:{scale_set.name}_0"}
+    code, output, _ = exomi.run("diagnose", "--target", scale_set.id)
+    assert code == 0 and all(s["verdict"] in ("ok", "n/a") for s in output["steps"]), output
+    assert "on all 1 instances" in _step(output, "vmss-modules")["detail"]
