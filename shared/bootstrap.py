@@ -215,7 +215,7 @@ class Bootstrap:
         self.eventgrid = EventGridGateway(clients)
         # The Application.ReadWrite.All grant bootstrap made in this run as the fallback (its assignment
         # id): revoked again if a later write of the run fails.
-        self._temporary_grant: str | None = None
+        self._temporary_grant: tuple[str, Item, Item] | None = None  # (assignment id, fallback, create)
 
     # ------------------------------------------------------------------ what is there
 
@@ -249,7 +249,9 @@ class Bootstrap:
     async def _take_back_temporary_grant(self) -> bool:
         if self._temporary_grant is None:
             return False
-        await self.graph.revoke_app_role(self.options.principal_id, self._temporary_grant)
+        assignment_id, fallback, create = self._temporary_grant
+        await self.graph.revoke_app_role(self.options.principal_id, assignment_id)
+        fallback.done = create.done = False  # the principal is still missing; a re-run starts over
         self._temporary_grant = None
         return True
 
@@ -268,8 +270,8 @@ class Bootstrap:
             else " nothing after it."
         )
         fix = (
-            f"run exomi bootstrap --apply as someone who holds it, or get it ({item.fix or 'docs/PERMISSIONS.md'}); "
-            "a re-run does only what is still missing."
+            f"get that right, or have someone who holds it run: {item.fix or 'exomi bootstrap --apply'}; then run "
+            "exomi bootstrap --apply again (a re-run does only what is still missing)."
         )
         return OperatorPermissionMissing(error.permission, error.service, message, fix)
 
@@ -412,7 +414,7 @@ class Bootstrap:
                         f"have an administrator who may run {CREATE_EXCHANGE_SP_COMMAND} (or exomi bootstrap "
                         "--apply), then run exomi bootstrap --apply again.",
                     ) from cannot_grant
-            self._temporary_grant = grant.id
+            self._temporary_grant = (grant.id, fallback, item)
             fallback.done = True
             item.detail = (
                 "you may not create it: exomi got Application.ReadWrite.All to create it on its first provision; "

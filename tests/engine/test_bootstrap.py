@@ -352,6 +352,8 @@ def test_the_temporary_readwrite_fallback_is_planned_undone_when_the_run_fails_a
     assert "Microsoft.Authorization/roleAssignments/write" in error["permission"]
     assert "Owner, User Access Administrator" in error["message"]
     assert "temporary Application.ReadWrite.All grant was revoked again" in error["message"]
+    assert f"{len(NEEDED)} change(s) before it were made and stay" in error["message"]  # the Graph grants
+    assert "az role assignment create" in error["fix"] and "exomi bootstrap --apply again" in error["fix"]
     graph_permissions, roles = _exomi_grants(emulator)
     assert graph_permissions == NEEDED and roles == set()  # what was done stays; no ReadWrite left
     assert not _exchange_principal_exists(emulator)
