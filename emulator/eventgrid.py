@@ -15,6 +15,11 @@ delivered to webhooks the way Event Grid does it.
 * ``PATCH /_control/eventgrid/behaviour`` asks for Event Grid's real-world untidiness: duplicate
   deliveries of the same event, out-of-order delivery, and ARM's second ResourceWriteSuccess for
   a create (a different event id, the same correlationId).
+* An ``AzureFunction`` destination (an ARM event subscription whose destination is a function of a
+  ``Microsoft.Web/sites``) is delivered without a validation handshake, as a Notification POST to the
+  Functions host's Event Grid extension webhook with its ``eventgrid_extension`` system key. Where that
+  host listens and its key are what the emulator cannot know: ``PUT /_control/eventgrid/function-hosts``
+  names them per site (until then, and while the site does not exist, delivery fails and is retried).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import uuid
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -53,6 +58,12 @@ NO_RETRY_STATUSES = {400, 401, 403, 413}
 DELIVERY_TIMEOUT_SECONDS = 30
 SUBSCRIPTION_NAME_RE = re.compile(r"^[A-Za-z0-9-]{3,64}$")
 VALIDATION_ORIGIN = "eventgrid.azure.net"
+# An AzureFunction destination's resourceId: the function of a Function app (Microsoft.Web/sites).
+FUNCTION_ID_RE = re.compile(
+    r"^(?P<site>/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Web/sites/[^/]+)"
+    r"/functions/(?P<function>[^/]+)$",
+    re.IGNORECASE,
+)
 
 STRING_OPERATORS = {
     "StringIn": lambda value, wanted: value in wanted,
@@ -251,13 +262,17 @@ class EventSubscription:
     created_at: str = ""
     # Set for a subscription made through ARM (emulator/arm/eventgrid_topics.py): its resource id.
     arm_id: str | None = None
+    # An AzureFunction destination's function resource id (``endpoint`` is then empty: the URL is the
+    # Function app's host, looked up at each delivery).
+    function: str | None = None
     pending: list[_Pending] = field(default_factory=list)
     busy: bool = False
     in_flight: int = 0  # events taken off ``pending`` whose delivery attempt has not been recorded yet
 
     @classmethod
     def from_body(cls, body: dict[str, Any], tenant: Tenant) -> EventSubscription:
-        allowed = {f.name for f in fields(cls)} - {"pending", "busy", "in_flight", "created_at", "arm_id"}
+        internal = {"pending", "busy", "in_flight", "created_at", "arm_id", "function"}
+        allowed = {f.name for f in fields(cls)} - internal
         unknown = set(body) - allowed
         if unknown:
             raise ControlError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
@@ -333,6 +348,52 @@ class EventSubscription:
         return result
 
 
+@dataclass(frozen=True)
+class FunctionHost:
+    """Where the Functions host of a ``Microsoft.Web/sites`` listens, and its ``eventgrid_extension`` system
+    key: in Azure, ``https://{defaultHostName}`` and the key Event Grid reads from the site itself."""
+
+    site: str  # the site's resource id
+    url: str  # scheme://host[:port], no path
+    eventgrid_extension_key: str | None = None
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> FunctionHost:
+        unknown = set(body) - {"site", "url", "eventgrid_extension_key"}
+        if unknown:
+            raise ControlError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+        site, url = require(body, "site", "url")
+        if not re.match(
+            r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Web/sites/[^/]+$",
+            str(site),
+            re.I,
+        ):
+            raise ControlError(400, f"site must be a Microsoft.Web/sites resource id, got {site!r}")
+        parts = urlsplit(str(url))
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+            raise ControlError(400, f"url must be the host's scheme://host[:port], got {url!r}")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ControlError(400, "the host URL must use https (plain http only for loopback hosts)")
+        key = body.get("eventgrid_extension_key")
+        if key is not None and (not isinstance(key, str) or not key):
+            raise ControlError(400, "eventgrid_extension_key must be a non-empty string (or absent: no key)")
+        return cls(str(site).rstrip("/"), str(url).rstrip("/"), key)
+
+    def webhook(self, function: str) -> str:
+        """The Event Grid extension's webhook (Learn "Azure Event Grid trigger for Azure Functions")."""
+        query = urlencode(
+            {
+                "functionName": function,
+                **({"code": self.eventgrid_extension_key} if self.eventgrid_extension_key else {}),
+            }
+        )
+        return f"{self.url}/runtime/webhooks/eventgrid?{query}"
+
+    def as_dict(self) -> dict[str, Any]:
+        # The key is a secret: shown only as whether there is one.
+        return {"site": self.site, "url": self.url, "has_key": self.eventgrid_extension_key is not None}
+
+
 @dataclass
 class Behaviour:
     """Real-world untidiness tests can ask for."""
@@ -379,6 +440,7 @@ class EventGrid:
     def __init__(self, runtime: EmulatorRuntime) -> None:
         self.runtime = runtime
         self.subscriptions: dict[str, EventSubscription] = {}  # by lower-cased name
+        self.function_hosts: dict[str, FunctionHost] = {}  # by lower-cased site id
         self.deliveries: list[dict[str, Any]] = []
         self.behaviour = Behaviour()
         self._seq = itertools.count()
@@ -394,6 +456,7 @@ class EventGrid:
         for task in self._in_flight:
             task.cancel()
         self.subscriptions.clear()
+        self.function_hosts.clear()
         self.deliveries.clear()
         self.behaviour = Behaviour()
         tenant.arm_listeners.append(self.on_operation)
@@ -549,11 +612,30 @@ class EventGrid:
             headers["Content-Type"] = "application/json; charset=utf-8"
             headers["aeg-data-version"] = events[0]["dataVersion"]
             headers["aeg-metadata-version"] = events[0]["metadataVersion"]
+        endpoint, unreachable = self._endpoint(subscription)
+        if endpoint is None:
+            return None, unreachable
         try:
-            response = await self._request("POST", subscription.endpoint, headers, json.dumps(body).encode())
+            response = await self._request("POST", endpoint, headers, json.dumps(body).encode())
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return None, f"{type(exc).__name__}: {exc}".rstrip(": ")
         return response[0], None
+
+    def _endpoint(self, subscription: EventSubscription) -> tuple[str | None, str | None]:
+        """(the URL to POST to, or None with why there is none now). A webhook's is its own; an AzureFunction
+        destination's is its Function app's Event Grid extension webhook, while the site exists and its
+        host is known (a failure like a host that does not answer: retried)."""
+        if subscription.function is None:
+            return subscription.endpoint, None
+        match = FUNCTION_ID_RE.match(subscription.function)
+        assert match is not None, subscription.function  # validated when the subscription was made
+        site = match.group("site")
+        if self.runtime.tenant.get_resource(site) is None:
+            return None, f"the Function app {site} does not exist"
+        host = self.function_hosts.get(site.lower())
+        if host is None:
+            return None, f"no Functions host is known for {site} (PUT /_control/eventgrid/function-hosts)"
+        return host.webhook(match.group("function")), None
 
     async def _request(
         self, method: str, url: str, headers: dict[str, str], data: bytes | None = None
@@ -684,6 +766,24 @@ def register_control(app: web.Application, runtime: EmulatorRuntime) -> None:
             and (not wanted_event or wanted_event in d["event_ids"])
         ]
         return json_response({"deliveries": deliveries})
+
+    @routes.put("/_control/eventgrid/function-hosts")
+    async def put_function_host(request: web.Request) -> web.Response:
+        host = FunctionHost.from_body(await body_of(request))
+        grid.function_hosts[host.site.lower()] = host
+        grid._wake.set()  # events waiting for this host are retried on their schedule
+        return json_response(host.as_dict())
+
+    @routes.get("/_control/eventgrid/function-hosts")
+    async def list_function_hosts(request: web.Request) -> web.Response:
+        return json_response({"function_hosts": [h.as_dict() for h in grid.function_hosts.values()]})
+
+    @routes.delete("/_control/eventgrid/function-hosts")
+    async def delete_function_host(request: web.Request) -> web.Response:
+        site = request.query.get("site", "")
+        if grid.function_hosts.pop(site.rstrip("/").lower(), None) is None:
+            raise ControlError(404, f"no Functions host is known for {site!r}")
+        return json_response({"deleted": True})
 
     @routes.get("/_control/eventgrid/behaviour")
     async def get_behaviour(request: web.Request) -> web.Response:

@@ -3,8 +3,11 @@ with the operator's own Azure rights:
 
 * Microsoft Graph application permissions on exomi's service principal. Application.Read.All when the
   "Office 365 Exchange Online" service principal exists; when it does not, bootstrap creates it with
-  the operator's rights so that exomi never needs Application.ReadWrite.All (only if the operator
-  cannot, exomi gets ReadWrite, and the next run, once exomi has created it, takes it back).
+  the operator's rights so that exomi never needs Application.ReadWrite.All. Only if the operator may
+  not create it, exomi gets ReadWrite for the time being (its exchange-sp step creates the principal on
+  the first provision) and the next run, once the principal exists, takes it back. The plan lists that
+  temporary grant and its removal (verdict "fallback"); if the operator may not grant it either, or a
+  later write of the same run fails, bootstrap leaves no ReadWrite behind and says what is missing.
 * The built-in Azure roles at each of the policy's ``allowed_scopes``.
 * Per subscription in scope: the ``Microsoft.Resources.Subscriptions`` system topic (the existing one is
   reused: Azure allows one per source) and exomi's event subscription with docs/OPERATIONS.md's filters.
@@ -27,7 +30,7 @@ from shared.azure.eventgrid import EventGridGateway, EventSubscriptionInfo
 from shared.azure.graph import GraphGateway, PrincipalInfo
 from shared.azure.role_assignments import RoleAssignmentsGateway
 from shared.constants import EXO_APP_ID
-from shared.errors import InputError, PermissionMissing
+from shared.errors import ExomiError, InputError, PermissionMissing
 from shared.ids import TargetKind, validate_guid
 from shared.policy import Policy
 
@@ -48,6 +51,30 @@ SUBJECT_PARTS = [f"/providers/{kind.value}/" for kind in TargetKind]
 MAX_DELIVERY_ATTEMPTS, EVENT_TTL_MINUTES = 30, 1440
 
 Write = Callable[[], Awaitable[None]]
+
+# What the operator running bootstrap needs for each kind of write (learn.microsoft.com/graph/api/
+# serviceprincipal-post-serviceprincipals and serviceprincipal-post-approleassignments; Azure RBAC's
+# roleAssignments/write; docs/PERMISSIONS.md "exomi bootstrap and exomi doctor").
+CREATE_EXCHANGE_SP_RIGHT = (
+    "Application.ReadWrite.All: Entra role Application Administrator or Cloud Application Administrator"
+)
+OPERATOR_RIGHTS = {
+    "graph": "Entra role Privileged Role Administrator or Global Administrator (app-only: the Microsoft Graph "
+    "permissions AppRoleAssignment.ReadWrite.All and Application.Read.All)",
+    "arm": "Owner, User Access Administrator or Role Based Access Control Administrator at the scope",
+    "eventgrid": "EventGrid Contributor or Contributor in the subscription",
+}
+CREATE_EXCHANGE_SP_COMMAND = f"az ad sp create --id {EXO_APP_ID}"
+
+
+class OperatorPermissionMissing(PermissionMissing):
+    """The identity running bootstrap (the operator's, not exomi's) may not make a change bootstrap needs."""
+
+    def __init__(self, permission: str, service: str, message: str, fix: str) -> None:
+        ExomiError.__init__(self, f"{message} To fix: {fix}")
+        self.permission = permission
+        self.service = service
+        self.fix = fix
 
 
 @dataclass
@@ -186,6 +213,9 @@ class Bootstrap:
         self.graph = GraphGateway(clients)
         self.rbac = RoleAssignmentsGateway(clients)
         self.eventgrid = EventGridGateway(clients)
+        # The Application.ReadWrite.All grant bootstrap made in this run as the fallback (its assignment
+        # id): revoked again if a later write of the run fails.
+        self._temporary_grant: tuple[str, Item, Item] | None = None  # (assignment id, fallback, create)
 
     # ------------------------------------------------------------------ what is there
 
@@ -196,12 +226,54 @@ class Bootstrap:
         return items
 
     async def apply(self, items: list[Item]) -> list[Item]:
-        """Runs the writes of the items that need one, in order (Graph, roles, Event Grid)."""
+        """Runs the writes of the items that need one, in order (Graph, roles, Event Grid). The first write
+        the operator may not make stops the run: bootstrap revokes the temporary Application.ReadWrite.All
+        it granted in this run and raises OperatorPermissionMissing with what is missing and the fix; the
+        items done before stay done (a re-run does only what is left)."""
         for item in items:
-            if item.write is not None and item.verdict not in ("ok", "skipped"):
+            if item.write is None or item.verdict in ("ok", "skipped"):
+                continue
+            try:
                 await item.write()
-                item.done = True
+            except PermissionMissing as error:
+                undone = await self._take_back_temporary_grant()
+                if isinstance(error, OperatorPermissionMissing):
+                    raise
+                raise self._operator_cannot(item, error, sum(i.done for i in items), undone) from error
+            except ExomiError:
+                await self._take_back_temporary_grant()
+                raise
+            item.done = True
         return items
+
+    async def _take_back_temporary_grant(self) -> bool:
+        if self._temporary_grant is None:
+            return False
+        assignment_id, fallback, create = self._temporary_grant
+        await self.graph.revoke_app_role(self.options.principal_id, assignment_id)
+        fallback.done = create.done = False  # the principal is still missing; a re-run starts over
+        self._temporary_grant = None
+        return True
+
+    def _operator_cannot(
+        self, item: Item, error: PermissionMissing, done: int, undone: bool
+    ) -> OperatorPermissionMissing:
+        what = item.action or item.name
+        message = (
+            f"bootstrap could not {what}: the identity running it lacks the {error.service} permission "
+            f"'{error.permission}' ({OPERATOR_RIGHTS.get(item.area, 'see docs/PERMISSIONS.md')})."
+        )
+        message += f" {done} change(s) before it were made and stay;" if done else " Nothing was changed;"
+        message += (
+            " the temporary Application.ReadWrite.All grant was revoked again."
+            if undone
+            else " nothing after it."
+        )
+        fix = (
+            f"get that right, or have someone who holds it run: {item.fix or 'exomi bootstrap --apply'}; then run "
+            "exomi bootstrap --apply again (a re-run does only what is still missing)."
+        )
+        return OperatorPermissionMissing(error.permission, error.service, message, fix)
 
     def _grant_fix(self, sp_graph: PrincipalInfo, permission: permissions.GraphPermission) -> str:
         principal = self.options.principal_id
@@ -236,8 +308,9 @@ class Bootstrap:
                 "Office 365 Exchange Online service principal",
                 "missing",
                 "the tenant has no Exchange Online service principal yet",
-                action="create it with your rights, so that exomi needs Application.Read.All only",
-                fix="exomi bootstrap --apply, or: az ad sp create --id 00000002-0000-0ff1-ce00-000000000000",
+                action="create it with your rights (Application Administrator or Cloud Application Administrator), "
+                "so that exomi needs Application.Read.All only",
+                fix=f"exomi bootstrap --apply, or: {CREATE_EXCHANGE_SP_COMMAND}",
             )
             items.append(create_item)
         wanted = permissions.required_graph_permissions(exchange_sp_exists=True)
@@ -257,6 +330,7 @@ class Bootstrap:
             )
         read_write = permissions.APPLICATION_READ_WRITE
         read_write_id = role_ids.get(read_write.name, read_write.app_role_id).lower()
+        fallback: Item | None = None
         if read_write_id in grants:
             grant = grants[read_write_id]
             items.append(
@@ -266,16 +340,31 @@ class Bootstrap:
                     "wrong" if exchange_exists else "ok",
                     "more than exomi needs once the Exchange Online service principal exists"
                     if exchange_exists
-                    else read_write.why,
+                    else f"temporary: {read_write.why}; the next bootstrap run, once it exists, revokes it",
                     action="revoke it (Application.Read.All is enough now)" if exchange_exists else None,
                     fix="exomi bootstrap --apply" if exchange_exists else None,
                     write=self._revoke(grant.id) if exchange_exists else None,
                 )
             )
+        elif create_item is not None:
+            fallback = Item(
+                "graph",
+                read_write.name,
+                "fallback",
+                "only if you may not create the Exchange Online service principal: exomi's exchange-sp step "
+                "then creates it on its first provision",
+                action="grant Application.ReadWrite.All to exomi's identity (temporary), then revoke it: the "
+                "next exomi bootstrap --apply, once the principal exists, takes it back",
+                fix=f"to keep exomi at Application.Read.All, have an Application Administrator run "
+                f"{CREATE_EXCHANGE_SP_COMMAND}",
+            )
+            items.append(fallback)
         if create_item is not None:
             # Bootstrap creates it with the operator's rights; if the operator may not, exomi gets
             # ReadWrite to create it itself (and the next run takes it back).
-            create_item.write = self._create_exchange_sp(graph_sp.id, read_write_id, read_write_id in grants)
+            create_item.write = self._create_exchange_sp(
+                graph_sp.id, read_write_id, read_write_id in grants, create_item, fallback
+            )
         org = permissions.ORGANIZATION_READ
         if org.app_role_id in grants or role_ids.get(org.name, "").lower() in grants:
             items.append(
@@ -297,13 +386,40 @@ class Bootstrap:
 
         return write
 
-    def _create_exchange_sp(self, graph_sp_id: str, read_write_id: str, read_write_held: bool) -> Write:
+    def _create_exchange_sp(
+        self, graph_sp_id: str, read_write_id: str, read_write_held: bool, item: Item, fallback: Item | None
+    ) -> Write:
         async def write() -> None:
             try:
                 await self.graph.create_principal(EXO_APP_ID)
-            except PermissionMissing:
-                if not read_write_held:
-                    await self.graph.grant_app_role(self.options.principal_id, graph_sp_id, read_write_id)
+                return
+            except PermissionMissing as cannot_create:
+                if read_write_held or fallback is None:
+                    item.detail = (
+                        "you may not create it; exomi holds Application.ReadWrite.All and creates it"
+                    )
+                    return
+                try:
+                    grant, _ = await self.graph.grant_app_role(
+                        self.options.principal_id, graph_sp_id, read_write_id
+                    )
+                except PermissionMissing as cannot_grant:
+                    raise OperatorPermissionMissing(
+                        cannot_create.permission,
+                        "Microsoft Graph",
+                        "bootstrap could not create the Office 365 Exchange Online service principal: the "
+                        f"identity running it may neither create it ({CREATE_EXCHANGE_SP_RIGHT}) nor grant exomi "
+                        f"Application.ReadWrite.All to create it itself ({cannot_grant.permission}: "
+                        f"{OPERATOR_RIGHTS['graph']}). Nothing was changed.",
+                        f"have an administrator who may run {CREATE_EXCHANGE_SP_COMMAND} (or exomi bootstrap "
+                        "--apply), then run exomi bootstrap --apply again.",
+                    ) from cannot_grant
+            self._temporary_grant = (grant.id, fallback, item)
+            fallback.done = True
+            item.detail = (
+                "you may not create it: exomi got Application.ReadWrite.All to create it on its first provision; "
+                "the next exomi bootstrap --apply revokes it"
+            )
 
         return write
 

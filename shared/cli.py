@@ -49,6 +49,7 @@ VERDICTS = {
     "missing": "MISSING",
     "wrong": "WRONG  ",
     "pending": "PENDING",
+    "fallback": "IF NEED",  # bootstrap: only if the operator may not make the write before it
     "n/a": "n/a    ",
     "unknown": "?      ",
     "error": "ERROR  ",

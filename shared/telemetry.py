@@ -20,14 +20,16 @@ import functools
 import inspect
 import logging
 import os
+import re
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from shared.errors import ExomiError
@@ -62,6 +64,11 @@ SERVICE = "exomi.service"  # the Azure service that answered 429
 SOURCE = "exomi.source"  # where a finding was made: request, reconcile
 HTTP_STATUS = "http.response.status_code"  # what the HTTP API answered
 
+# W3C Trace Context "traceparent" (version-traceid-parentid-flags, lower-case hex).
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+# The span the next exomi span links to (continued(): the Functions host's invocation of the queue
+# trigger, while the span's parent is whoever queued the work item).
+_link_to: ContextVar[SpanContext | None] = ContextVar("exomi_telemetry_link_to", default=None)
 _MAX_TEXT = 256  # a ticket id or target longer than this is cut (they are ids, not documents)
 
 _tracer = trace.get_tracer(NAME)
@@ -222,21 +229,27 @@ def request_attributes(record: Any) -> dict[str, Any]:
 def span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
     """A span, current within the block (what runs in it, Azure calls and tasks it starts, nests under
     it). An exception marks it failed with its error code, never its message (it may quote a URL)."""
-    with _tracer.start_as_current_span(
-        name,
-        kind=SpanKind.INTERNAL,
-        attributes=_clean(attributes or {}),
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as current:
-        try:
-            yield current
-        except BaseException as error:
-            code = str(getattr(error, "code", None) or type(error).__name__)
-            rule = getattr(error, "rule", None)  # a PolicyRefusal
-            annotate(current, {OUTCOME: "refused" if rule else "error", RULE: rule})
-            failed(current, code)
-            raise
+    link = _link_to.get()
+    unlinked = _link_to.set(None)  # only the first span of a continued() block carries the link
+    try:
+        with _tracer.start_as_current_span(
+            name,
+            kind=SpanKind.INTERNAL,
+            attributes=_clean(attributes or {}),
+            links=[Link(link)] if link is not None else None,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as current:
+            try:
+                yield current
+            except BaseException as error:
+                code = str(getattr(error, "code", None) or type(error).__name__)
+                rule = getattr(error, "rule", None)  # a PolicyRefusal
+                annotate(current, {OUTCOME: "refused" if rule else "error", RULE: rule})
+                failed(current, code)
+                raise
+    finally:
+        _link_to.reset(unlinked)
 
 
 def traced(
@@ -279,6 +292,41 @@ def invoked(trace_parent: str | None) -> Iterator[None]:
     try:
         yield
     finally:
+        otel_context.detach(token)
+
+
+def traceparent() -> str | None:
+    """The current span as a W3C traceparent, for a work item to carry to the queue worker (continued());
+    None while telemetry is off or outside any span."""
+    if _configured is None:
+        return None
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier)
+    return carrier.get("traceparent")
+
+
+def valid_traceparent(value: object) -> str | None:
+    """``value`` if it is a W3C traceparent, else None (a work item's field: never trusted as it is)."""
+    return value if isinstance(value, str) and _TRACEPARENT.match(value) else None
+
+
+@contextmanager
+def continued(trace_parent: str | None) -> Iterator[None]:
+    """Within the block, exomi's spans continue the trace of whoever queued the work item (its
+    ``traceparent``: the HTTP submit, or the pass before it), so that a request and every pass of it are
+    one operation in Application Insights. The first span of the block links to the span current on entry
+    (the Functions host's invocation of the queue trigger, invoked()). Nothing to do while telemetry is off
+    or the item carries no trace context."""
+    if not trace_parent or _configured is None:
+        yield
+        return
+    invocation = trace.get_current_span().get_span_context()
+    token = otel_context.attach(TraceContextTextMapPropagator().extract({"traceparent": trace_parent}))
+    linked = _link_to.set(invocation if invocation.is_valid else None)
+    try:
+        yield
+    finally:
+        _link_to.reset(linked)
         otel_context.detach(token)
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
+from shared import telemetry
 from shared.azure.sessions import sdk_http_options
 from shared.errors import ConfigurationError, InputError
 from shared.ids import parse_resource_id, validate_guid
@@ -39,14 +40,19 @@ class WorkItem:
     request_id: str | None = None
     expire_target: str | None = None
     expires_at: datetime | None = None
+    # The W3C trace context of whoever queued a request's item (telemetry.continued() goes on with it).
+    traceparent: str | None = None
 
 
 def _encoded(data: dict[str, str]) -> str:
     return base64.b64encode(json.dumps(data).encode()).decode()
 
 
-def encode(request_id: str) -> str:
-    return _encoded({"request_id": request_id})
+def encode(request_id: str, traceparent: str | None = None) -> str:
+    data = {"request_id": request_id}
+    if traceparent:
+        data["traceparent"] = traceparent
+    return _encoded(data)
 
 
 def encode_expiry(target: str, expires_at: datetime) -> str:
@@ -60,7 +66,10 @@ def decode(body: bytes | str) -> WorkItem:
         if "expire_target" in data:
             target = parse_resource_id(data["expire_target"], "expire_target").canonical
             return WorkItem(expire_target=target, expires_at=datetime.fromisoformat(data["expires_at"]))
-        return WorkItem(request_id=validate_guid(data["request_id"], "request_id"))
+        return WorkItem(
+            request_id=validate_guid(data["request_id"], "request_id"),
+            traceparent=telemetry.valid_traceparent(data.get("traceparent")),  # a bad one is ignored
+        )
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise InputError("message", f"not an exomi work item: {error}") from None
 
@@ -124,7 +133,7 @@ class WorkQueue:
     async def enqueue(self, request_id: str, delay: timedelta = timedelta(0)) -> None:
         # Rounded down: the engine pass holds the fraction of a second left (EXOMI_HOLD_SECONDS), so a
         # request is looked at when it is due, not up to a second later.
-        await self._send(encode(request_id), delay, round_up=False)
+        await self._send(encode(request_id, telemetry.traceparent()), delay, round_up=False)
 
     async def enqueue_expiry(self, target: str, expires_at: datetime, delay: timedelta) -> None:
         await self._send(encode_expiry(target, expires_at), delay, round_up=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+from shared import telemetry
 from shared.errors import InputError
 from shared.runtime import exomi_service
 from shared.work_queue import decode
@@ -20,7 +21,8 @@ async def process_work_item(body: bytes | str, dequeue_count: int | None = 1) ->
         log.error("dropping a malformed work item: %s", error.message)  # retrying cannot fix it
         return
     service = await exomi_service()
-    await service.work(item)  # an exception makes the host retry, then poison
+    with telemetry.continued(item.traceparent):  # the trace of whoever queued it (the HTTP submit, ...)
+        await service.work(item)  # an exception makes the host retry, then poison
 
 
 async def process_poison(body: bytes | str) -> None:

@@ -32,6 +32,7 @@ from emulator.control import ControlError
 from emulator.eventgrid import (
     CLOUD_EVENT_SCHEMA,
     EVENT_GRID_SCHEMA,
+    FUNCTION_ID_RE,
     SUBSCRIPTION_NAME_RE,
     EventGrid,
     EventSubscription,
@@ -331,10 +332,7 @@ def _destination(raw: Any) -> dict[str, Any]:
         kept["endpointUrl"] = url
     else:
         resource_id = str(props.get("resourceId") or "")
-        if (
-            "/providers/microsoft.web/sites/" not in resource_id.lower()
-            or "/functions/" not in resource_id.lower()
-        ):
+        if not FUNCTION_ID_RE.match(resource_id):
             raise _bad("The AzureFunction destination needs the resourceId of a function.")  # guess
         kept["resourceId"] = resource_id
     return {"endpointType": kind, "properties": kept}
@@ -395,8 +393,11 @@ def _engine_subscription(resource: ArmResource, source: str) -> EventSubscriptio
     spec = props["filter"]
     return EventSubscription(
         name=resource.name,
-        # The emulator hosts no Function apps: an AzureFunction destination is kept, not delivered.
+        # An AzureFunction destination has no URL: delivery looks its Function app's host up.
         endpoint=destination.get("endpointUrl", ""),
+        function=destination.get("resourceId")
+        if props["destination"]["endpointType"] == "AzureFunction"
+        else None,
         schema=props["eventDeliverySchema"],
         topic=source,
         included_event_types=spec["includedEventTypes"],

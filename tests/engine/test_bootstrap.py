@@ -4,9 +4,12 @@ reports each gap made afterwards with its fix. Every assertion reads the tenant 
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from tests.engine.conftest import RG
+from tests.support.exomi import EXOMI, ROOT
 from tests.support.webhook import Webhook
 
 EXO_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
@@ -41,8 +44,8 @@ def fresh(emulator):
     return emulator
 
 
-def _bootstrap(exomi, emulator, webhook, *extra: str):
-    return exomi.run(
+def _bootstrap_args(emulator, webhook, *extra: str) -> tuple[str, ...]:
+    return (
         "bootstrap",
         "--principal-id",
         emulator.app_principal_id,
@@ -51,8 +54,11 @@ def _bootstrap(exomi, emulator, webhook, *extra: str):
         "--topic-resource-group",
         RG,
         *extra,
-        as_admin=True,
     )
+
+
+def _bootstrap(exomi, emulator, webhook, *extra: str):
+    return exomi.run(*_bootstrap_args(emulator, webhook, *extra), as_admin=True)
 
 
 def _doctor(exomi, emulator, webhook):
@@ -246,3 +252,142 @@ def test_bootstrap_takes_application_readwrite_back_once_the_exchange_principal_
     assert code == 0, (applied, stderr)
     after, _ = _exomi_grants(emulator)
     assert after == NEEDED | {"Organization.Read.All"}
+
+
+READ_WRITE = "Application.ReadWrite.All"
+
+
+def _operator_may_only(emulator, graph_permissions: set[str], arm_role: str) -> None:
+    """The identity running bootstrap is no Global Administrator: it holds only ``graph_permissions`` on
+    Microsoft Graph and ``arm_role`` in each subscription (instead of Owner)."""
+    admin = emulator.admin_principal_id
+    for permission in sorted(graph_permissions):
+        emulator.ctl("POST", "/graph-permissions", {"principal_id": admin, "permission": permission})
+    emulator.ctl("DELETE", "/grants", {"principal_id": admin, "directory_role": "Global Administrator"})
+    for subscription in emulator.subscription_ids if arm_role != "Owner" else ():
+        scope = f"/subscriptions/{subscription}"
+        emulator.ctl("POST", "/rbac", {"principal_id": admin, "role": arm_role, "scope": scope})
+        emulator.ctl("DELETE", "/rbac", {"principal_id": admin, "role": "Owner", "scope": scope})
+
+
+def _exchange_principal_exists(emulator) -> bool:
+    return any(p.get("appId") == EXO_APP_ID for p in emulator.principals())
+
+
+def _successful_writes(emulator, position: int) -> list[dict]:
+    return [e for e in _real_writes(emulator, position) if e["status"] < 400]
+
+
+def test_an_operator_who_may_neither_create_the_exchange_principal_nor_grant_readwrite_changes_nothing(
+    fresh, exomi, webhook
+):
+    emulator = fresh
+    _operator_may_only(emulator, {"Application.Read.All"}, "Owner")
+    position = emulator.log_position()
+    code, output, stderr = _bootstrap(exomi, emulator, webhook, "--apply")
+    assert code != 0, (output, stderr)
+    error = output["error"]
+    assert error["code"] == "PermissionMissing" and error["service"] == "Microsoft Graph"
+    # It names both rights the operator lacks, says nothing changed, and gives the fix.
+    assert "may neither create it" in error["message"] and "Application Administrator" in error["message"]
+    assert "AppRoleAssignment.ReadWrite.All" in error["message"] and "Nothing was changed" in error["message"]
+    assert f"az ad sp create --id {EXO_APP_ID}" in error["fix"] and "exomi bootstrap --apply" in error["fix"]
+    assert _successful_writes(emulator, position) == []
+    assert _exomi_grants(emulator) == (set(), set())  # no Application.ReadWrite.All left behind
+    assert not _exchange_principal_exists(emulator)
+
+    # The fix: the operator gets a role that may create it (here Global Administrator again).
+    emulator.ctl(
+        "POST",
+        "/grants",
+        {
+            "principal_id": emulator.admin_principal_id,
+            "directory_role": "Global Administrator",
+            "backdate": True,
+        },
+    )
+    code, applied, stderr = _bootstrap(exomi, emulator, webhook, "--apply")
+    assert code == 0, (applied, stderr)
+    assert _exchange_principal_exists(emulator)
+    graph_permissions, roles = _exomi_grants(emulator)
+    assert graph_permissions == NEEDED and len(roles) == len(BUILT_IN) * len(emulator.subscription_ids)
+
+
+def test_the_temporary_readwrite_fallback_is_planned_undone_when_the_run_fails_and_taken_back_later(
+    fresh, exomi, targets, webhook
+):
+    """The operator may grant Graph app roles but not create service principals (no Entra role for it),
+    and may not assign Azure roles (Reader only): the plan says exomi would get Application.ReadWrite.All
+    for a while and when it is taken back; the failing run takes it back at once; after the fix exomi
+    holds it until its first provision has created the principal, and the next run revokes it."""
+    emulator = fresh
+    _operator_may_only(emulator, {"Application.Read.All", "AppRoleAssignment.ReadWrite.All"}, "Reader")
+
+    position = emulator.log_position()
+    code, plan, stderr = _bootstrap(exomi, emulator, webhook)
+    assert code == 0, (plan, stderr)
+    assert _real_writes(emulator, position) == []
+    items = {(i["area"], i["name"]): i for i in plan["items"]}
+    assert items[("graph", "Office 365 Exchange Online service principal")]["verdict"] == "missing"
+    fallback = items[("graph", READ_WRITE)]
+    assert fallback["verdict"] == "fallback" and not fallback["done"]
+    assert "grant Application.ReadWrite.All" in fallback["action"] and "(temporary)" in fallback["action"]
+    assert "revoke it" in fallback["action"] and "takes it back" in fallback["action"]
+    assert f"az ad sp create --id {EXO_APP_ID}" in fallback["fix"]
+    text = subprocess.run(
+        [EXOMI, *_bootstrap_args(emulator, webhook)],
+        cwd=ROOT,
+        env={**exomi.env(), "AZURE_CLIENT_ID": emulator.admin_client_id},  # as exomi.run(as_admin=True)
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert f"[IF NEED] graph     {READ_WRITE}" in text and "would: grant Application.ReadWrite.All" in text
+
+    code, output, stderr = _bootstrap(exomi, emulator, webhook, "--apply")
+    assert code != 0, (output, stderr)
+    error = output["error"]
+    assert error["code"] == "PermissionMissing" and error["service"] == "Azure RBAC"
+    assert "Microsoft.Authorization/roleAssignments/write" in error["permission"]
+    assert "Owner, User Access Administrator" in error["message"]
+    assert "temporary Application.ReadWrite.All grant was revoked again" in error["message"]
+    assert f"{len(NEEDED)} change(s) before it were made and stay" in error["message"]  # the Graph grants
+    assert "az role assignment create" in error["fix"] and "exomi bootstrap --apply again" in error["fix"]
+    graph_permissions, roles = _exomi_grants(emulator)
+    assert graph_permissions == NEEDED and roles == set()  # what was done stays; no ReadWrite left
+    assert not _exchange_principal_exists(emulator)
+
+    # The fix: the operator becomes Owner. The re-run finishes, exomi keeps ReadWrite for now.
+    for subscription in emulator.subscription_ids:
+        emulator.ctl(
+            "POST",
+            "/rbac",
+            {
+                "principal_id": emulator.admin_principal_id,
+                "role": "Owner",
+                "scope": f"/subscriptions/{subscription}",
+            },
+        )
+    code, applied, stderr = _bootstrap(exomi, emulator, webhook, "--apply")
+    assert code == 0, (applied, stderr)
+    done = {i["name"]: i for i in applied["items"] if i["area"] == "graph"}
+    assert (
+        done[READ_WRITE]["done"]
+        and "revokes it" in done["Office 365 Exchange Online service principal"]["detail"]
+    )
+    graph_permissions, roles = _exomi_grants(emulator)
+    assert graph_permissions == NEEDED | {READ_WRITE} and len(roles) == len(BUILT_IN) * len(
+        emulator.subscription_ids
+    )
+
+    # exomi's first provision creates the principal (its exchange-sp step); the next run takes ReadWrite back.
+    account = targets.automation_account()
+    code, output, stderr = exomi.run(
+        "provision", "--target", account.id, "--organization", emulator.organization
+    )
+    assert code == 0 and output["status"] == "succeeded", (output, stderr[-2000:])
+    assert _exchange_principal_exists(emulator)
+    code, again, stderr = _bootstrap(exomi, emulator, webhook, "--apply")
+    assert code == 0 and again["changes"] == 1, (again, stderr)
+    assert _exomi_grants(emulator)[0] == NEEDED

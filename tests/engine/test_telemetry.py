@@ -1,13 +1,15 @@
 """Telemetry (issue 12, item 4): a request sent to the HTTP API and carried to its end by the queue
 worker, in this process, against the emulator and Azurite, with OpenTelemetry's in-memory exporters
-installed through shared/telemetry.py's own ``configure``. Each API call and each work item is one trace;
-an engine pass has a span per step, with the documented dimensions, and the Azure calls nest under the
+installed through shared/telemetry.py's own ``configure``. A request is one trace: the API call, and
+every work item after it (each carries the W3C traceparent of whoever queued it, also from another
+process: the HTTP host and the queue worker); an engine pass has a span per step, with the documented dimensions, and the Azure calls nest under the
 steps; the metrics count the request's outcome, the steps' durations and a refusal by its rule; and no
 span or metric carries a token, the callback URL or the function key."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import json
 import subprocess
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from aiohttp import web
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
@@ -30,11 +33,13 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from devhost.process import DevHostProcess
 from emulator.tls import create_tls_files
-from shared import runtime, telemetry, worker
+from shared import runtime, telemetry, work_queue, worker
 from shared.api.http import ApiRequest
 from shared.api.routes import dispatch
 from shared.azure.clients import GRAPH_MAX_RETRIES
+from tests.support import polling
 from tests.support.callback_receiver import CallbackReceiver
 from tests.support.exomi import ROOT, ExomiRunner, policy_for
 from tests.support.threaded_server import ThreadedServer
@@ -247,15 +252,18 @@ async def test_a_request_is_traced_step_by_step_and_counted_without_secrets(
     by_trace: dict[int, list[ReadableSpan]] = defaultdict(list)
     for span in spans:
         by_trace[span.context.trace_id].append(span)
-    # One trace per API call and per work item: each has one root, one of exomi's own spans; no Azure
-    # call happens outside one.
+    # One trace for the request: the API call is its root, and every work item continues it (the item
+    # carries the W3C traceparent of whoever queued it: the submit, then the pass before); no Azure call
+    # happens outside one of exomi's spans.
     roots = {trace: [s for s in members if s.parent is None] for trace, members in by_trace.items()}
-    assert all(len(r) == 1 for r in roots.values()), {t: [s.name for s in r] for t, r in roots.items()}
-    root_names = sorted(r[0].name for r in roots.values())
-    assert set(root_names) == {"exomi.api create_request", "exomi.work"}, root_names
-    assert root_names.count("exomi.api create_request") == 1
-
-    api_root = next(r[0] for r in roots.values() if r[0].name == "exomi.api create_request")
+    assert [[s.name for s in r] for r in roots.values()] == [["exomi.api create_request"]], roots
+    (api_root,) = next(iter(roots.values()))
+    works = sorted((s for s in spans if s.name == "exomi.work"), key=lambda s: s.start_time or 0)
+    assert works and all(w.parent is not None and w.parent.is_remote for w in works)
+    by_id = {s.context.span_id: s for s in spans}
+    assert all(w.parent.span_id in by_id for w in works)  # type: ignore[union-attr]
+    first_parent = by_id[works[0].parent.span_id]  # type: ignore[union-attr]
+    assert first_parent in [api_root, *descendants(spans, api_root)] and first_parent not in works
     assert api_root.attributes["http.response.status_code"] == 202
     submit = next(s for s in descendants(spans, api_root) if s.name == "exomi.submit")
     assert {k: submit.attributes[k] for k in ("exomi.request_id", "exomi.channel", "exomi.ticket_id")} == {
@@ -556,3 +564,123 @@ async def test_a_429_that_outlasts_the_sdks_retries_is_counted_by_service(emulat
     assert delta(before, observed.points(), "exomi.throttled", **{"exomi.service": "Microsoft Graph"}) == 1
     runs = [s.attributes["exomi.outcome"] for s in observed.spans() if s.name == "exomi.step app-role"]
     assert runs == ["waiting", "done"]
+
+
+def _dependency(envelope: dict[str, Any]) -> dict[str, Any] | None:
+    """An exported span (RemoteDependencyData) as (name, trace id, span id, parent span id), or None."""
+    if envelope["data"]["baseType"] != "RemoteDependencyData":
+        return None
+    data, tags = envelope["data"]["baseData"], envelope.get("tags", {})
+    return {
+        "name": data["name"],
+        "trace_id": tags.get("ai.operation.id"),
+        "span_id": data["id"],
+        "parent_id": tags.get("ai.operation.parentId"),
+    }
+
+
+async def test_the_queue_worker_continues_the_trace_of_the_http_submit_from_another_process(
+    emulator, targets, app, ingestion, observed, tmp_path
+):
+    """Two processes, as on a Function app scaled out: devhost serves the HTTP API (exporting to the
+    local Application Insights ingestion endpoint; its queue trigger off), and this process is the queue
+    worker (in-memory exporter). The work item carries the submit's W3C traceparent: the worker's spans
+    are in the submit's trace, under the span that queued it, and link to the worker's own invocation."""
+    with outside_exomi():
+        uai = targets.user_assigned_identity()
+    function_key = "fk-" + uuid.uuid4().hex
+    env = {
+        **app.runner.env(),
+        "EXOMI_QUEUE_NAME": app.queue.queue_name,
+        "FUNCTIONS_WORKER_RUNTIME": "python",
+        "DEVHOST_FUNCTION_KEY": function_key,
+        # Only the HTTP API here: the queue worker is the other process.
+        "AzureWebJobs.advance_request.Disabled": "true",
+        "AzureWebJobs.fail_poisoned_request.Disabled": "true",
+        "AzureWebJobs.resume_requests.Disabled": "true",
+        "AzureWebJobs.reconcile.Disabled": "true",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": f"InstrumentationKey={uuid.uuid4()};IngestionEndpoint={ingestion.origin}",
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": f"Authorization=AAD;ClientId={emulator.app_client_id}",
+        "REQUESTS_CA_BUNDLE": str(ingestion.tls.ca_cert),  # the exporter's transport (requests)
+        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+        "APPLICATIONINSIGHTS_SDKSTATS_DISABLED": "true",
+        "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
+    }
+    host = DevHostProcess(ROOT, env=env, log_file=tmp_path / "host.log")
+    host.start()
+    try:
+        body = {
+            "target": uai.id,
+            "organization": emulator.organization,
+            "channel": "ticket",
+            "external_reference": TICKET,
+        }
+        async with httpx.AsyncClient(timeout=60, headers={"x-functions-key": function_key}) as client:
+            # The host's first call opens exomi's app, which turns telemetry on (shared/service.py): the
+            # spans of the calls after it are recorded.
+            assert (await client.get(f"{host.url}/api/requests")).status_code == 200
+            answer = await client.post(
+                f"{host.url}/api/requests", json=body, headers={"x-functions-key": function_key}
+            )
+        assert answer.status_code == 202, answer.text
+        request_id = answer.json()["id"]
+
+        # The worker: what function_app.advance_request does with each message, under its own invocation.
+        invocation = (uuid.uuid4().hex, uuid.uuid4().hex[:16])
+        service = await runtime.exomi_service()
+        deadline = time.monotonic() + 60
+        while True:
+            with outside_exomi():
+                messages = list(app.queue.receive_messages(max_messages=4, visibility_timeout=30))
+            for message in messages:
+                with telemetry.invoked(f"00-{invocation[0]}-{invocation[1]}-01"):
+                    await worker.process_work_item(message.content, message.dequeue_count)
+                with outside_exomi():
+                    app.queue.delete_message(message)
+            with outside_exomi():
+                record = await service.find(request_id)
+            if record is not None and not record.status.active:
+                break
+            assert time.monotonic() < deadline, "the request did not end"
+            await asyncio.sleep(0.05)
+        assert record.status == "succeeded", record
+
+        def submitted() -> list[dict[str, Any]] | None:
+            spans = [d for e in ingestion.deliveries if (d := _dependency(e)) is not None]
+            return spans if any(s["name"] == "exomi.submit" for s in spans) else None
+
+        exported = polling.eventually(submitted, timeout=60, what="the HTTP host to export exomi.submit")
+    finally:
+        host.stop()
+
+    (submit,) = [s for s in exported if s["name"] == "exomi.submit"]
+    http_side = {s["span_id"]: s for s in exported if s["trace_id"] == submit["trace_id"]}
+    works = sorted((s for s in observed.spans() if s.name == "exomi.work"), key=lambda s: s.start_time or 0)
+    assert works
+    # Every pass of the request is in the submit's trace: one operation in Application Insights.
+    assert {f"{w.context.trace_id:032x}" for w in works} == {submit["trace_id"]}
+    first = works[0]
+    assert first.parent is not None and first.parent.is_remote
+    queued_by = http_side[f"{first.parent.span_id:016x}"]  # a span of the other process
+    chain = [queued_by]
+    while chain[-1]["parent_id"] in http_side:
+        chain.append(http_side[chain[-1]["parent_id"]])
+    # Queued by the API call that recorded the request (exomi.submit is its child as well).
+    assert chain[-1]["name"] == "exomi.api create_request", chain
+    assert submit["parent_id"] == chain[-1]["span_id"]
+    # The worker's invocation (the Functions host's trace of the queue trigger) is linked, not lost.
+    assert [(f"{link.context.trace_id:032x}", f"{link.context.span_id:016x}") for link in first.links] == [
+        invocation
+    ]
+
+
+def test_a_work_item_carries_only_a_well_formed_traceparent():
+    """The trace context is read from a queue message: anything but a W3C traceparent is ignored (the item
+    is still worked, in a trace of its own), never handed to the propagator."""
+    request_id = "0190a9f0-0000-7000-8000-000000000001"
+    valid = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
+    for given, kept in ((valid, valid), ("00-xyz", None), (valid.upper(), None), (42, None), (None, None)):
+        item = work_queue.decode(json.dumps({"request_id": request_id, "traceparent": given}))
+        assert (item.request_id, item.traceparent) == (request_id, kept), given
+    assert work_queue.decode(base64.b64decode(work_queue.encode(request_id, valid))).traceparent == valid
+    assert "traceparent" not in json.loads(base64.b64decode(work_queue.encode(request_id)))

@@ -189,15 +189,76 @@ def test_main_parameters_match_main_bicep():
     assert {name for name, default in declared.items() if not default} <= set(given), "required, not given"
 
 
+def azure_yaml_hooks() -> dict[str, dict[str, dict[str, str]]]:
+    """azure.yaml's ``hooks:`` as {hook: {platform: {key: value}}} (two-space indents, scalars only)."""
+    text = _code(ROOT / "azure.yaml")
+    hooks: dict[str, dict[str, dict[str, str]]] = {}
+    hook = platform = ""
+    for line in text[text.index("\nhooks:\n") + len("\nhooks:\n") :].splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if not line.startswith(" "):
+            break  # the next top-level key
+        indent, (key, _, value) = len(line) - len(line.lstrip()), line.strip().partition(":")
+        if indent == 2:
+            hook = key
+            hooks[hook] = {}
+        elif indent == 4:
+            platform = key
+            hooks[hook][platform] = {}
+        else:
+            hooks[hook][platform][key] = value.strip()
+    return hooks
+
+
+def hook_commands(path: Path) -> list[str]:
+    """The exomi and azd commands a hook script runs, in order, as words (sh's ``exec``, pwsh's output
+    redirections and exit-code checks left out): what must be the same on POSIX and on Windows."""
+    commands = []
+    for line in _code(path).splitlines():
+        words = line.strip().split()
+        if not words or words[0].startswith("#"):
+            continue
+        for part in " ".join(words).split("&&"):
+            tokens = [w for w in part.split() if not re.match(r"^[0-9*]?>", w) and w not in (";", "then")]
+            while tokens and tokens[0] in ("if", "exec"):  # sh's `if command -v exomi && exomi ...`
+                tokens = tokens[1:]
+            if tokens and tokens[0] in ("exomi", "azd"):
+                commands.append(" ".join(tokens))
+    return commands
+
+
 def test_azure_yaml_deploys_the_function_app_and_runs_bootstrap_after_provisioning():
     text = _code(ROOT / "azure.yaml")
     assert re.search(r"services:\n  api:\n    project: \.\n    language: python\n    host: function\n", text)
-    for hook in ("postprovision", "postdeploy"):
-        script = re.search(rf"  {hook}:\n(?:      .*\n|    .*\n)*?      run: (\S+)", text)
-        assert script, hook
-        path = ROOT / script.group(1)
-        assert path.is_file() and os.access(path, os.X_OK), path
-    assert "exomi bootstrap" in _code(INFRA / "hooks" / "postprovision.sh")
+    hooks = azure_yaml_hooks()
+    assert set(hooks) == {"postprovision", "postdeploy"}
+    for hook, platforms in hooks.items():
+        # azd's hook schema (schemas/v1.0/azure.yaml.json, "hook"): with both posix and windows, the
+        # hook itself has no run/shell; each variant names its shell (sh or pwsh) and script.
+        assert set(platforms) == {"posix", "windows"}, hook
+        posix, windows = platforms["posix"], platforms["windows"]
+        assert (posix["shell"], windows["shell"]) == ("sh", "pwsh"), hook
+        assert posix["run"] == f"infra/hooks/{hook}.sh" and windows["run"] == f"infra/hooks/{hook}.ps1"
+        assert {k: v for k, v in posix.items() if k not in ("shell", "run")} == {
+            k: v for k, v in windows.items() if k not in ("shell", "run")
+        }, hook
+        for variant in (posix, windows):
+            path = ROOT / variant["run"]
+            assert path.is_file() and os.access(path, os.X_OK), path
+        sh, pwsh = hook_commands(ROOT / posix["run"]), hook_commands(ROOT / windows["run"])
+        assert sh and sh == pwsh, (hook, sh, pwsh)
+    assert hook_commands(INFRA / "hooks" / "postprovision.sh") == [
+        "exomi bootstrap --help",
+        "exomi bootstrap",
+    ]
+    assert hook_commands(INFRA / "hooks" / "postdeploy.sh") == [
+        "azd env set EXOMI_EVENTS_ENABLED true",
+        "azd provision --no-prompt",
+    ]
+    # The same guard on the setting in both: provision again only the first time.
+    for name in ("postdeploy.sh", "postdeploy.ps1"):
+        assert "EXOMI_EVENTS_ENABLED" in _code(INFRA / "hooks" / name).split("azd env set")[0], name
     # what the site must carry for azd to find the service
     assert "'azd-service-name': 'api'" in _code(INFRA / "modules" / "app.bicep")
 
