@@ -83,7 +83,9 @@ def step_costs(kind: str, t: Timings, lat: float, visible_at: float) -> dict[str
 
     def verify_aa(start: float, propagated: float) -> float:
         put_job = max(start + 2 * lat, propagated - t.job_start)  # GET 404, PUT; it runs after job_start
-        return put_job + t.job_start + t.job_run + lat  # the GET that sees Completed, then its output
+        # The GET that sees Completed, then its output: a job's output is read once it has ended (read
+        # while it runs, it may still lack the end of the connect test's output).
+        return put_job + t.job_start + t.job_run + 2 * lat
 
     def verify_vm(start: float, propagated: float) -> float:
         post = max(start + lat, propagated - t.run_command)  # the script runs run_command after the POST
