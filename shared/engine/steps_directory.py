@@ -8,6 +8,7 @@ from functools import partial
 from shared import constants
 from shared.engine.context import Observation, StepContext, StepResult, Verdict
 from shared.engine.step import Step
+from shared.engine.waits import started_now
 from shared.errors import AlreadyExists, PrerequisiteMissing, ReplicationPending, UpstreamRejected
 from shared.ownership import GrantKind, Ledger, OwnedGrant
 
@@ -175,6 +176,7 @@ class AppRoleGrant(Step):
             return await self.apply(ctx)
         except UpstreamRejected as error:
             raise _replication_or(error, principal_id) from error
+        granted_at = started_now()  # propagation runs from Graph's answer, not from this step's start
         await ctx.audit.done(0, action, before, {"assignment_id": grant.id, "granted": True}, request_id)
         await own(ctx, GrantKind.APP_ROLE, grant.id, made_by_exomi=True)
         return StepResult(
@@ -182,7 +184,7 @@ class AppRoleGrant(Step):
             changed=True,
             message=f"granted {constants.EXCHANGE_MANAGE_AS_APP_VALUE} (assignment {grant.id})",
             # Verification waits a propagation time from the latest grant (steps_verify.py).
-            facts={"app_role_assignment_id": grant.id, "app_role_granted_at": ctx.now.isoformat()},
+            facts={"app_role_assignment_id": grant.id, "app_role_granted_at": granted_at},
         )
 
 
@@ -250,10 +252,11 @@ class EntraRole(Step):
                 return await self.apply(ctx)
             except UpstreamRejected as error:
                 raise _replication_or(error, principal_id) from error
+            granted_at = started_now()
             await ctx.audit.done(
                 0, action, before, {"assignment_id": grant.id, "role": role_name}, request_id
             )
-            facts = {"role_assignment_id": grant.id, "role_granted_at": ctx.now.isoformat()}
+            facts = {"role_assignment_id": grant.id, "role_granted_at": granted_at}
             await own(ctx, GrantKind.ENTRA_ROLE, grant.id, made_by_exomi=True)
             changed = True
         else:
