@@ -43,8 +43,9 @@ AUTOMATION_RUNTIME_ENVIRONMENTS = frozenset({"2023-05-15-preview", "2024-10-23"}
 # ``properties`` and drops the inline list.
 AUTOMATION_AGENT_WORKER_GROUPS = frozenset({"2015-10-31", "2019-06-01", "2020-01-13-preview"})
 _FLAT_WORKER_GROUPS = AUTOMATION_AGENT_WORKER_GROUPS | {"2021-06-22"}
-# A worker group PUT answers 200 only (no 201) in stable/2021-06-22 and 2022-02-22's hybridRunbookWorkerGroup.json.
-AUTOMATION_WORKER_GROUP_PUT_200 = frozenset({"2021-06-22", "2022-02-22"})
+# A worker group's or worker's PUT answers 200 only (no 201) in stable/2021-06-22's hybridRunbookWorkerGroup.json
+# and hybridRunbookWorker.json and in 2022-02-22's hybridRunbookWorkerGroup.json.
+AUTOMATION_HYBRID_PUT_200 = frozenset({"2021-06-22", "2022-02-22"})
 AUTOMATION_BY_TYPE: dict[str, frozenset[str]] = {
     # account.json: stable/2015-10-31, 2019-06-01, 2021-06-22; preview/2020-01-13-preview, 2023-05-15-preview.
     "automationAccounts": AUTOMATION | {"2015-10-31", "2019-06-01", "2020-01-13-preview", "2021-06-22"},

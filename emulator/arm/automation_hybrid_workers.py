@@ -122,7 +122,7 @@ async def put_group(ctx: ArmContext) -> web.Response:
         modified_by=ctx.caller.principal.app_id,
     )
     ctx.tenant.put_resource(group)
-    created = 200 if ctx.api_version in api_versions.AUTOMATION_WORKER_GROUP_PUT_200 else 201
+    created = 200 if ctx.api_version in api_versions.AUTOMATION_HYBRID_PUT_200 else 201
     return arm_json(group_json(ctx.tenant, group), created)
 
 
@@ -296,7 +296,8 @@ async def put_worker(ctx: ArmContext) -> web.Response:
         modified_by=ctx.caller.principal.app_id,
     )
     ctx.tenant.put_resource(worker)
-    return arm_json(worker_json(ctx.tenant, worker), 201)
+    created = 200 if ctx.api_version in api_versions.AUTOMATION_HYBRID_PUT_200 else 201
+    return arm_json(worker_json(ctx.tenant, worker), created)
 
 
 async def get_worker(ctx: ArmContext) -> web.Response:

@@ -263,6 +263,16 @@ def test_worker_groups_at_2021_06_22_are_flat_and_at_2022_02_22_nested(emulator)
     )
     worker = _arm(emulator, "GET", f"{path}/hybridRunbookWorkers", "2021-06-22").json()["value"][0]
     assert worker["properties"]["workerType"] == "HybridV2"
+    second = _arm(
+        emulator,
+        "PUT",
+        f"{new}/hybridRunbookWorkers/{uuid.uuid4()}",
+        "2021-06-22",
+        {"properties": {"vmResourceId": worker["properties"]["vmResourceId"]}},
+    )
+    assert second.status_code == 200  # hybridRunbookWorker.json of 2021-06-22 lists only 200 too
+    inline = _arm(emulator, "GET", new, "2021-06-22").json()["hybridRunbookWorkers"]
+    assert [w["name"] for w in inline] == ["hrw1"]
 
     nested = _arm(emulator, "GET", new, "2022-02-22").json()
     assert nested["properties"] == {"groupType": "User", "credential": {"name": "RunAs"}}
