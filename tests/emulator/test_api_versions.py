@@ -387,6 +387,10 @@ def test_scale_sets_before_2020_12_01_have_no_orchestration_mode(emulator):
     created = _arm(emulator, "PUT", path, "2020-06-01", _scale_set("Flexible"))
     assert created.status_code == 201 and "orchestrationMode" not in created.json()["properties"]
     assert "orchestrationMode" not in _arm(emulator, "GET", path, "2020-06-01").json()["properties"]
+    # 2016-03-30's set has no uniqueId (from 2017-03-30) and no timeCreated (from 2021-11-01).
+    old_set = _arm(emulator, "GET", path, "2016-03-30").json()["properties"]
+    assert not {"uniqueId", "timeCreated"} & set(old_set) and old_set["virtualMachineProfile"]
+    assert "uniqueId" in _arm(emulator, "GET", path, "2017-03-30").json()["properties"]
     # The 2020-06-01 body could not ask for Flexible: the set is Uniform.
     assert _arm(emulator, "GET", path, "2020-12-01").json()["properties"]["orchestrationMode"] == "Uniform"
     assert (
