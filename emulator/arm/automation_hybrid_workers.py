@@ -5,7 +5,8 @@ Groups (``{AA}/hybridRunbookWorkerGroups/{name}``): shapes from azure-rest-api-s
 (getHybridRunbookWorkerGroup.json): ``groupType`` is "User" for groups people create, ``credential`` is
 optional. Workers (``…/{group}/hybridRunbookWorkers/{id}``): ``hybridRunbookWorker.json`` (2021-06-22 and
 later) and its examples (putHybridRunbookWorker.json, moveHybridRunbookWorker.json): an extension-based
-("HybridV2") worker names its machine in ``vmResourceId``.
+("HybridV2") worker names its machine in ``vmResourceId``. Older api-versions' group shapes (flat, the
+workers inline, no PUT before 2021-06-22) are api_versions.SHAPES' and the checks in ``put_group``.
 
 A job started with ``runOn`` a group runs on one of its workers (automation_jobs.py): the first registered
 worker whose machine is an emulated VM that is running. There it uses the machine's modules, and the
@@ -20,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from emulator.arm import api_versions
 from emulator.arm.automation_accounts import account_guid
 from emulator.arm.automation_common import (
     AA,
@@ -59,10 +61,14 @@ def find_group(tenant: Tenant, account: ArmResource, name: str) -> ArmResource |
     return tenant.get_resource(f"{account.id}/hybridRunbookWorkerGroups/{name}")
 
 
-def group_json(group: ArmResource) -> dict[str, Any]:
+def group_json(tenant: Tenant, group: ArmResource) -> dict[str, Any]:
     properties: dict[str, Any] = {"groupType": "User"}
     if group.properties.get("credential"):
         properties["credential"] = group.properties["credential"]
+    # The machines inline, as 2021-06-22 and older versions show them (HybridRunbookWorker of 2015-10-31's
+    # hybridRunbookWorkerGroup.json; newer versions drop it, api_versions.SHAPES). That they list
+    # extension-based workers too is a *guess*.
+    properties["hybridRunbookWorkers"] = [_legacy_worker(tenant, w) for w in workers_of(tenant, group)]
     return {
         "id": group.id,
         "name": group.name,
@@ -95,6 +101,9 @@ def _require_group(ctx: ArmContext) -> tuple[ArmResource, ArmResource]:
 
 
 async def put_group(ctx: ArmContext) -> web.Response:
+    if ctx.api_version in api_versions.AUTOMATION_AGENT_WORKER_GROUPS:
+        # The agent-based versions have no PUT: agents joined groups by registering (*guess*: the answer).
+        raise ArmError(405, "MethodNotAllowed", "The requested resource does not support http method 'PUT'.")
     account = require_parent_account(ctx, "hybridRunbookWorkerGroups")
     name = ctx.params["groupName"]
     check_name(name, NAME_RE, "hybrid runbook worker group", "Use letters, digits, spaces, '-' and '_'.")
@@ -103,7 +112,7 @@ async def put_group(ctx: ArmContext) -> web.Response:
     if existing is not None:
         existing.properties["credential"] = credential
         existing.modified_by = ctx.caller.principal.app_id
-        return arm_json(group_json(existing), 200)
+        return arm_json(group_json(ctx.tenant, existing), 200)
     group = ArmResource(
         id=f"{account.id}/hybridRunbookWorkerGroups/{name}",
         type=GROUP_TYPE,
@@ -113,18 +122,19 @@ async def put_group(ctx: ArmContext) -> web.Response:
         modified_by=ctx.caller.principal.app_id,
     )
     ctx.tenant.put_resource(group)
-    return arm_json(group_json(group), 201)
+    created = 200 if ctx.api_version in api_versions.AUTOMATION_HYBRID_PUT_200 else 201
+    return arm_json(group_json(ctx.tenant, group), created)
 
 
 async def get_group(ctx: ArmContext) -> web.Response:
-    return arm_json(group_json(_require_group(ctx)[1]))
+    return arm_json(group_json(ctx.tenant, _require_group(ctx)[1]))
 
 
 async def patch_group(ctx: ArmContext) -> web.Response:
     _, group = _require_group(ctx)
     group.properties["credential"] = await _credential(ctx)
     group.modified_by = ctx.caller.principal.app_id
-    return arm_json(group_json(group))
+    return arm_json(group_json(ctx.tenant, group))
 
 
 async def delete_group(ctx: ArmContext) -> web.Response:
@@ -136,7 +146,7 @@ async def delete_group(ctx: ArmContext) -> web.Response:
 async def list_groups(ctx: ArmContext) -> web.Response:
     account = require_parent_account(ctx, "hybridRunbookWorkerGroups")
     groups = ctx.tenant.children(f"{account.id}/hybridRunbookWorkerGroups")
-    return paged(ctx, [group_json(group) for group in groups])
+    return paged(ctx, [group_json(ctx.tenant, group) for group in groups])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -231,6 +241,16 @@ def worker_json(tenant: Tenant, worker: ArmResource) -> dict[str, Any]:
     }
 
 
+def _legacy_worker(tenant: Tenant, worker: ArmResource) -> dict[str, Any]:
+    properties = worker_json(tenant, worker)["properties"]
+    return {
+        "name": properties["workerName"],
+        "ip": properties["ip"],
+        "registrationTime": properties["registeredDateTime"],
+        "lastSeenDateTime": properties["lastSeenDateTime"],
+    }
+
+
 def _worker_path(group: ArmResource, worker_id: str) -> str:
     return f"{group.id}/hybridRunbookWorkers/{worker_id}"
 
@@ -276,7 +296,8 @@ async def put_worker(ctx: ArmContext) -> web.Response:
         modified_by=ctx.caller.principal.app_id,
     )
     ctx.tenant.put_resource(worker)
-    return arm_json(worker_json(ctx.tenant, worker), 201)
+    created = 200 if ctx.api_version in api_versions.AUTOMATION_HYBRID_PUT_200 else 201
+    return arm_json(worker_json(ctx.tenant, worker), created)
 
 
 async def get_worker(ctx: ArmContext) -> web.Response:

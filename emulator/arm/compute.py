@@ -625,6 +625,11 @@ async def get_operation(ctx: ArmContext) -> web.Response:
         raise ArmError(404, "NotFound", "The entity was not found in this Azure location.")
     now = time.time()
     _settle(ctx.tenant, operation, now)
+    # Before 2018-04-01 a Run Command's result is the operation status, its output the statuses themselves.
+    as_status = ctx.api_version in api_versions.COMPUTE_RUN_COMMAND_AS_STATUS
+    output = operation.result
+    if as_status and output is not None:
+        output = output["value"]
     # No Retry-After: clients poll at their own polling_interval.
     if ctx.request.query.get("monitor", "").lower() == "true":
         # The Location URL: 202 while running, then the operation's result.
@@ -632,9 +637,10 @@ async def get_operation(ctx: ArmContext) -> web.Response:
             return web.Response(status=202, headers={"Location": str(ctx.request.url)})
         if operation.error:
             raise ArmError(404, operation.error["code"], operation.error["message"])
-        if operation.result is not None:
+        if operation.result is not None and not as_status:
             return arm_json(operation.result)
-        return web.Response(status=200)
+        if operation.result is None:
+            return web.Response(status=200)
     body: dict[str, Any] = {
         "startTime": iso(operation.started_at),
         "status": "InProgress",
@@ -648,7 +654,7 @@ async def get_operation(ctx: ArmContext) -> web.Response:
     else:
         body["status"] = "Succeeded"
         if operation.result is not None:
-            body["properties"] = {"output": operation.result}
+            body["properties"] = {"output": output}
     return arm_json(body)
 
 

@@ -45,7 +45,8 @@ from emulator.tenant import ArmResource, iso
 TOPIC_TYPE = "Microsoft.EventGrid/systemTopics"
 SUBSCRIPTION_TYPE = "Microsoft.EventGrid/systemTopics/eventSubscriptions"
 SUBSCRIPTIONS_TOPIC_TYPE = "Microsoft.Resources.Subscriptions"
-# azure-mgmt-eventgrid 10.4.0's default (stable/2025-02-15/EventGrid.json) and 2022-06-15 (api_versions.py).
+# Every EventGrid.json version that defines system topics (api_versions.EVENTGRID; what older ones lack is
+# api_versions.SHAPES'); the shapes are azure-mgmt-eventgrid 10.4.0's default, stable/2025-02-15.
 API_VERSIONS = api_versions.EVENTGRID
 # learn.microsoft.com "Naming rules and restrictions": system topics 3-128 alphanumerics and hyphens.
 TOPIC_NAME_RE = re.compile(r"^[A-Za-z0-9-]{3,128}$")
