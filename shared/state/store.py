@@ -40,7 +40,7 @@ from shared.state.records import (
 from shared.state.refusals import RefusalLog
 from shared.state.requests import RequestStore
 from shared.state.steps import StepStore
-from shared.state.tables import Tables, open_table_service
+from shared.state.tables import TableCalls, Tables, open_table_service
 from shared.state.targets import TargetStore
 
 # A lock whose request was never written (a crash between taking the lock and writing the request)
@@ -83,10 +83,11 @@ class StateStore:
         stale_lock_after: timedelta = DEFAULT_STALE_LOCK_AFTER,
     ) -> StateStore:
         """Connect to the configured storage and create any missing table."""
+        calls = TableCalls()
         service = open_table_service(
-            settings.storage, credential, proxy=settings.https_proxy, no_proxy=settings.no_proxy
+            settings.storage, credential, proxy=settings.https_proxy, no_proxy=settings.no_proxy, calls=calls
         )
-        tables = Tables(service, settings.table_prefix)
+        tables = Tables(service, settings.table_prefix, calls)
         await tables.ensure()
         return cls(tables, stale_lock_after=stale_lock_after)
 
@@ -288,6 +289,12 @@ class StateStore:
 
     async def acquire_target(self, target: ResourceId, request_id: str) -> TargetLock:
         """Make `request_id` the target's active request; Conflict names the request that holds it."""
+        # A target that was never locked has no lock row: inserting it is the whole job, one round trip
+        # (the insert fails if the row exists; then the lock is read and replaced as below).
+        try:
+            return await self.targets.write_lock(target.key, target.canonical, request_id, replacing=None)
+        except ConcurrencyError:
+            pass
         for _ in range(_LOCK_ATTEMPTS):
             lock = await self.targets.get_lock(target.key)
             if lock is not None and lock.request_id == request_id:
