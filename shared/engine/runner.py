@@ -108,24 +108,33 @@ class Engine:
         self.remove_unmanaged_grants = remove_unmanaged_grants  # policy remove_unmanaged_grants
 
     async def advance(
-        self, request_id: str, *, take_over: bool = False, on_step: StepListener | None = None
+        self,
+        request_id: str,
+        *,
+        take_over: bool = False,
+        on_step: StepListener | None = None,
+        record: RequestRecord | None = None,
     ) -> RequestRecord:
         """Runs what can run now; returns the request as stored afterwards. A pass holds the request
         for ``timings.lease`` seconds (renewed while it works); a pass that finds another one holding it
         does nothing, unless ``take_over`` (an operator knows the other one is dead). ``on_step`` hears of
-        each step's outcome as it is saved (the CLI's progress). One trace per pass: its steps and their
-        Azure calls nest under its span."""
+        each step's outcome as it is known (the CLI's progress; it is written at the pass's next
+        checkpoint). ``record``: the request as the caller just read it (or the last pass left it), not
+        read again; if it changed since, the claim's ETag fails and the pass returns it as it is now.
+        One trace per pass: its steps and their Azure calls nest under its span."""
+        if record is not None and record.id != request_id:
+            raise ValueError(f"the record of request {record.id} given for request {request_id}")
         with telemetry.span("exomi.pass", {telemetry.REQUEST_ID: request_id}) as current:
-            record = await self._advance(request_id, take_over=take_over, on_step=on_step)
+            record = await self._advance(request_id, take_over=take_over, on_step=on_step, given=record)
             telemetry.annotate(
                 current, {**telemetry.request_attributes(record), telemetry.OUTCOME: record.status}
             )
             return record
 
     async def _advance(
-        self, request_id: str, *, take_over: bool, on_step: StepListener | None
+        self, request_id: str, *, take_over: bool, on_step: StepListener | None, given: RequestRecord | None
     ) -> RequestRecord:
-        record = await self.state.requests.get(request_id)
+        record = given or await self.state.requests.get(request_id)
         if not record.status.active or record.status is RequestStatus.AWAITING_APPROVAL:
             return record  # ended, or nothing may happen before an approver approves it
         if held_by_a_pass(record) and not take_over:

@@ -20,7 +20,7 @@ def made(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) ->
     return calls
 
 
-async def test_a_provision_of_one_identity_makes_at_most_28_table_calls(emulator, azurite, targets):
+async def test_a_provision_of_one_identity_makes_at_most_26_table_calls(emulator, azurite, targets):
     emulator.set_timings(replication_delay=0)  # the new identity is visible at once: one pass
     identity = targets.user_assigned_identity()
     env = ExomiRunner(emulator, azurite).env()
@@ -53,6 +53,7 @@ async def test_a_provision_of_one_identity_makes_at_most_28_table_calls(emulator
     assert results == ["app-role", "app-role", "entra-role", "entra-role"]  # each: intent and result
     assert target is not None and target.granted.app_role_assignment_id and target.granted.role_assignment_id
     total = sum(sum(operations.values()) for operations in calls.values())
-    # 48 before a pass kept what it read and wrote its records in batches; 26 since.
-    assert total <= 28, calls
+    # 48 before a pass kept what it read and wrote its records in batches, 24 since (3 of them once per
+    # process or deployment: the learned durations, the principals index marker and its scan).
+    assert total <= 26, calls
     assert "(tables)" not in calls  # the tables were created when the app opened, once
