@@ -60,7 +60,17 @@ from shared.state.store import StateStore
 log = logging.getLogger("exomi.engine")
 FINISHED = {StepStatus.DONE, StepStatus.SKIPPED}
 LEARNED_FRESH_SECONDS = 300.0  # how long a pass relies on the learned durations it read
+KEPT_REQUESTS = 1000  # waiting requests whose steps and audit a process keeps between passes
 StepListener = Callable[[StepRecord], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """A request's steps and audit as the last pass in this process wrote them, and its ETag after it."""
+
+    etag: str
+    steps: dict[str, StepRecord]
+    audit: list[AuditRecord]
 
 
 @dataclass
@@ -104,6 +114,7 @@ class Engine:
         self.configured = timings  # the settings
         self.timings = timings  # the settings, with learned durations where a setting says "not known"
         self._learned_until = 0.0  # monotonic time until which the learned durations are fresh
+        self._kept: dict[str, _Kept] = {}  # by request id, oldest first (Engine._keep)
         self.roll_back_on_failure = roll_back_on_failure  # policy on_failure
         self.remove_unmanaged_grants = remove_unmanaged_grants  # policy remove_unmanaged_grants
 
@@ -153,6 +164,12 @@ class Engine:
             )
             steps: list[StepRecord] = []
             audit: list[AuditRecord] = []
+        elif (kept := self._kept.pop(request_id, None)) is not None and kept.etag == record.etag:
+            # The last pass of this request ran in this process and nobody has written the request since
+            # (every pass claims it, which changes its ETag): its steps and audit are as that pass left them.
+            steps, audit = list(kept.steps.values()), kept.audit
+            target_record = await self.state.targets.get(target.key)  # reconciliation may write it
+            claimed = await self._claim(record)
         else:
             steps, audit, target_record = await asyncio.gather(
                 self.state.steps.list(request_id),
@@ -304,13 +321,23 @@ class Engine:
         due_times = [stored[name].check_again_at if name in stored else None for name in ready]
         check_again_at = min((t or utcnow() for t in due_times), default=utcnow())
         await self._store_target(target_record, stored_target)
-        return await self._update(
+        record = await self._update(
             record,
             status=RequestStatus.WAITING,
             check_again_at=check_again_at,
             message=_waiting_message(stored, ready),
             lease_until=None,
         )
+        self._keep(record, journal)
+        return record
+
+    def _keep(self, record: RequestRecord, journal: Journal) -> None:
+        """What the next pass of this request needs if it runs in this process: the steps and audit as
+        this pass wrote them, valid while the request's ETag is the one this pass left it with."""
+        while len(self._kept) >= KEPT_REQUESTS:
+            self._kept.pop(next(iter(self._kept)))  # the oldest
+        if record.etag is not None:
+            self._kept[record.id] = _Kept(record.etag, dict(journal.steps), list(journal.audit.values()))
 
     async def observe(
         self, record: RequestRecord, target_record: TargetRecord | None

@@ -7,6 +7,7 @@ record instead of adding a second one; a record is never overwritten or deleted.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
@@ -18,7 +19,7 @@ from shared.state.codec import get_json, put_json
 from shared.state.query import Filter, etag_of, fetch_all, fetch_page
 from shared.state.records import AuditRecord, Page
 from shared.state.steps import check_step_name
-from shared.state.transactions import submit
+from shared.state.transactions import MIN_OPERATIONS, submit
 
 
 def audit_row_key(step: str, sequence: int) -> str:
@@ -40,12 +41,12 @@ class AuditLog:
         return record.model_copy(update={"etag": etag_of(metadata)}), True
 
     async def append_all(self, records: list[AuditRecord]) -> None:
-        """Record several changes of one request at once (one transaction). If one of them is there
+        """Record several changes of one request at once (one transaction; one or two records are
+        appended on their own, at the same time). If one of them is there
         already (a replay), the transaction writes nothing and each is appended on its own, which keeps
         the first record of each."""
-        if len(records) <= 1:
-            for record in records:
-                await self.append(record)
+        if len(records) < MIN_OPERATIONS:
+            await asyncio.gather(*(self.append(record) for record in records))
             return
         if len({record.request_id for record in records}) != 1:
             raise ValueError("append_all takes the records of one request")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -15,7 +16,7 @@ from shared.ids import validate_guid
 from shared.state.codec import get_json, put_json, put_text
 from shared.state.query import Filter, etag_of, fetch_all
 from shared.state.records import StepRecord, utcnow
-from shared.state.transactions import Operation, submit
+from shared.state.transactions import MIN_OPERATIONS, Operation, submit
 
 # Step names are chosen by code, never by callers; they are RowKeys, so keep them plain.
 STEP_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -51,10 +52,10 @@ class StepStore:
 
     async def save_all(self, steps: list[StepRecord]) -> list[StepRecord]:
         """Write several steps of one request as ``save`` does, in one transaction (one round trip, or a
-        few for more than fit in one): if one changed since it was read, that transaction is not written
-        (ConcurrencyError)."""
-        if len(steps) <= 1:
-            return [await self.save(step) for step in steps]
+        few for more than fit in one; one or two steps are written on their own, at once): if one changed
+        since it was read, that transaction is not written (ConcurrencyError)."""
+        if len(steps) < MIN_OPERATIONS:
+            return list(await asyncio.gather(*(self.save(step) for step in steps)))
         if len({step.request_id for step in steps}) != 1 or len({step.name for step in steps}) != len(steps):
             raise ValueError("save_all takes distinct steps of one request")
         now = utcnow()

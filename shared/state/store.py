@@ -289,12 +289,6 @@ class StateStore:
 
     async def acquire_target(self, target: ResourceId, request_id: str) -> TargetLock:
         """Make `request_id` the target's active request; Conflict names the request that holds it."""
-        # A target that was never locked has no lock row: inserting it is the whole job, one round trip
-        # (the insert fails if the row exists; then the lock is read and replaced as below).
-        try:
-            return await self.targets.write_lock(target.key, target.canonical, request_id, replacing=None)
-        except ConcurrencyError:
-            pass
         for _ in range(_LOCK_ATTEMPTS):
             lock = await self.targets.get_lock(target.key)
             if lock is not None and lock.request_id == request_id:

@@ -15,6 +15,10 @@ from typing import Any
 from azure.data.tables.aio import TableClient
 
 MAX_OPERATIONS = 100
+# Fewer writes than this go one by one (at once): azure-data-tables parses a transaction's multipart
+# answer with the email package, about 3 ms of client CPU per transaction against about 1.4 ms per single
+# call (measured against Azurite), so a transaction saves CPU from three writes on, round trips from two.
+MIN_OPERATIONS = 3
 # Under the 4 MiB body: entities are counted at 2 bytes per character (UTF-16 is what Table Storage
 # limits), which over-counts the body's UTF-8 JSON of ASCII text, leaving room for the multipart framing.
 MAX_BODY_BYTES = 3 * 1024 * 1024
