@@ -263,7 +263,11 @@ class EntraRole(Step):
             await own(ctx, GrantKind.ENTRA_ROLE, facts["role_assignment_id"], made_by_exomi=made)
         # A role exomi assigned earlier for this target: no longer needed by it, removed unless another
         # target sharing the identity still needs it (the assignments are listed only when there is one).
-        earlier_grants = await self._earlier(ctx, facts["role_assignment_id"], fresh=True)
+        # Which roles this target needs only this request changes (the ledger as the pass has it says);
+        # who else needs one decides its removal, and is read as stored now.
+        earlier_grants = await self._earlier(ctx, facts["role_assignment_id"])
+        if earlier_grants:
+            earlier_grants = await self._earlier(ctx, facts["role_assignment_id"], fresh=True)
         present = {g.id for g in await ctx.graph.role_grants(principal_id)} if earlier_grants else set()
         for index, earlier in enumerate(earlier_grants, start=1):
             removal = f"remove earlier Entra role assignment {earlier.assignment_id}"
