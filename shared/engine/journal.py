@@ -46,19 +46,27 @@ class Journal:
         self._steps[record.name] = record
         return record
 
-    @property
-    def pending(self) -> bool:
-        return bool(self._steps or self._results)
-
     async def flush(self) -> None:
         """Write what is pending: the audit results first, then the steps. A step recorded done whose
-        result record were lost would never be looked at again; the other way round, the step runs
-        again and finds its result recorded."""
-        if self._results:
-            await self.state.audit.append_all(list(self._results.values()))
-            self._results.clear()
-        if self._steps:
-            saved = await self.state.steps.save_all(list(self._steps.values()))
-            self._steps.clear()
-            for record in saved:
-                self.steps[record.name] = record
+        result records were lost would never be looked at again; the other way round, the step runs
+        again and finds its results recorded. Steps still running may add to the journal meanwhile
+        (a heartbeat's checkpoint): that waits for the next checkpoint."""
+        results, self._results = self._results, {}
+        try:
+            if results:
+                await self.state.audit.append_all(list(results.values()))
+        except BaseException:
+            self._results = {**results, **self._results}
+            raise
+        steps, self._steps = self._steps, {}
+        try:
+            saved = await self.state.steps.save_all(list(steps.values())) if steps else []
+        except BaseException:
+            self._steps = {**steps, **self._steps}
+            raise
+        for record in saved:
+            newer = self._steps.get(record.name)  # a later outcome of the step, kept meanwhile
+            if newer is not None:
+                newer = newer.model_copy(update={"etag": record.etag})
+                self._steps[record.name] = newer
+            self.steps[record.name] = newer or record
