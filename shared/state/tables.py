@@ -31,7 +31,7 @@ TABLE_NAMES = (
 class TableCalls:
     """How many HTTP calls this process made to each table, by operation: the bench's and an operator's
     view of what a provision costs in storage round trips (docs/STATE.md). It sees every try, retries
-    included, as azure-core's ``raw_request_hook`` (one string split per call, nothing stored per call)."""
+    included, as azure-core's ``raw_request_hook`` (a few string splits and one counter per call)."""
 
     def __init__(self) -> None:
         self.counts: Counter[tuple[str, str]] = Counter()
@@ -66,9 +66,11 @@ def _table_and_operation(method: str, url: str, headers: Any, http: Any) -> tupl
         return TABLES_ENDPOINT, {"GET": "query", "POST": "create", "DELETE": "delete"}.get(method, method)
     if not keys or keys == ")":  # the table itself: query the entities, or insert one
         return name, "query" if method == "GET" else "insert" if method == "POST" else method.lower()
-    if method in ("PUT", "MERGE", "PATCH"):  # with If-Match: an update or merge; without: an upsert
-        verb = "update" if method == "PUT" else "merge"
-        return name, verb if headers.get("If-Match") else f"upsert ({verb})"
+    if method in ("PUT", "MERGE", "PATCH"):  # with If-Match: Update/Merge Entity; without: Insert Or ...
+        conditional = bool(headers.get("If-Match"))
+        if method == "PUT":
+            return name, "update" if conditional else "insert-or-replace"
+        return name, "merge" if conditional else "insert-or-merge"
     return name, {"GET": "get", "DELETE": "delete"}.get(method, method.lower())
 
 
