@@ -7,7 +7,7 @@ identities with the admin's SDK clients, then in this process, through the servi
 (``ExomiService.submit_provision`` and ``run_to_end``), provisions them all at once. One identity is
 provisioned first so that imports and first-call costs are not counted. Prints the CPU time of this
 process per identity (``time.process_time``: the emulator and Azurite run in other processes), the ARM,
-Graph calls per identity, and the 429s the emulator answered (its counter, by limit) and exomi's pacer saw.
+Graph and Table Storage calls per identity (the Table calls also by table and operation), and the 429s the emulator answered (its counter, by limit) and exomi's pacer saw.
 ``--rate-limits '<json>'`` turns the emulator's limits on (a body as ``PUT /_control/ratelimits`` takes, on
 the wall clock unless it says otherwise), e.g. ``'{"limits": {"graph_resource_units": {"size": 20,
 "refill_per_second": 40}}}'``; ``--no-pacing`` sends every request at once, as exomi did before it paced
@@ -54,6 +54,21 @@ async def provision_all(service: Any, ids: list[str], organization: str) -> list
     return await asyncio.gather(*(one(t) for t in ids))
 
 
+def table_calls(
+    before: dict[str, dict[str, int]], after: dict[str, dict[str, int]], n: int
+) -> dict[str, Any]:
+    """Table Storage calls per identity, in all and by table and operation (exomi's own counter)."""
+    by_table: dict[str, dict[str, float]] = {}
+    total = 0
+    for table, operations in after.items():
+        for operation, count in operations.items():
+            made = count - before.get(table, {}).get(operation, 0)
+            if made:
+                total += made
+                by_table.setdefault(table, {})[operation] = round(made / n, 2)
+    return {"table_calls_per_identity": round(total / n, 2), "table_calls_by_table": by_table}
+
+
 class Unpaced:
     """A limiter that lets everything through at once (the comparison without pacing)."""
 
@@ -83,6 +98,8 @@ async def measure(
         service = ExomiService(app)
         await provision_all(service, ids[:1], emulator.organization)  # imports, tokens, tables
         start_log = emulator.log_position()
+        calls = app.state.tables.calls
+        calls_before = calls.snapshot(app.state.tables.prefix)
         profiler = cProfile.Profile() if profile else None
         wall, cpu = time.perf_counter(), time.process_time()
         if profiler:
@@ -92,6 +109,7 @@ async def measure(
             profiler.disable()
             profiler.dump_stats(profile)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        calls_after = calls.snapshot(app.state.tables.prefix)
     entries = emulator.log(start_log)
     by_service: dict[str, int] = {}
     for entry in entries:
@@ -103,6 +121,7 @@ async def measure(
         "wall_s": round(wall, 2),
         "arm_calls_per_identity": round(by_service.get("arm", 0) / n, 2),
         "graph_calls_per_identity": round(by_service.get("graph", 0) / n, 2),
+        **table_calls(calls_before, calls_after, n),
         "http_429": sum(1 for e in entries if e["status"] == 429),
         "emulator_429s_by_limit": emulator.rate_limits().get("throttled", {}),
         "pacer_429s_by_gate": app.clients.pacer.throttled() if pacing else None,

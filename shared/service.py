@@ -736,9 +736,15 @@ class ExomiService:
         return await self.app.state.requests.list(**filters)
 
     async def advance(
-        self, request_id: str, *, take_over: bool = False, on_step: StepListener | None = None
+        self,
+        request_id: str,
+        *,
+        take_over: bool = False,
+        on_step: StepListener | None = None,
+        record: RequestRecord | None = None,
     ) -> RequestRecord:
-        return await self.app.engine.advance(request_id, take_over=take_over, on_step=on_step)
+        """One engine pass; ``record``: the request as just read (Engine.advance does not read it again)."""
+        return await self.app.engine.advance(request_id, take_over=take_over, on_step=on_step, record=record)
 
     @telemetry.traced("exomi.run", lambda arguments: {telemetry.REQUEST_ID: arguments["request_id"]})
     async def run_to_end(
@@ -765,9 +771,13 @@ class ExomiService:
             await show(current)
 
         current = await self._get(request_id)
-        seen.update({s.name: s for s in await self.app.state.steps.list(request_id)})
+        if on_progress is not None:
+            seen.update({s.name: s for s in await self.app.state.steps.list(request_id)})
         while True:
-            record = current = await self.advance(request_id, take_over=take_over, on_step=step_saved)
+            # Each pass starts from the request as the last one left it (its ETag guards the claim).
+            record = current = await self.advance(
+                request_id, take_over=take_over, on_step=step_saved, record=current
+            )
             take_over = False  # only the first pass takes it over: from then on this process holds it
             await show(record)
             if record.status is RequestStatus.AWAITING_APPROVAL:
@@ -821,7 +831,8 @@ class ExomiService:
         ):
             return  # a duplicate work item: the one the last pass queued comes when the request is due
         else:
-            record = await self.advance(item.request_id)  # an exception makes the host retry, then poison
+            # An exception makes the host retry, then poison.
+            record = await self.advance(item.request_id, record=record)
             if record.status is RequestStatus.RUNNING or held_by_a_pass(record):
                 # Another pass holds it (a duplicate work item, maybe on another instance): that pass
                 # queues it again when it ends; this one looks again once the lease would have run

@@ -3,7 +3,9 @@ target's record, and an audit trail whose records survive a crash at any point."
 
 from __future__ import annotations
 
+import asyncio
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -11,10 +13,13 @@ from typing import Any
 from shared.azure.arm import ArmGateway, ResourceRef
 from shared.azure.clients import ARM_CORRELATION
 from shared.azure.graph import GraphGateway
+from shared.engine.journal import Journal
 from shared.ids import ResourceId, TargetKind
 from shared.models import ProvisionRequest, Role, Runtime
+from shared.ownership import Ledger
 from shared.policy import Decision
 from shared.settings import EngineTimings, ExchangeEnvironment
+from shared.state.ledger import update_ledger
 from shared.state.records import AuditRecord, RequestRecord, TargetRecord, utcnow
 from shared.state.store import StateStore
 
@@ -57,18 +62,20 @@ def resource_ref(resource_id: ResourceId) -> ResourceRef:
 
 class AuditTrail:
     """Audit records for one step of one request. A change is recorded twice: an intent before the
-    call and the result after it, under sequence numbers that are the same on a replay. A crash
-    between the call and the result record is mended when the step runs again and finds the change
-    made (``settle``), so a change is never lost and never recorded twice."""
+    call (written at once) and the result after it (written at the pass's next checkpoint,
+    shared/engine/journal.py), under sequence numbers that are the same on a replay. A crash between
+    the call and the result record is mended when the step runs again and finds the change made
+    (``settle``), so a change is never lost and never recorded twice."""
 
-    def __init__(
-        self, state: StateStore, request: RequestRecord, step: str, attempt: int, existing: list[AuditRecord]
-    ) -> None:
-        self.state = state
+    def __init__(self, journal: Journal | None, request: RequestRecord, step: str, attempt: int) -> None:
+        self.journal = journal  # None: plan and diagnose, which write nothing
         self.request = request
         self.step = step
         self.base = attempt * 100
-        self.existing = {(r.step, r.sequence): r for r in existing}
+        self.existing = {(r.step, r.sequence): r for r in journal.of_step(step)} if journal else {}
+        # This request set out to make a change that settle found in place: a change of this request's,
+        # though the run that made it did not get to record the step's outcome.
+        self.found_own_change = False
 
     def _record(
         self,
@@ -93,9 +100,14 @@ class AuditTrail:
             channel=self.request.channel,
         )
 
+    def _journal(self) -> Journal:
+        if self.journal is None:
+            raise RuntimeError(f"step {self.step} records a change while only observing")
+        return self.journal
+
     async def intend(self, index: int, action: str, before: Any) -> None:
         record = self._record(self.base + 2 * index, f"{action} (started)", before, None)
-        await self.state.audit.append(record)
+        await self._journal().intend(record)
         self.existing[(self.step, record.sequence)] = record
 
     async def done(
@@ -107,7 +119,7 @@ class AuditTrail:
         record = self._record(
             self.base + 2 * index + 1, action, before, after, service_request_id, correlation_id
         )
-        await self.state.audit.append(record)
+        self._journal().result(record)
         self.existing[(self.step, record.sequence)] = record
 
     async def settle(self, index: int, action: str, after: Any) -> bool:
@@ -124,9 +136,53 @@ class AuditTrail:
                 record = self._record(
                     sequence + 1, action, intent.before, {"found_after_resume": True, **(after or {})}
                 )
-                await self.state.audit.append(record)
+                self._journal().result(record)
                 self.existing[(step, sequence + 1)] = record
+        self.found_own_change = self.found_own_change or made
         return made
+
+
+class PassLedgers:
+    """The ownership ledgers as this pass last read or wrote them, by identity (one read per identity
+    and pass where a fresh one is not needed).
+
+    ``known`` is for what only this request changes, the grants its own target needs (one active
+    request per target). A write starts from the known ledger and is conditioned on its ETag, so a ledger
+    another request changed meanwhile is read again and the change applied to that; the steps of one
+    pass write one identity's ledger one after the other, each from the last one's result. What decides
+    a removal (who else needs a grant) reads ``fresh``."""
+
+    def __init__(self, state: StateStore) -> None:
+        self.state = state
+        self._known: dict[str, Ledger] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _lock(self, principal_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(principal_id.lower(), asyncio.Lock())
+
+    async def fresh(self, principal_id: str) -> Ledger:
+        ledger = await self.state.ledger(principal_id)
+        self._known[ledger.principal_id] = ledger
+        return ledger
+
+    async def known(self, principal_id: str) -> Ledger:
+        async with self._lock(principal_id):
+            ledger = self._known.get(principal_id.lower())
+            return ledger if ledger is not None else await self.fresh(principal_id)
+
+    async def update(self, principal_id: str, change: Callable[[Ledger], Ledger]) -> Ledger:
+        first = True
+
+        async def read() -> Ledger:
+            nonlocal first
+            known = self._known.get(principal_id.lower()) if first else None
+            first = False
+            return known if known is not None else await self.fresh(principal_id)
+
+        async with self._lock(principal_id):
+            ledger = await update_ledger(read, self.state.ledgers, change)
+            self._known[ledger.principal_id] = ledger
+            return ledger
 
 
 @dataclass(frozen=True)
@@ -174,6 +230,7 @@ class StepContext:
     facts: dict[str, Any]
     target_record: TargetRecord | None
     audit: AuditTrail
+    ledgers: PassLedgers  # the identity's ownership ledger, read once per pass where that is enough
     memo: dict[str, Any] = field(default_factory=dict)
     now: datetime = field(default_factory=utcnow)
 

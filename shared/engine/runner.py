@@ -23,7 +23,8 @@ from azure.core.exceptions import ServiceRequestError
 from shared import telemetry
 from shared.azure.arm import ArmGateway
 from shared.azure.graph import GraphGateway
-from shared.engine.context import AuditTrail, Observation, StepContext, StepResult, Verdict
+from shared.engine.context import AuditTrail, Observation, PassLedgers, StepContext, StepResult, Verdict
+from shared.engine.journal import Journal
 from shared.engine.plan import plan_for
 from shared.engine.privileges import drift_of, observe_privileges
 from shared.engine.rollback import Rollback, roll_back
@@ -59,7 +60,17 @@ from shared.state.store import StateStore
 log = logging.getLogger("exomi.engine")
 FINISHED = {StepStatus.DONE, StepStatus.SKIPPED}
 LEARNED_FRESH_SECONDS = 300.0  # how long a pass relies on the learned durations it read
+KEPT_REQUESTS = 1000  # waiting requests whose steps and audit a process keeps between passes
 StepListener = Callable[[StepRecord], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """A request's steps and audit as the last pass in this process wrote them, and its ETag after it."""
+
+    etag: str
+    steps: dict[str, StepRecord]
+    audit: list[AuditRecord]
 
 
 @dataclass
@@ -103,28 +114,38 @@ class Engine:
         self.configured = timings  # the settings
         self.timings = timings  # the settings, with learned durations where a setting says "not known"
         self._learned_until = 0.0  # monotonic time until which the learned durations are fresh
+        self._kept: dict[str, _Kept] = {}  # by request id, oldest first (Engine._keep)
         self.roll_back_on_failure = roll_back_on_failure  # policy on_failure
         self.remove_unmanaged_grants = remove_unmanaged_grants  # policy remove_unmanaged_grants
 
     async def advance(
-        self, request_id: str, *, take_over: bool = False, on_step: StepListener | None = None
+        self,
+        request_id: str,
+        *,
+        take_over: bool = False,
+        on_step: StepListener | None = None,
+        record: RequestRecord | None = None,
     ) -> RequestRecord:
         """Runs what can run now; returns the request as stored afterwards. A pass holds the request
         for ``timings.lease`` seconds (renewed while it works); a pass that finds another one holding it
         does nothing, unless ``take_over`` (an operator knows the other one is dead). ``on_step`` hears of
-        each step's outcome as it is saved (the CLI's progress). One trace per pass: its steps and their
-        Azure calls nest under its span."""
+        each step's outcome as it is known (the CLI's progress; it is written at the pass's next
+        checkpoint). ``record``: the request as the caller just read it (or the last pass left it), not
+        read again; if it changed since, the claim's ETag fails and the pass returns it as it is now.
+        One trace per pass: its steps and their Azure calls nest under its span."""
+        if record is not None and record.id != request_id:
+            raise ValueError(f"the record of request {record.id} given for request {request_id}")
         with telemetry.span("exomi.pass", {telemetry.REQUEST_ID: request_id}) as current:
-            record = await self._advance(request_id, take_over=take_over, on_step=on_step)
+            record = await self._advance(request_id, take_over=take_over, on_step=on_step, given=record)
             telemetry.annotate(
                 current, {**telemetry.request_attributes(record), telemetry.OUTCOME: record.status}
             )
             return record
 
     async def _advance(
-        self, request_id: str, *, take_over: bool, on_step: StepListener | None
+        self, request_id: str, *, take_over: bool, on_step: StepListener | None, given: RequestRecord | None
     ) -> RequestRecord:
-        record = await self.state.requests.get(request_id)
+        record = given or await self.state.requests.get(request_id)
         if not record.status.active or record.status is RequestStatus.AWAITING_APPROVAL:
             return record  # ended, or nothing may happen before an approver approves it
         if held_by_a_pass(record) and not take_over:
@@ -132,22 +153,42 @@ class Engine:
         target = parse_resource_id(record.target)
         plan = plan_for(record.operation, target.kind, on_hybrid_worker=_on_hybrid_worker(record))
         await self._learn()
-        stored = {s.name: s for s in await self.state.steps.list(request_id)}
-        audit = await self.state.audit.list_for_request(request_id)
-        target_record = await self.state.targets.get(target.key)
-        failed = next(
-            (stored[s.name] for s in plan.steps if self._status(stored, s.name) is StepStatus.FAILED), None
-        )
-        if failed is not None:  # a pass stopped between a step's failure and the request's end
-            return await self._fail(
-                record, RecordedError(failed.error or {"message": failed.message}), target_record
-            )
         # Claim it (ETag: of two passes starting at once, on one instance or two, only one writes; the
         # other returns the request as the winner left it, held, and works on nothing).
-        claimed = await self._claim(record)
+        claimed: RequestRecord | None
+        if record.status is RequestStatus.QUEUED:
+            # Never claimed before (queued is how a request is recorded, or approved): no pass has
+            # written a step or a change of it, so there is nothing of it to read but its target.
+            claimed, target_record = await asyncio.gather(
+                self._claim(record), self.state.targets.get(target.key)
+            )
+            steps: list[StepRecord] = []
+            audit: list[AuditRecord] = []
+        elif (kept := self._kept.pop(request_id, None)) is not None and kept.etag == record.etag:
+            # The last pass of this request ran in this process and nobody has written the request since
+            # (every pass claims it, which changes its ETag): its steps and audit are as that pass left them.
+            steps, audit = list(kept.steps.values()), kept.audit
+            target_record = await self.state.targets.get(target.key)  # reconciliation may write it
+            claimed = await self._claim(record)
+        else:
+            steps, audit, target_record = await asyncio.gather(
+                self.state.steps.list(request_id),
+                self.state.audit.list_for_request(request_id),
+                self.state.targets.get(target.key),
+            )
+            failed = next((s for s in steps if s.status is StepStatus.FAILED and s.name in plan.needs), None)
+            if failed is not None:  # a pass stopped between a step's failure and the request's end
+                return await self._fail(
+                    record, RecordedError(failed.error or {"message": failed.message}), target_record
+                )
+            claimed = await self._claim(record)
         if claimed is None:
             return await self.state.requests.get(request_id)
         record = claimed
+        journal = Journal(self.state, {s.name: s for s in steps}, audit)
+        stored = journal.steps  # each step as this pass knows it, written or not
+        ledgers = PassLedgers(self.state)
+        stored_target = target_record  # the target's record as stored; target_record: as this pass has it
         facts: dict[str, Any] = {}
         for step in plan.steps:
             if self._status(stored, step.name) in FINISHED:
@@ -190,7 +231,8 @@ class Engine:
                             previous,
                             dict(facts),
                             target_record,
-                            audit,
+                            journal,
+                            ledgers,
                         )
                     )
                     running[task] = name
@@ -204,7 +246,10 @@ class Engine:
                 delay = max((due - utcnow()).total_seconds(), 0.0)
                 if delay > hold or time.monotonic() + delay > deadline:
                     break
-                # Hold the wait in this pass: the request says it waits (and can be cancelled meanwhile).
+                # Hold the wait in this pass: the request says it waits (and can be cancelled meanwhile),
+                # with what the pass found written first.
+                stored_target = await self._checkpoint(journal, target_record, stored_target)
+                target_record = stored_target
                 record = await self._update(
                     record,
                     status=RequestStatus.WAITING,
@@ -213,10 +258,7 @@ class Engine:
                     lease_until=self._lease(),
                 )
                 await asyncio.sleep(delay)
-                current = await self.state.requests.get(request_id)
-                if current.etag != record.etag:
-                    return current  # cancelled, or taken over, while it waited
-                claimed = await self._claim(current)
+                claimed = await self._claim(record)  # fails if it was cancelled or taken over meanwhile
                 if claimed is None:
                     return await self.state.requests.get(request_id)
                 record = claimed
@@ -230,7 +272,6 @@ class Engine:
             for task in finished:
                 name = running.pop(task)
                 outcome = task.result()  # _run turns every exception into an outcome
-                stored[name] = outcome.record
                 if outcome.record.status in FINISHED:
                     facts.update(_facts(outcome.record))
                     sorter.done(name)  # its dependents are ready now
@@ -242,20 +283,29 @@ class Engine:
                     failures[name] = outcome.error
                 if on_step is not None:
                     await on_step(outcome.record)
-            if finished:
-                target_record = await self._save_target(record, target, facts, target_record, succeeded=False)
+            if finished:  # what the steps found, for the steps that start next (written at a checkpoint)
+                target_record = await self._target_after(
+                    record, target, facts, target_record, ledgers, succeeded=False
+                )
             if (
                 record.lease_until is not None
                 and (record.lease_until - utcnow()).total_seconds() < self.timings.lease / 2
             ):
-                record = await self._update(record, lease_until=self._lease())  # the heartbeat of a long pass
+                # The heartbeat of a long pass, and a checkpoint: what it found so far is written.
+                stored_target = await self._checkpoint(journal, target_record, stored_target)
+                target_record = stored_target
+                record = await self._update(record, lease_until=self._lease())
 
+        await journal.flush()  # the steps' outcomes and the changes' results, before the request moves on
         if failures:
             first = min(failures, key=plan.index)
-            return await self._fail(record, failures[first], target_record)
+            stored_target = await self._store_target(target_record, stored_target)
+            return await self._fail(record, failures[first], stored_target)
         if all(self._status(stored, step.name) in FINISHED for step in plan.steps):
             record = _with_end_of_access(record)
-            target_record = await self._save_target(record, target, facts, target_record, succeeded=True)
+            target_record = await self._target_after(
+                record, target, facts, target_record, ledgers, succeeded=True
+            )
             summary = "; ".join(stored[s.name].message or s.title for s in plan.steps)
             if record.operation is Operation.PROVISION and target_record is not None:
                 target_record, findings = await self._privilege_findings(record, target_record)
@@ -263,19 +313,31 @@ class Engine:
                     summary += f". {len(findings)} finding(s): " + "; ".join(
                         f"[{f.severity}] {f.detail}" for f in findings
                     )
+            await self._store_target(target_record, stored_target)
             status = (
                 RequestStatus.REVOKED if record.operation is Operation.REVOKE else RequestStatus.SUCCEEDED
             )
             return await self.state.finish(record, status, message=summary)
         due_times = [stored[name].check_again_at if name in stored else None for name in ready]
         check_again_at = min((t or utcnow() for t in due_times), default=utcnow())
-        return await self._update(
+        await self._store_target(target_record, stored_target)
+        record = await self._update(
             record,
             status=RequestStatus.WAITING,
             check_again_at=check_again_at,
             message=_waiting_message(stored, ready),
             lease_until=None,
         )
+        self._keep(record, journal)
+        return record
+
+    def _keep(self, record: RequestRecord, journal: Journal) -> None:
+        """What the next pass of this request needs if it runs in this process: the steps and audit as
+        this pass wrote them, valid while the request's ETag is the one this pass left it with."""
+        while len(self._kept) >= KEPT_REQUESTS:
+            self._kept.pop(next(iter(self._kept)))  # the oldest
+        if record.etag is not None:
+            self._kept[record.id] = _Kept(record.etag, dict(journal.steps), list(journal.audit.values()))
 
     async def observe(
         self, record: RequestRecord, target_record: TargetRecord | None
@@ -293,8 +355,8 @@ class Engine:
                 results.append(Observed(step, None, None, waiting_on))
                 unsettled.add(step.name)
                 continue
-            audit = AuditTrail(self.state, record, step.name, 0, [])  # observe writes none
-            ctx = self._context(record, target, facts, target_record, audit)
+            audit = AuditTrail(None, record, step.name, 0)  # observe writes none
+            ctx = self._context(record, target, facts, target_record, audit, PassLedgers(self.state))
             try:
                 observation = await step.observe(ctx)
             except ExomiError as error:
@@ -315,6 +377,7 @@ class Engine:
         facts: dict[str, Any],
         target_record: TargetRecord | None,
         audit: AuditTrail,
+        ledgers: PassLedgers,
         memo: dict[str, Any] | None = None,
     ) -> StepContext:
         """What a step sees: the request, the gateways, the facts of the steps before it (a copy)."""
@@ -330,6 +393,7 @@ class Engine:
             facts=dict(facts),
             target_record=target_record,
             audit=audit,
+            ledgers=ledgers,
             memo=memo if memo is not None else {},
         )
 
@@ -347,14 +411,15 @@ class Engine:
         previous: StepRecord | None,
         facts: dict[str, Any],
         target_record: TargetRecord | None,
-        audit_records: list[AuditRecord],
+        journal: Journal,
+        ledgers: PassLedgers,
     ) -> _Outcome:
         """One run of a step, in a span of its own (a child of the pass's) with its duration recorded."""
         started = time.monotonic()
         dimensions = {**telemetry.request_attributes(request), telemetry.STEP: step.name}
         with telemetry.span(f"exomi.step {step.name}", dimensions) as current:
             outcome = await self._run_step(
-                step, index, request, target, previous, facts, target_record, audit_records
+                step, index, request, target, previous, facts, target_record, journal, ledgers
             )
             telemetry.annotate(
                 current, {telemetry.OUTCOME: outcome.record.status, telemetry.ACTION: outcome.record.action}
@@ -375,12 +440,13 @@ class Engine:
         previous: StepRecord | None,
         facts: dict[str, Any],
         target_record: TargetRecord | None,
-        audit_records: list[AuditRecord],
+        journal: Journal,
+        ledgers: PassLedgers,
     ) -> _Outcome:
         attempts = previous.attempts if previous is not None else 0
         memo = _memo(previous)
-        audit = AuditTrail(self.state, request, step.name, attempts, audit_records)
-        ctx = self._context(request, target, facts, target_record, audit, memo)
+        audit = AuditTrail(journal, request, step.name, attempts)
+        ctx = self._context(request, target, facts, target_record, audit, ledgers, memo)
         base = StepRecord(
             request_id=request.id,
             name=step.name,
@@ -405,7 +471,13 @@ class Engine:
                 step, base, memo, InternalError(f"{step.title}: {type(error).__name__}: {error}"), ctx
             )
         status = StepStatus.DONE if result.done else StepStatus.WAITING
-        changed = result.changed or (previous is not None and previous.action == "changed")
+        # A change of this request's that an earlier run made but did not get to record is a change too
+        # (the verification after it must not be skipped).
+        changed = (
+            result.changed
+            or audit.found_own_change
+            or (previous is not None and previous.action == "changed")
+        )
         check_again_at = (
             None if result.done else utcnow() + timedelta(seconds=result.check_again_in or self.timings.poll)
         )
@@ -422,7 +494,7 @@ class Engine:
         log.info("request %s step %s: %s (%s)", request.id, step.name, status.value, result.message)
         for timing, seconds in result.took.items():
             await self._observe_duration(timing, seconds)
-        return _Outcome(step, await self._save_step(record))
+        return _Outcome(step, journal.step(record))
 
     async def _learn(self) -> None:
         """Reads what earlier waits took, at most every LEARNED_FRESH_SECONDS: an ``expected_*`` timing
@@ -466,7 +538,7 @@ class Engine:
                     }
                 )
                 log.info("request %s step %s waits: %s", base.request_id, step.name, error.message)
-                return _Outcome(step, await self._save_step(record))
+                return _Outcome(step, self._keep_step(ctx, record))
             minutes = int((utcnow() - since).total_seconds() // 60)
             error = OperationFailed(
                 step.title, f"{error.message} (still after {minutes} minutes of retrying)"
@@ -480,7 +552,7 @@ class Engine:
             }
         )
         log.warning("request %s step %s failed: %s", base.request_id, step.name, error.message)
-        return _Outcome(step, await self._save_step(record), error)
+        return _Outcome(step, self._keep_step(ctx, record), error)
 
     async def _claim(self, record: RequestRecord) -> RequestRecord | None:
         """Mark the request running under this pass's lease (ETag-guarded); None when another pass wrote
@@ -499,8 +571,29 @@ class Engine:
     def _lease(self) -> datetime:
         return utcnow() + timedelta(seconds=self.timings.lease)
 
-    async def _save_step(self, record: StepRecord) -> StepRecord:
-        return await self.state.steps.save(record)
+    @staticmethod
+    def _keep_step(ctx: StepContext, record: StepRecord) -> StepRecord:
+        """The step's outcome, into the pass's journal (written at its next checkpoint)."""
+        journal = ctx.audit.journal
+        if journal is None:
+            raise RuntimeError(f"step {record.name} ran while only observing")
+        return journal.step(record)
+
+    async def _checkpoint(
+        self, journal: Journal, target_record: TargetRecord | None, stored_target: TargetRecord | None
+    ) -> TargetRecord | None:
+        """Write what the pass found so far: the journal, then the target's record (if it changed)."""
+        await journal.flush()
+        return await self._store_target(target_record, stored_target)
+
+    async def _store_target(
+        self, target_record: TargetRecord | None, stored_target: TargetRecord | None
+    ) -> TargetRecord | None:
+        """The target's record as this pass has it, written if it differs from the stored one: once
+        per pass (and at a checkpoint), not after every step."""
+        if target_record is None or target_record == stored_target:
+            return stored_target
+        return await self.state.targets.save(target_record)
 
     async def _update(self, record: RequestRecord, **changes: Any) -> RequestRecord:
         return await self.state.requests.update(record.model_copy(update=changes))
@@ -546,7 +639,8 @@ class Engine:
         self, record: RequestRecord, target_record: TargetRecord
     ) -> tuple[TargetRecord, list[Finding]]:
         """What the identity holds beyond what the target asked for, read from Graph at the end of the
-        request (a provision that succeeds is not "all OK" while it holds Global Administrator)."""
+        request (a provision that succeeds is not "all OK" while it holds Global Administrator). Returns
+        the target's record with them, for the caller to write."""
         if target_record.principal_id is None:
             return target_record, []
         role = record.decision.role if record.decision else None
@@ -563,7 +657,7 @@ class Engine:
         updated = target_record.model_copy(
             update={"drift": kept + [drift_of(f, now) for f in findings], "drift_checked_at": now}
         )
-        return await self.state.targets.save(updated), findings
+        return updated, findings
 
     async def _remove_unmanaged(
         self, record: RequestRecord, principal_id: str, findings: list[Finding]
@@ -626,37 +720,38 @@ class Engine:
         target_record = await self.state.targets.save(target_record.model_copy(update={"granted": granted}))
         return rollback, target_record
 
-    async def _save_target(
+    async def _target_after(
         self,
         request: RequestRecord,
         target: ResourceId,
         facts: dict[str, Any],
         previous: TargetRecord | None,
+        ledgers: PassLedgers,
         *,
         succeeded: bool,
     ) -> TargetRecord | None:
-        """The target's record: who the identity is and exactly what exomi granted (what revoke removes)."""
+        """The target's record: who the identity is and exactly what exomi granted (what revoke removes),
+        as the pass knows it now (``_store_target`` writes it)."""
         if request.operation is Operation.REVOKE:
             if previous is None or not succeeded:
                 return previous
-            return await self.state.targets.save(
-                previous.model_copy(
-                    update={
-                        "status": TargetStatus.REVOKED,
-                        "granted": Grants(),
-                        "last_request_id": request.id,
-                        "expires_at": None,
-                        # Expired access is not granted again by tags that still say the same (events.py).
-                        "expired": request.channel is Channel.EXPIRY,
-                    }
-                )
+            return previous.model_copy(
+                update={
+                    "status": TargetStatus.REVOKED,
+                    "granted": Grants(),
+                    "last_request_id": request.id,
+                    "expires_at": None,
+                    # Expired access is not granted again by tags that still say the same (events.py).
+                    "expired": request.channel is Channel.EXPIRY,
+                }
             )
         principal_id = facts.get("principal_id")
         if principal_id is None:
             return previous
         before = previous.granted if previous is not None else Grants()
-        # The identity grants this target needs, as the ownership ledger records them (shared/ownership.py).
-        ledger = await self.state.ledger(principal_id)
+        # The identity grants this target needs, as the ownership ledger records them (shared/ownership.py):
+        # only this request changes them, so the ledger as this pass last read or wrote it says.
+        ledger = await ledgers.known(principal_id)
         needs = {g.kind: g.assignment_id for g in ledger.needed_by(target.key)}
         granted = Grants(
             app_role_assignment_id=needs.get(GrantKind.APP_ROLE),
@@ -696,8 +791,8 @@ class Engine:
         else:
             record = previous.model_copy(update=update)
             if record == previous:
-                return previous  # nothing new since the last save (most steps add nothing to it)
-        return await self.state.targets.save(record)
+                return previous  # nothing new (most steps add nothing to it)
+        return record
 
 
 @dataclass

@@ -197,9 +197,11 @@ class EntraRole(Step):
         decision = ctx.desired
         return str(decision.role.value), decision.role_template_id.lower()
 
-    async def _earlier(self, ctx: StepContext, keep: str | None) -> list[OwnedGrant]:
-        """Roles exomi assigned earlier for this target that it no longer asks for (another role)."""
-        ledger = await ctx.state.ledger(ctx.fact("principal_id"))
+    async def _earlier(self, ctx: StepContext, keep: str | None, *, fresh: bool = False) -> list[OwnedGrant]:
+        """Roles exomi assigned earlier for this target that it no longer asks for (another role).
+        ``fresh``: the ledger as stored now (it decides removals), not as this pass last saw it."""
+        principal_id = ctx.fact("principal_id")
+        ledger = await (ctx.ledgers.fresh(principal_id) if fresh else ctx.ledgers.known(principal_id))
         return [g for g in ledger.needed_by(ctx.target.key, GrantKind.ENTRA_ROLE) if g.assignment_id != keep]
 
     async def observe(self, ctx: StepContext) -> Observation:
@@ -264,12 +266,16 @@ class EntraRole(Step):
             await own(ctx, GrantKind.ENTRA_ROLE, facts["role_assignment_id"], made_by_exomi=made)
         # A role exomi assigned earlier for this target: no longer needed by it, removed unless another
         # target sharing the identity still needs it (the assignments are listed only when there is one).
+        # Which roles this target needs only this request changes (the ledger as the pass has it says);
+        # who else needs one decides its removal, and is read as stored now.
         earlier_grants = await self._earlier(ctx, facts["role_assignment_id"])
+        if earlier_grants:
+            earlier_grants = await self._earlier(ctx, facts["role_assignment_id"], fresh=True)
         present = {g.id for g in await ctx.graph.role_grants(principal_id)} if earlier_grants else set()
         for index, earlier in enumerate(earlier_grants, start=1):
             removal = f"remove earlier Entra role assignment {earlier.assignment_id}"
             if earlier.needed_by_others(ctx.target.key):
-                await ctx.state.update_ledger(
+                await ctx.ledgers.update(
                     principal_id,
                     partial(Ledger.release, target_key=ctx.target.key, assignment_id=earlier.assignment_id),
                 )
@@ -283,7 +289,7 @@ class EntraRole(Step):
                 changed = True
             else:
                 await ctx.audit.settle(index, removal, {"removed": True})
-            await ctx.state.update_ledger(
+            await ctx.ledgers.update(
                 principal_id, partial(Ledger.forget, assignment_id=earlier.assignment_id)
             )
         message = f"assigned {role_name}" if changed else observation.detail
@@ -306,4 +312,4 @@ async def own(ctx: StepContext, kind: GrantKind, assignment_id: str, *, made_by_
             made_by_exomi=made_by_exomi,
         )
 
-    await ctx.state.update_ledger(ctx.fact("principal_id"), change)
+    await ctx.ledgers.update(ctx.fact("principal_id"), change)

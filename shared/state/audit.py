@@ -7,10 +7,11 @@ record instead of adding a second one; a record is never overwritten or deleted.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
-from azure.data.tables import TableEntity
+from azure.data.tables import TableEntity, TableTransactionError
 from azure.data.tables.aio import TableClient
 
 from shared.ids import parse_resource_id, validate_guid
@@ -18,6 +19,7 @@ from shared.state.codec import get_json, put_json
 from shared.state.query import Filter, etag_of, fetch_all, fetch_page
 from shared.state.records import AuditRecord, Page
 from shared.state.steps import check_step_name
+from shared.state.transactions import MIN_OPERATIONS, submit
 
 
 def audit_row_key(step: str, sequence: int) -> str:
@@ -37,6 +39,24 @@ class AuditLog:
             stored = await self.table.get_entity(entity["PartitionKey"], entity["RowKey"])
             return _from_entity(stored), False
         return record.model_copy(update={"etag": etag_of(metadata)}), True
+
+    async def append_all(self, records: list[AuditRecord]) -> None:
+        """Record several changes of one request at once (one transaction; one or two records are
+        appended on their own, at the same time). If one of them is there
+        already (a replay), the transaction writes nothing and each is appended on its own, which keeps
+        the first record of each."""
+        if len(records) < MIN_OPERATIONS:
+            await asyncio.gather(*(self.append(record) for record in records))
+            return
+        if len({record.request_id for record in records}) != 1:
+            raise ValueError("append_all takes the records of one request")
+        try:
+            await submit(self.table, [("create", _to_entity(record), {}) for record in records])
+        except TableTransactionError as error:
+            if error.status_code != 409:
+                raise
+            for record in records:
+                await self.append(record)
 
     async def list_for_request(self, request_id: str) -> list[AuditRecord]:
         where = Filter().equals("PartitionKey", validate_guid(request_id, "request_id"))

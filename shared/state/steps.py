@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableEntity, UpdateMode
+from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
 from shared.errors import ConcurrencyError
@@ -15,6 +16,7 @@ from shared.ids import validate_guid
 from shared.state.codec import get_json, put_json, put_text
 from shared.state.query import Filter, etag_of, fetch_all
 from shared.state.records import StepRecord, utcnow
+from shared.state.transactions import MIN_OPERATIONS, Operation, submit
 
 # Step names are chosen by code, never by callers; they are RowKeys, so keep them plain.
 STEP_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -47,6 +49,38 @@ class StepStore:
             except (ResourceModifiedError, ResourceNotFoundError):
                 raise ConcurrencyError(f"step {step.name} of request {step.request_id}") from None
         return step.model_copy(update={"etag": etag_of(metadata)})
+
+    async def save_all(self, steps: list[StepRecord]) -> list[StepRecord]:
+        """Write several steps of one request as ``save`` does, in one transaction (one round trip, or a
+        few for more than fit in one; one or two steps are written on their own, at once): if one changed
+        since it was read, that transaction is not written (ConcurrencyError)."""
+        if len(steps) < MIN_OPERATIONS:
+            return list(await asyncio.gather(*(self.save(step) for step in steps)))
+        if len({step.request_id for step in steps}) != 1 or len({step.name for step in steps}) != len(steps):
+            raise ValueError("save_all takes distinct steps of one request")
+        now = utcnow()
+        steps = [step.model_copy(update={"updated_at": now}) for step in steps]
+        operations: list[Operation] = []
+        for step in steps:
+            if step.etag is None:
+                operations.append(("upsert", _to_entity(step), {"mode": UpdateMode.REPLACE}))
+            else:
+                options = {
+                    "mode": UpdateMode.REPLACE,
+                    "etag": step.etag,
+                    "match_condition": MatchConditions.IfNotModified,
+                }
+                operations.append(("update", _to_entity(step), options))
+        try:
+            results = await submit(self.table, operations)
+        except TableTransactionError as error:
+            if error.status_code in (404, 412):  # one of them changed or vanished since it was read
+                raise ConcurrencyError(f"the steps of request {steps[0].request_id}") from None
+            raise
+        return [
+            step.model_copy(update={"etag": etag_of(result)})
+            for step, result in zip(steps, results, strict=True)
+        ]
 
     async def get(self, request_id: str, name: str) -> StepRecord | None:
         try:

@@ -40,7 +40,7 @@ from shared.state.records import (
 from shared.state.refusals import RefusalLog
 from shared.state.requests import RequestStore
 from shared.state.steps import StepStore
-from shared.state.tables import Tables, open_table_service
+from shared.state.tables import TableCalls, Tables, open_table_service
 from shared.state.targets import TargetStore
 
 # A lock whose request was never written (a crash between taking the lock and writing the request)
@@ -83,10 +83,11 @@ class StateStore:
         stale_lock_after: timedelta = DEFAULT_STALE_LOCK_AFTER,
     ) -> StateStore:
         """Connect to the configured storage and create any missing table."""
+        calls = TableCalls()
         service = open_table_service(
-            settings.storage, credential, proxy=settings.https_proxy, no_proxy=settings.no_proxy
+            settings.storage, credential, proxy=settings.https_proxy, no_proxy=settings.no_proxy, calls=calls
         )
-        tables = Tables(service, settings.table_prefix)
+        tables = Tables(service, settings.table_prefix, calls)
         await tables.ensure()
         return cls(tables, stale_lock_after=stale_lock_after)
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.pipeline import PipelineRequest
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from shared.azure.sessions import sdk_http_options
@@ -25,14 +28,74 @@ TABLE_NAMES = (
 )
 
 
+class TableCalls:
+    """How many HTTP calls this process made to each table, by operation: the bench's and an operator's
+    view of what a provision costs in storage round trips (docs/STATE.md). It sees every try, retries
+    included, as azure-core's ``raw_request_hook`` (a few string splits and one counter per call)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def __call__(self, request: PipelineRequest[Any]) -> None:
+        http = request.http_request
+        self.counts[_table_and_operation(http.method, http.url, http.headers, http)] += 1
+
+    def snapshot(self, prefix: str = "") -> dict[str, dict[str, int]]:
+        """The counts so far, by table (without ``prefix``) and operation."""
+        tables: dict[str, dict[str, int]] = {}
+        for (table, operation), count in sorted(self.counts.items()):
+            name = table.removeprefix(prefix) if table != TABLES_ENDPOINT else table
+            tables.setdefault(name, {})[operation] = count
+        return tables
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+TABLES_ENDPOINT = "(tables)"  # the service's Tables resource: creating, listing, deleting tables
+
+
+def _table_and_operation(method: str, url: str, headers: Any, http: Any) -> tuple[str, str]:
+    """The table and the Table service operation of one HTTP call, from its method and URL
+    (https://learn.microsoft.com/rest/api/storageservices/table-service-rest-api)."""
+    resource = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    if resource == "$batch":  # Entity Group Transaction: the table is in the changeset's first part
+        return _batch_table(http), "batch"
+    name, _, keys = resource.partition("(")
+    if name == "Tables":
+        return TABLES_ENDPOINT, {"GET": "query", "POST": "create", "DELETE": "delete"}.get(method, method)
+    if not keys or keys == ")":  # the table itself: query the entities, or insert one
+        return name, "query" if method == "GET" else "insert" if method == "POST" else method.lower()
+    if method in ("PUT", "MERGE", "PATCH"):  # with If-Match: Update/Merge Entity; without: Insert Or ...
+        conditional = bool(headers.get("If-Match"))
+        if method == "PUT":
+            return name, "update" if conditional else "insert-or-replace"
+        return name, "merge" if conditional else "insert-or-merge"
+    return name, {"GET": "get", "DELETE": "delete"}.get(method, method.lower())
+
+
+def _batch_table(http: Any) -> str:
+    info = getattr(http, "multipart_mixed_info", None)
+    for changeset in info[0] if info else ():
+        inner = getattr(changeset, "multipart_mixed_info", None)
+        for part in inner[0] if inner else ():
+            return _table_and_operation(part.method, part.url, part.headers, part)[0]
+    return "$batch"
+
+
 def open_table_service(
     storage: StorageSettings | None,
     credential: AsyncTokenCredential | None = None,
     *,
     proxy: str | None = None,
     no_proxy: tuple[str, ...] = (),
+    calls: TableCalls | None = None,
 ) -> TableServiceClient:
-    """A Table service client from a connection string, or from the service URI and a token credential."""
+    """A Table service client from a connection string, or from the service URI and a token credential.
+    ``calls`` counts its calls (every table client made from it shares the service's pipeline)."""
+    options: dict[str, Any] = {**sdk_http_options(proxy, no_proxy)}
+    if calls is not None:
+        options["raw_request_hook"] = calls
     if storage is None:
         raise ConfigurationError(
             "AzureWebJobsStorage",
@@ -41,25 +104,24 @@ def open_table_service(
         )
     if storage.connection_string is not None:
         return TableServiceClient.from_connection_string(
-            storage.connection_string.get_secret_value(), **sdk_http_options(proxy, no_proxy)
+            storage.connection_string.get_secret_value(), **options
         )
     if storage.table_service_uri is None or credential is None:
         raise ConfigurationError(
             "AzureWebJobsStorage__tableServiceUri",
             "identity-based storage needs the table service URI and exomi's managed identity credential",
         )
-    return TableServiceClient(
-        storage.table_service_uri, credential=credential, **sdk_http_options(proxy, no_proxy)
-    )
+    return TableServiceClient(storage.table_service_uri, credential=credential, **options)
 
 
 class Tables:
     """Clients for `<prefix>requests`, `<prefix>steps`, `<prefix>audit`, `<prefix>targets`, `<prefix>idempotency`,
     `<prefix>events`, `<prefix>refusals`, `<prefix>ledger`, `<prefix>durations`, `<prefix>principals`."""
 
-    def __init__(self, service: TableServiceClient, prefix: str) -> None:
+    def __init__(self, service: TableServiceClient, prefix: str, calls: TableCalls | None = None) -> None:
         self.service = service
         self.prefix = prefix
+        self.calls = calls or TableCalls()  # counts only when the service was opened with it
         self.requests = self._client("requests")
         self.steps = self._client("steps")
         self.audit = self._client("audit")

@@ -18,6 +18,7 @@ no target yet there is nothing to index and nothing is written).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -50,6 +51,7 @@ class TargetStore:
         self.principals = principals
         self._indexed: set[tuple[str, str]] = set()  # (principal, target key) written by this process
         self._index_built = False
+        self._building: asyncio.Lock | None = None  # one build at a time: concurrent passes wait for it
 
     async def get(self, target_key: str) -> TargetRecord | None:
         entity = await self._read(target_key, STATE)
@@ -90,6 +92,12 @@ class TargetStore:
         """Index the targets saved before the index existed: one scan per deployment, then a marker."""
         if self._index_built:
             return
+        self._building = self._building or asyncio.Lock()
+        async with self._building:
+            if not self._index_built:
+                await self._build_index_once()
+
+    async def _build_index_once(self) -> None:
         try:
             await self.principals.get_entity(*INDEX_MARKER)
         except ResourceNotFoundError:
