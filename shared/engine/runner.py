@@ -60,6 +60,9 @@ from shared.state.store import StateStore
 log = logging.getLogger("exomi.engine")
 FINISHED = {StepStatus.DONE, StepStatus.SKIPPED}
 LEARNED_FRESH_SECONDS = 300.0  # how long a pass relies on the learned durations it read
+# The steps of a provision that change what the identity holds: once they are done, the look for extra
+# privileges (_privilege_findings) starts, while verification still waits for its job or Run Command.
+GRANT_STEPS = frozenset({"app-role", "entra-role"})
 KEPT_REQUESTS = 1000  # waiting requests whose steps and audit a process keeps between passes
 StepListener = Callable[[StepRecord], Awaitable[None]]
 
@@ -83,6 +86,12 @@ class _Outcome:
 def _on_hybrid_worker(record: RequestRecord) -> bool:
     request = record.request
     return isinstance(request, ProvisionRequest) and request.hybrid_worker_group is not None
+
+
+def _discard(task: asyncio.Task[Any] | None) -> None:
+    """A look the pass started and no longer needs (its request fails, waits or was taken over)."""
+    if task is not None and not task.done():
+        task.cancel()
 
 
 def _memo(record: StepRecord | None) -> dict[str, Any]:
@@ -206,6 +215,8 @@ class Engine:
         running: dict[asyncio.Task[_Outcome], str] = {}
         failures: dict[str, ExomiError] = {}  # the first in plan order ends the request
 
+        privileges: asyncio.Task[list[Finding] | None] | None = None  # the look for extra privileges
+
         def start_what_is_due() -> None:
             while True:
                 ready.update(sorter.get_ready())
@@ -260,6 +271,7 @@ class Engine:
                 await asyncio.sleep(delay)
                 claimed = await self._claim(record)  # fails if it was cancelled or taken over meanwhile
                 if claimed is None:
+                    _discard(privileges)
                     return await self.state.requests.get(request_id)
                 record = claimed
                 continue
@@ -287,6 +299,18 @@ class Engine:
                 target_record = await self._target_after(
                     record, target, facts, target_record, ledgers, succeeded=False
                 )
+                if (
+                    privileges is None
+                    and record.operation is Operation.PROVISION
+                    and not failures
+                    and plan.needs.keys() >= GRANT_STEPS
+                    and all(self._status(stored, name) in FINISHED for name in GRANT_STEPS)
+                    and target_record is not None
+                    and target_record.principal_id is not None
+                ):
+                    privileges = asyncio.create_task(
+                        self._observe_privileges(record, target_record.principal_id)
+                    )
             if (
                 record.lease_until is not None
                 and (record.lease_until - utcnow()).total_seconds() < self.timings.lease / 2
@@ -298,6 +322,7 @@ class Engine:
 
         await journal.flush()  # the steps' outcomes and the changes' results, before the request moves on
         if failures:
+            _discard(privileges)
             first = min(failures, key=plan.index)
             stored_target = await self._store_target(target_record, stored_target)
             return await self._fail(record, failures[first], stored_target)
@@ -308,7 +333,7 @@ class Engine:
             )
             summary = "; ".join(stored[s.name].message or s.title for s in plan.steps)
             if record.operation is Operation.PROVISION and target_record is not None:
-                target_record, findings = await self._privilege_findings(record, target_record)
+                target_record, findings = await self._privilege_findings(record, target_record, privileges)
                 if findings:
                     summary += f". {len(findings)} finding(s): " + "; ".join(
                         f"[{f.severity}] {f.detail}" for f in findings
@@ -318,6 +343,7 @@ class Engine:
                 RequestStatus.REVOKED if record.operation is Operation.REVOKE else RequestStatus.SUCCEEDED
             )
             return await self.state.finish(record, status, message=summary)
+        _discard(privileges)  # the next pass looks again, at its end
         due_times = [stored[name].check_again_at if name in stored else None for name in ready]
         check_again_at = min((t or utcnow() for t in due_times), default=utcnow())
         await self._store_target(target_record, stored_target)
@@ -635,19 +661,32 @@ class Engine:
             )
         )
 
-    async def _privilege_findings(
-        self, record: RequestRecord, target_record: TargetRecord
-    ) -> tuple[TargetRecord, list[Finding]]:
-        """What the identity holds beyond what the target asked for, read from Graph at the end of the
-        request (a provision that succeeds is not "all OK" while it holds Global Administrator). Returns
-        the target's record with them, for the caller to write."""
-        if target_record.principal_id is None:
-            return target_record, []
+    async def _observe_privileges(self, record: RequestRecord, principal_id: str) -> list[Finding] | None:
+        """What the identity holds beyond what the target asked for, from Graph; None if it cannot be read."""
         role = record.decision.role if record.decision else None
         try:
-            findings = await observe_privileges(self.graph, self.state, target_record.principal_id, role)
+            return await observe_privileges(self.graph, self.state, principal_id, role)
         except ExomiError as error:
             log.warning("request %s: could not look for extra privileges: %s", record.id, error.message)
+            return None
+
+    async def _privilege_findings(
+        self,
+        record: RequestRecord,
+        target_record: TargetRecord,
+        started: asyncio.Task[list[Finding] | None] | None = None,
+    ) -> tuple[TargetRecord, list[Finding]]:
+        """What the identity holds beyond what the target asked for, read from Graph once the grants are
+        done (``started``: the look the pass began then) or now (a provision that succeeds is not "all
+        OK" while it holds Global Administrator). Returns the target's record with them, for the caller
+        to write."""
+        if target_record.principal_id is None:
+            _discard(started)
+            return target_record, []
+        if started is None:
+            started = asyncio.create_task(self._observe_privileges(record, target_record.principal_id))
+        findings = await started
+        if findings is None:
             return target_record, []
         telemetry.count_findings(findings, "request")
         if findings and self.remove_unmanaged_grants:
