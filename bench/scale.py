@@ -16,10 +16,8 @@ submits all N at once:
   emulator delivers the Event Grid events to the first instance's webhook (the tag settle time is 1 s).
 
 It prints, per run: completion (first submission to the last request's end, stored times), the
-**rate bound** (for every limit exomi's calls drew from: calls beyond the bucket's size over the rate a
-client that waits out every Retry-After can sustain, which is the refill rate, or the bucket's size per
-second for a bucket that holds less than a second of refill; the largest, and which limit it is),
-completion over bound, exomi's Graph and ARM calls per
+**rate bound** (for every limit exomi's calls drew from: calls beyond the bucket's size over its refill
+rate; the largest, and which limit it is), completion over bound, exomi's Graph and ARM calls per
 target, 429s, lost (a target whose request did not succeed), duplicate grants (an identity holding
 Exchange.ManageAsApp or an Entra role twice), the work items the resume pass added and those that found
 their request held by another pass (from the hosts' logs), each instance's peak RSS (VmHWM), and the
@@ -27,6 +25,11 @@ CPU time each instance, Azurite and the emulator used (with the machine's load a
 or the machine that binds). ``--verbose`` adds the calls charged per limit and the Graph writes served
 per 20 s.
 ``--growth`` runs 10N too (on the smallest instance count) and prints time(10N) / time(N).
+
+A bucket that holds less than one second of refill (ARM reads at the default ``--scale 0.01``: 2 tokens,
+25 per second) is slower than its bound says: Retry-After is whole seconds, at least 1, so a client that
+waits it out gets about the bucket's size per second. ``--scale 0.1`` keeps every bucket at a second of
+refill or more, as Azure's are (ARM reads: 250 tokens, ten seconds' worth).
 
 The machine matters: every instance, Azurite and the emulator share its cores, so instances beyond
 the core count measure the machine, not exomi.
@@ -70,7 +73,6 @@ ACTIVE = "awaiting_approval,queued,running,waiting"
 IN_FLIGHT = 32  # submissions at once (what a script or Logic App loop would do)
 WEBHOOK = "runtime/webhooks/eventgrid?functionName=on_resource_event"
 QUIET = 60.0  # seconds with no active request and no new one: the run is over
-RETRY_AFTER_MIN = 1.0  # seconds: the shortest Retry-After the services send
 
 
 @dataclass
@@ -284,7 +286,7 @@ class Bench:
         for name, calls in charged.items():
             spec = limits.effective(name.split(" ")[0])
             if spec is not None:
-                bounds[name] = max(calls - spec.size, 0) / sustained_rate(spec.size, spec.refill_per_second)
+                bounds[name] = max(calls - spec.size, 0) / spec.refill_per_second
         result.binding, result.bound = max(bounds.items(), key=lambda kv: kv[1], default=("", math.nan))
         if self.args.verbose:
             print(f"  calls charged per limit: {dict(charged)}; bounds {bounds}", flush=True)
@@ -293,15 +295,6 @@ class Bench:
                 per_window = Counter(int((t - first).total_seconds() // 20) for t in write_times)
                 windows = " ".join(str(per_window[w]) for w in range(max(per_window) + 1))
                 print(f"  Graph writes per 20 s from the first one: {windows}", flush=True)
-
-
-def sustained_rate(size: float, refill: float) -> float:
-    """Calls per second a client that waits out every Retry-After can keep up past the bucket. Retry-After
-    is whole seconds, at least 1 (ARM and Graph; emulator/ratelimits.py): after a refusal the client
-    waits a second, in which the bucket refills, but never beyond its size. So a bucket that holds less
-    than one second of refill (ARM reads at ``--scale 0.01``: 2 tokens, 25 per second) allows about its
-    size per second, not the refill rate."""
-    return min(refill, size / RETRY_AFTER_MIN)
 
 
 def list_all(client: httpx.Client) -> list[dict[str, Any]]:

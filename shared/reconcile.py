@@ -132,18 +132,38 @@ async def _resume(service: ExomiService, now: datetime, report: ReconcileReport)
     requests = service.app.state.requests
     limit = asyncio.Semaphore(PARALLEL_READS)
 
+    grace = timedelta(seconds=service.app.settings.engine.resume_grace)
+    backlog = await _visible_backlog(service)
+
     async def one(entry: ActiveEntry) -> None:
+        if backlog and entry.sent_at is not None and now - entry.sent_at <= grace:
+            # Queued less than resume_grace ago with its work item sent, while work items wait in the
+            # queue: nothing about it can be overdue yet but a first pass whose worker died, which waits
+            # until the backlog has gone or resume_grace has passed. Not reading these keeps a pass's cost
+            # to the requests being worked on, not the whole backlog (a burst's resume reads would grow
+            # with the square of its size).
+            return
         async with limit:
             try:
-                await _resume_one(service, entry, now, report)
+                await _resume_one(service, entry, now, report, backlog=backlog)
             except Exception:  # noqa: BLE001 - one request (or a queue that does not answer) must not stop the others
                 log.exception("the resume pass could not look at request %s", entry.request_id)
 
     await asyncio.gather(*[one(entry) async for entry in requests.active_entries()])
 
 
+async def _visible_backlog(service: ExomiService) -> bool:
+    """Whether work items wait at the front of the queue (a backlog): a request whose work item was sent
+    is then most likely behind it, and one more work item would only go to its end."""
+    try:
+        return await service.app.queue.has_visible_messages()
+    except Exception as error:  # noqa: BLE001 - a queue that does not answer: judge as if it were empty
+        log.warning("the resume pass could not look at the work queue: %s", error)
+        return False
+
+
 async def _resume_one(
-    service: ExomiService, entry: ActiveEntry, now: datetime, report: ReconcileReport
+    service: ExomiService, entry: ActiveEntry, now: datetime, report: ReconcileReport, *, backlog: bool
 ) -> None:
     requests = service.app.state.requests
     record = await requests.find(entry.request_id)
@@ -156,7 +176,7 @@ async def _resume_one(
         ended = await service.expire_approval(record)
         report.approvals_expired += not ended.status.active
         return
-    if not _overdue(record, entry, now, service.app.settings.engine):
+    if not _overdue(record, entry, now, service.app.settings.engine, backlog=backlog):
         return
     await service.enqueue(record)
     await requests.active.resumed(entry, record.etag, now)
@@ -164,16 +184,21 @@ async def _resume_one(
     log.warning("request %s (%s) had no work item in time; it was queued again", record.id, record.status)
 
 
-def _overdue(record: RequestRecord, entry: ActiveEntry, now: datetime, timings: EngineTimings) -> bool:
-    """Whether the request's work item looks lost. A request queued again before that has not moved
-    since (its ETag) is most likely behind a backlog: it is queued again only after twice as long as
-    the time before, at most ``RESUME_BACKOFF_CAP``, so that a backlog does not grow by itself."""
+def _overdue(
+    record: RequestRecord, entry: ActiveEntry, now: datetime, timings: EngineTimings, *, backlog: bool
+) -> bool:
+    """Whether the request's work item looks lost. A request whose work item was sent (queued and marked
+    sent, or waiting: its pass queued it) is not queued again while work items wait at the front of the
+    queue (``backlog``): it is most likely behind them, and a message that was sent is not lost (one an
+    instance fetched and died with comes back after the host's 10-minute lease). A request queued again
+    before that has not moved since (its ETag) is queued again only after twice as long as the time
+    before, at most ``RESUME_BACKOFF_CAP``. Both keep a backlog from growing by itself."""
     if record.status is RequestStatus.QUEUED:
         if entry.sent_at is not None and entry.sent_at >= record.updated_at:
             # Its work item is in the queue: behind a backlog, or fetched by an instance that died (the
             # host frees such a message after 10 minutes). As long as for a waiting request that is due.
             base = timings.resume_grace
-            overdue = now - entry.sent_at > timedelta(seconds=base)
+            overdue = not backlog and now - entry.sent_at > timedelta(seconds=base)
         else:
             # Recorded or approved, and its work item perhaps never sent (a crash in between, or a queue
             # that did not answer): lost, unless the worker takes it within queued_grace.
@@ -186,7 +211,11 @@ def _overdue(record: RequestRecord, entry: ActiveEntry, now: datetime, timings: 
         overdue = record.lease_until is None or record.lease_until < now
     else:
         base = timings.resume_grace
-        overdue = record.check_again_at is not None and now - record.check_again_at > timedelta(seconds=base)
+        overdue = (
+            not backlog
+            and record.check_again_at is not None
+            and now - record.check_again_at > timedelta(seconds=base)
+        )
     if not overdue or entry.resumed_at is None or entry.resumed_etag != record.etag:
         return overdue
     backoff = min(timedelta(seconds=base) * 2**entry.resumes, RESUME_BACKOFF_CAP)
