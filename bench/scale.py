@@ -20,8 +20,16 @@ It prints, per run: completion (first submission to the last request's end, stor
 rate; the largest, and which limit it is), completion over bound, exomi's Graph and ARM calls per
 target, 429s, lost (a target whose request did not succeed), duplicate grants (an identity holding
 Exchange.ManageAsApp or an Entra role twice), the work items the resume pass added and those that found
-their request held by another pass (from the hosts' logs), and each instance's peak RSS (VmHWM).
+their request held by another pass (from the hosts' logs), each instance's peak RSS (VmHWM), and the
+CPU time each instance, Azurite and the emulator used (with the machine's load average: is it the limit
+or the machine that binds). ``--verbose`` adds the calls charged per limit and the Graph writes served
+per 20 s.
 ``--growth`` runs 10N too (on the smallest instance count) and prints time(10N) / time(N).
+
+A bucket that holds less than one second of refill (ARM reads at the default ``--scale 0.01``: 2 tokens,
+25 per second) is slower than its bound says: Retry-After is whole seconds, at least 1, so a client that
+waits it out gets about the bucket's size per second. ``--scale 0.1`` keeps every bucket at a second of
+refill or more, as Azure's are (ARM reads: 250 tokens, ten seconds' worth).
 
 The machine matters: every instance, Azurite and the emulator share its cores, so instances beyond
 the core count measure the machine, not exomi.
@@ -33,6 +41,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -83,6 +92,11 @@ class Run:
     succeeded: int = 0
     resumed: int = 0  # work items the resume pass added (a request queued or due too long)
     held: int = 0  # work items that found their request held by another pass
+    # CPU seconds used from the first submission to the end: each instance, Azurite, the emulator.
+    cpu_s: list[float] = field(default_factory=list)
+    azurite_cpu_s: float = math.nan
+    emulator_cpu_s: float = math.nan
+    load: tuple[float, float] = (math.nan, math.nan)  # the machine's 1-minute load average, start and end
 
     def line(self) -> str:
         # No limit binds (every call fitted a bucket): there is no ratio to give.
@@ -93,7 +107,10 @@ class Run:
             f"{ratio} {binding:25} {self.graph_calls / self.targets:6.2f} "
             f"{self.arm_calls / self.targets:5.2f} {self.throttled['graph']:5} {self.throttled['arm']:5} "
             f"{self.lost:4} {self.duplicates:4} {self.resumed:5} {self.held:5} "
-            f"{' '.join(f'{r:.0f}' for r in self.rss_mb)}"
+            f"{' '.join(f'{r:.0f}' for r in self.rss_mb)}\n"
+            f"      CPU s: instances {' + '.join(f'{c:.0f}' for c in self.cpu_s)}, Azurite "
+            f"{self.azurite_cpu_s:.0f}, emulator {self.emulator_cpu_s:.0f} (cores x completion: "
+            f"{os.cpu_count() or 1} x {self.completion:.0f}); load average {self.load[0]:.1f} -> {self.load[1]:.1f}"
         )
 
 
@@ -104,8 +121,11 @@ HEADER = (
 
 
 class Bench:
-    def __init__(self, emulator: Emulator, storage: str, args: argparse.Namespace) -> None:
+    def __init__(
+        self, emulator: Emulator, storage: str, args: argparse.Namespace, pids: dict[str, int]
+    ) -> None:
         self.emulator, self.storage, self.args = emulator, storage, args
+        self.pids = pids  # Azurite's and the emulator's processes, whose CPU time is counted
 
     def run(self, channel: str, instances: int, n: int) -> Run:
         emulator = self.emulator
@@ -148,9 +168,18 @@ class Bench:
                 emulator.add_fault(path=path, kind="latency", latency_ms=self.args.latency_ms)
             position = emulator.log_position()
             started = datetime.now(UTC)
+            load = os.getloadavg()[0]
+            cpu = [cpu_seconds(h.process.pid) for h in hosts if h.process is not None]
+            others = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
             self.submit(channel, identities, clients)
             requests = self.wait(clients[0], n, deadline=time.monotonic() + self.args.timeout)
             result.rss_mb = [peak_rss_mb(h) for h in hosts]
+            result.cpu_s = [
+                cpu_seconds(h.process.pid) - before for h, before in zip(hosts, cpu, strict=True) if h.process
+            ]
+            result.azurite_cpu_s = cpu_seconds(self.pids["azurite"]) - others["azurite"]
+            result.emulator_cpu_s = cpu_seconds(self.pids["emulator"]) - others["emulator"]
+            result.load = (load, os.getloadavg()[0])
             for log_file in Path(logs).glob("host*.log"):
                 text = log_file.read_text(errors="replace")
                 result.resumed += text.count("had no work item in time")
@@ -231,6 +260,7 @@ class Bench:
         log = emulator.log(position)
         app = emulator.app_principal_id
         charged: Counter[str] = Counter()
+        write_times: list[datetime] = []  # Graph writes served: how their pace compares with the limit's
         for entry in log:
             if entry["status"] == 429:
                 result.throttled[entry["service"]] += 1
@@ -241,6 +271,7 @@ class Bench:
                 query = dict(parse_qsl(entry["query"]))
                 charged["graph_resource_units"] += graph_cost(entry["method"], entry["path"][5:], query)
                 if write:
+                    write_times.append(datetime.fromisoformat(entry["time"]))
                     charged["graph_writes"] += 1
                     charged["graph_tenant_writes"] += 1
             elif entry["service"] == "arm" and entry["path"].lower().startswith("/subscriptions/"):
@@ -259,6 +290,11 @@ class Bench:
         result.binding, result.bound = max(bounds.items(), key=lambda kv: kv[1], default=("", math.nan))
         if self.args.verbose:
             print(f"  calls charged per limit: {dict(charged)}; bounds {bounds}", flush=True)
+            if write_times:
+                first = min(write_times)
+                per_window = Counter(int((t - first).total_seconds() // 20) for t in write_times)
+                windows = " ".join(str(per_window[w]) for w in range(max(per_window) + 1))
+                print(f"  Graph writes per 20 s from the first one: {windows}", flush=True)
 
 
 def list_all(client: httpx.Client) -> list[dict[str, Any]]:
@@ -269,6 +305,12 @@ def list_all(client: httpx.Client) -> list[dict[str, Any]]:
         if not page.get("nextLink"):
             return items
         page = client.get(page["nextLink"]).json()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat fields 14 and 15, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(host: DevHostProcess) -> float:
@@ -296,18 +338,19 @@ def main() -> None:
     args = parser.parse_args()
     instance_counts = [int(i) for i in args.instances.split(",")]
     runs: list[Run] = []
-    with tempfile.TemporaryDirectory() as state_dir, AzuriteProcess() as storage:
+    storage_process = AzuriteProcess()
+    with tempfile.TemporaryDirectory() as state_dir, storage_process as storage:
         process = EmulatorProcess("--fast", state_dir=Path(state_dir))
         info = process.start()
-        import os
-
         os.environ.update(info.identity_env())
         try:
             control = httpx.Client(verify=info.raw["ca_bundle"], timeout=120)
             emulator = Emulator(
                 {**info.raw, **control.post(f"{info.raw['control_endpoint']}/reset", json={}).json()}, control
             )
-            bench = Bench(emulator, storage, args)
+            assert storage_process.process is not None and process.process is not None
+            pids = {"azurite": storage_process.process.pid, "emulator": process.process.pid}
+            bench = Bench(emulator, storage, args, pids)
             plan = [(c, k, args.targets) for c in args.channels.split(",") for k in instance_counts]
             if args.growth:
                 plan += [(c, instance_counts[0], 10 * args.targets) for c in args.channels.split(",")]

@@ -2,10 +2,13 @@
 
 One run
 1. resumes requests whose work item is overdue: waiting ones more than ``resume_grace`` past their
-   "check again at", queued ones ``queued_grace`` after they were recorded or approved (a crash between
-   recording and enqueueing, or a queue that did not answer), running ones whose pass stopped renewing
-   its lease (its worker died), and ends requests that waited for an approver past the approval timeout.
-   ``resume_once`` does only this, from a timer of its own every 30 seconds;
+   "check again at", queued ones ``queued_grace`` after they were recorded or approved when their work
+   item may never have been sent (a crash between recording and enqueueing, or a queue that did not
+   answer) and ``resume_grace`` after it was sent, running ones whose pass stopped renewing its lease
+   (its worker died), backing off from a request it queued again that has not moved since; and ends
+   requests that waited for an approver past the approval timeout. It reads the active-requests index
+   (shared/state/active.py), never the whole requests table. ``resume_once`` does only this, from a
+   timer of its own every 30 seconds;
 2. checks every provisioned target (at most a few at a time; one broken target never stops the others):
    * its access past ``expires_at`` (a lost expiry work item) -> a revoke request (channel expiry);
    * deleted since -> a revoke request; tags that differ from the record, or an opt-in tag removed
@@ -38,6 +41,8 @@ from shared.ids import parse_resource_id
 from shared.models import Channel, Operation, Requester, RequestStatus, TargetStatus
 from shared.runtime import exomi_service
 from shared.service import ExomiService
+from shared.settings import EngineTimings
+from shared.state.active import ActiveEntry
 from shared.state.events import KEEP_FOR
 from shared.state.records import DriftFinding, DriftKind, RequestRecord, TargetRecord, utcnow
 
@@ -46,6 +51,9 @@ log = logging.getLogger("exomi.reconcile")
 RECONCILER = "exomi-reconcile"  # requested_by of the requests reconciliation makes
 EXOMI = Requester.exomi(RECONCILER)
 PARALLEL_TARGETS = 4
+PARALLEL_READS = 8  # requests the resume pass reads at once
+# The longest the resume pass waits before queueing again a request it queued before that has not moved.
+RESUME_BACKOFF_CAP = timedelta(minutes=10)
 # Steps whose verdict is not about the tenant's state (verification follows from the others).
 NOT_DRIFT = {"verify"}
 _NOT_THE_REQUEST = {"requested_by", "channel", "external_reference", "callback_url"}
@@ -119,43 +127,99 @@ async def reconcile(service: ExomiService, now: datetime | None = None) -> Recon
 
 
 async def _resume(service: ExomiService, now: datetime, report: ReconcileReport) -> None:
-    timings = service.app.settings.engine
-    token = None
-    while True:
-        page = await service.list_requests(
-            status=[
-                RequestStatus.QUEUED,
-                RequestStatus.RUNNING,
-                RequestStatus.WAITING,
-                RequestStatus.AWAITING_APPROVAL,
-            ],
-            page_size=200,
-            continuation_token=token,
-        )
-        for record in page.items:
-            if record.status is RequestStatus.AWAITING_APPROVAL:
-                ended = await service.expire_approval(record)
-                report.approvals_expired += not ended.status.active
-                continue
-            if _overdue(record, now, timings.queued_grace, timings.resume_grace):
-                await service.enqueue(record)
-                report.resumed += 1
-                log.warning(
-                    "request %s (%s) had no work item in time; it was queued again", record.id, record.status
-                )
-        token = page.continuation_token
-        if token is None:
+    """Read the active-requests index (one partition, not a scan of every request ever made), then each
+    request, a few at a time."""
+    requests = service.app.state.requests
+    limit = asyncio.Semaphore(PARALLEL_READS)
+
+    grace = timedelta(seconds=service.app.settings.engine.resume_grace)
+    backlog = await _visible_backlog(service)
+
+    async def one(entry: ActiveEntry) -> None:
+        if backlog and entry.sent_at is not None and now - entry.sent_at <= grace:
+            # Queued less than resume_grace ago with its work item sent, while work items wait in the
+            # queue: nothing about it can be overdue yet but a first pass whose worker died, which waits
+            # until the backlog has gone or resume_grace has passed. Not reading these keeps a pass's cost
+            # to the requests being worked on, not the whole backlog (a burst's resume reads would grow
+            # with the square of its size).
             return
+        async with limit:
+            try:
+                await _resume_one(service, entry, now, report, backlog=backlog)
+            except Exception:  # noqa: BLE001 - one request (or a queue that does not answer) must not stop the others
+                log.exception("the resume pass could not look at request %s", entry.request_id)
+
+    await asyncio.gather(*[one(entry) async for entry in requests.active_entries()])
 
 
-def _overdue(record: RequestRecord, now: datetime, queued_grace: float, resume_grace: float) -> bool:
-    if record.status is RequestStatus.QUEUED:  # since it was recorded, or approved
-        return now - record.updated_at > timedelta(seconds=queued_grace)
-    # Running, or holding a short wait in its pass: overdue once that pass stopped renewing its lease
-    # (its worker died).
-    if record.status is RequestStatus.RUNNING or record.lease_until is not None:
-        return record.lease_until is None or record.lease_until < now
-    return record.check_again_at is not None and now - record.check_again_at > timedelta(seconds=resume_grace)
+async def _visible_backlog(service: ExomiService) -> bool:
+    """Whether work items wait at the front of the queue (a backlog): a request whose work item was sent
+    is then most likely behind it, and one more work item would only go to its end."""
+    try:
+        return await service.app.queue.has_visible_messages()
+    except Exception as error:  # noqa: BLE001 - a queue that does not answer: judge as if it were empty
+        log.warning("the resume pass could not look at the work queue: %s", error)
+        return False
+
+
+async def _resume_one(
+    service: ExomiService, entry: ActiveEntry, now: datetime, report: ReconcileReport, *, backlog: bool
+) -> None:
+    requests = service.app.state.requests
+    record = await requests.find(entry.request_id)
+    active = record is not None and record.status.active
+    if await requests.active.heal(entry, found=record is not None, active=active, now=now):
+        return  # a row left by a crash (its request ended, or was never written)
+    if record is None or not active:
+        return
+    if record.status is RequestStatus.AWAITING_APPROVAL:
+        ended = await service.expire_approval(record)
+        report.approvals_expired += not ended.status.active
+        return
+    if not _overdue(record, entry, now, service.app.settings.engine, backlog=backlog):
+        return
+    await service.enqueue(record)
+    await requests.active.resumed(entry, record.etag, now)
+    report.resumed += 1
+    log.warning("request %s (%s) had no work item in time; it was queued again", record.id, record.status)
+
+
+def _overdue(
+    record: RequestRecord, entry: ActiveEntry, now: datetime, timings: EngineTimings, *, backlog: bool
+) -> bool:
+    """Whether the request's work item looks lost. A request whose work item was sent (queued and marked
+    sent, or waiting: its pass queued it) is not queued again while work items wait at the front of the
+    queue (``backlog``): it is most likely behind them, and a message that was sent is not lost (one an
+    instance fetched and died with comes back after the host's 10-minute lease). A request queued again
+    before that has not moved since (its ETag) is queued again only after twice as long as the time
+    before, at most ``RESUME_BACKOFF_CAP``. Both keep a backlog from growing by itself."""
+    if record.status is RequestStatus.QUEUED:
+        if entry.sent_at is not None and entry.sent_at >= record.updated_at:
+            # Its work item is in the queue: behind a backlog, or fetched by an instance that died (the
+            # host frees such a message after 10 minutes). As long as for a waiting request that is due.
+            base = timings.resume_grace
+            overdue = not backlog and now - entry.sent_at > timedelta(seconds=base)
+        else:
+            # Recorded or approved, and its work item perhaps never sent (a crash in between, or a queue
+            # that did not answer): lost, unless the worker takes it within queued_grace.
+            base = timings.queued_grace
+            overdue = now - record.updated_at > timedelta(seconds=base)
+    elif record.status is RequestStatus.RUNNING or record.lease_until is not None:
+        # Running, or holding a short wait in its pass: overdue once that pass stopped renewing its lease
+        # (its worker died).
+        base = timings.lease
+        overdue = record.lease_until is None or record.lease_until < now
+    else:
+        base = timings.resume_grace
+        overdue = (
+            not backlog
+            and record.check_again_at is not None
+            and now - record.check_again_at > timedelta(seconds=base)
+        )
+    if not overdue or entry.resumed_at is None or entry.resumed_etag != record.etag:
+        return overdue
+    backoff = min(timedelta(seconds=base) * 2**entry.resumes, RESUME_BACKOFF_CAP)
+    return now - entry.resumed_at >= backoff
 
 
 # ---------------------------------------------------------------------------------------------- targets

@@ -679,6 +679,8 @@ class ExomiService:
                 due = record.approval.deadline
             delay = due - utcnow() if due else timedelta(0)
         await self.app.queue.enqueue(record.id, delay)
+        if record.status is RequestStatus.QUEUED:  # the resume pass leaves a work item in the queue alone
+            await self.app.state.requests.work_item_sent(record)
 
     def prepare_to_enqueue(self) -> None:
         """Get the queue ready before a request is recorded that will be queued (its SDK loads in 0.3 s)."""

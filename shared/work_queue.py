@@ -130,6 +130,13 @@ class WorkQueue:
         """Raises when the queue does not answer (the health check)."""
         await self.client.get_queue_properties()
 
+    async def has_visible_messages(self) -> bool:
+        """Whether a message waits at the front of the queue now (a backlog), peeked without taking it."""
+        try:
+            return bool(await self.client.peek_messages(max_messages=1))
+        except ResourceNotFoundError:
+            return False  # no queue yet: nothing waits in it
+
     async def enqueue(self, request_id: str, delay: timedelta = timedelta(0)) -> None:
         # Rounded down: the engine pass holds the fraction of a second left (EXOMI_HOLD_SECONDS), so a
         # request is looked at when it is due, not up to a second later.

@@ -1,12 +1,20 @@
-"""The requests table: one entity per request (PartitionKey = request id, RowKey = "request")."""
+"""The requests table: one entity per request (PartitionKey = request id, RowKey = "request"), and the
+index of the active ones (shared/state/active.py), which this store keeps: a row before a request is
+written, and none once it has ended."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import logging
+from collections.abc import AsyncIterator, Collection
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient
 
@@ -14,20 +22,26 @@ from shared.errors import ConcurrencyError, InputError, NotFound
 from shared.ids import parse_resource_id, validate_guid
 from shared.models import MAX_EXTERNAL_REFERENCE, Channel, Operation, RequestStatus
 from shared.policy import Decision
+from shared.state.active import ActiveEntry, ActiveIndex
 from shared.state.codec import get_json, put_json, put_text
-from shared.state.query import Filter, etag_of, fetch_page
+from shared.state.query import Filter, etag_of, fetch_page, iter_all
 from shared.state.records import Page, RequestRecord, utcnow
 
 ROW_KEY = "request"
+ACTIVE_STATUSES = tuple(status.value for status in RequestStatus if status.active)
+
+log = logging.getLogger("exomi.state")
 
 
 class RequestStore:
-    def __init__(self, table: TableClient) -> None:
+    def __init__(self, table: TableClient, active: TableClient) -> None:
         self.table = table
+        self.active = ActiveIndex(active)
 
     async def create(self, record: RequestRecord) -> tuple[RequestRecord, bool]:
         """Insert a new request. If one with this id exists already (a replay), return that one instead.
         The flag says whether this call created it."""
+        await self.active.add(record.id)  # first: an active request is never missing from the index
         try:
             metadata = await self.table.create_entity(_to_entity(record))
         except ResourceExistsError:
@@ -64,7 +78,34 @@ class RequestStore:
             raise ConcurrencyError(f"request {record.id}") from None
         except ResourceNotFoundError:
             raise NotFound("request", record.id) from None
+        if not record.status.active:
+            await self._unindex(record.id)
         return record.model_copy(update={"etag": etag_of(metadata)})
+
+    async def _unindex(self, request_id: str) -> None:
+        # The request has ended already: a failure here must not look like a failed update. The resume
+        # pass deletes a row left behind.
+        try:
+            await self.active.remove(request_id)
+        except AzureError as error:
+            log.info(
+                "request %s ended; its row in the active-requests index stays for now (%s)", request_id, error
+            )
+
+    async def work_item_sent(self, record: RequestRecord) -> None:
+        """The queued request's work item is in the queue now (the resume pass gives it longer)."""
+        await self.active.sent(record.id, utcnow())
+
+    async def active_entries(self) -> AsyncIterator[ActiveEntry]:
+        """The rows of the active-requests index (see shared/state/active.py), oldest request first."""
+        async for entry in self.active.entries(self._scan_active):
+            yield entry
+
+    async def _scan_active(self) -> AsyncIterator[str]:
+        # A scan of the whole table: only to index requests recorded before the index existed, once.
+        where = Filter().any_of("Status", list(ACTIVE_STATUSES))
+        async for entity in iter_all(self.table, where):
+            yield str(entity["PartitionKey"])
 
     async def list(
         self,

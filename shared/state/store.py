@@ -64,7 +64,7 @@ class StateStore:
     def __init__(self, tables: Tables, *, stale_lock_after: timedelta = DEFAULT_STALE_LOCK_AFTER) -> None:
         self.tables = tables
         self.stale_lock_after = stale_lock_after
-        self.requests = RequestStore(tables.requests)
+        self.requests = RequestStore(tables.requests, tables.active)
         self.steps = StepStore(tables.steps)
         self.audit = AuditLog(tables.audit)
         self.targets = TargetStore(tables.targets, tables.principals)

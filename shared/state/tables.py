@@ -25,6 +25,7 @@ TABLE_NAMES = (
     "ledger",
     "durations",
     "principals",
+    "active",
 )
 
 
@@ -116,7 +117,8 @@ def open_table_service(
 
 class Tables:
     """Clients for `<prefix>requests`, `<prefix>steps`, `<prefix>audit`, `<prefix>targets`, `<prefix>idempotency`,
-    `<prefix>events`, `<prefix>refusals`, `<prefix>ledger`, `<prefix>durations`, `<prefix>principals`."""
+    `<prefix>events`, `<prefix>refusals`, `<prefix>ledger`, `<prefix>durations`, `<prefix>principals`,
+    `<prefix>active`."""
 
     def __init__(self, service: TableServiceClient, prefix: str, calls: TableCalls | None = None) -> None:
         self.service = service
@@ -132,6 +134,7 @@ class Tables:
         self.ledger = self._client("ledger")
         self.durations = self._client("durations")
         self.principals = self._client("principals")
+        self.active = self._client("active")
 
     def _client(self, name: str) -> TableClient:
         return self.service.get_table_client(f"{self.prefix}{name}")
@@ -157,6 +160,7 @@ class Tables:
             self.ledger,
             self.durations,
             self.principals,
+            self.active,
         )
         for client in clients:
             await client.close()

@@ -6,6 +6,8 @@ names a requester) while a deleted target is revoked, and a request whose work i
 from __future__ import annotations
 
 import json
+import re
+import socket
 import subprocess
 
 import httpx
@@ -153,9 +155,18 @@ async def test_tags_changed_while_events_were_lost_are_reported_and_a_deletion_r
     assert wait_until_ended(exomi, revoke["id"])["status"] == "revoked"
 
 
-def test_a_request_whose_work_item_was_lost_is_resumed(emulator, exomi, targets, function_host, tmp_path):
+def test_a_request_whose_work_item_was_lost_is_resumed(
+    emulator, azurite, exomi, targets, function_host, tmp_path
+):
     account = targets.automation_account()
-    # Recorded, but its work item went to a queue no worker reads: as lost as a crash before enqueueing.
+    # Recorded, but the work queue did not answer (its endpoint is a port nobody listens on), so its work
+    # item was never sent: as lost as after a crash between recording and enqueueing.
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    storage = re.sub(
+        r"QueueEndpoint=http://127\.0\.0\.1:\d+/", f"QueueEndpoint=http://127.0.0.1:{port}/", azurite
+    )
     lost = subprocess.run(
         [
             EXOMI,
@@ -168,11 +179,12 @@ def test_a_request_whose_work_item_was_lost_is_resumed(emulator, exomi, targets,
             "--no-wait",
         ],
         cwd=ROOT,
-        env={**exomi.env(), "EXOMI_QUEUE_NAME": "nobody-reads-this"},
+        env={**exomi.env(), "AzureWebJobsStorage": storage},
         capture_output=True,
         text=True,
         check=True,
     )
+    assert "the work queue did not take it" in lost.stderr
     request = json.loads(lost.stdout)
     assert request["status"] == "queued"
     assert "resumed 1," in reconcile(function_host, tmp_path / "host.log")
