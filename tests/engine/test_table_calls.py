@@ -20,7 +20,7 @@ def made(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) ->
     return calls
 
 
-async def test_a_provision_of_one_identity_makes_at_most_25_table_calls(emulator, azurite, targets):
+async def test_a_provision_of_one_identity_makes_at_most_27_table_calls(emulator, azurite, targets):
     emulator.set_timings(replication_delay=0)  # the new identity is visible at once: one pass
     identity = targets.user_assigned_identity()
     env = ExomiRunner(emulator, azurite).env()
@@ -56,7 +56,9 @@ async def test_a_provision_of_one_identity_makes_at_most_25_table_calls(emulator
     # bench/per_target_cpu.py: 48 calls per identity before a pass kept what it read and wrote its records
     # in batches, 22 since; a first provision in a new deployment adds 3 made once per process or
     # deployment (the learned durations, the principals index marker and its scan).
-    assert total <= 25, calls
+    # 25 for the request itself, and 2 for the active-requests index the resume pass reads (its row is
+    # written with the request and deleted when it ends: docs/STATE.md).
+    assert total <= 27, calls
     assert "(tables)" not in calls  # the tables were created when the app opened, once
 
 
