@@ -36,7 +36,7 @@ from pathlib import Path
 
 import httpx
 from azure.core.exceptions import ResourceExistsError
-from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+from azure.storage.queue import QueueClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -222,14 +222,17 @@ class Bench:
     def warm_up(self, log: Path) -> None:
         """A worker that has served a work item before (what a running Function app is): one for an
         unknown request loads the code and opens the state, then is dropped."""
-        queue = QueueClient.from_connection_string(
-            self.storage, "exomi-work", message_encode_policy=TextBase64EncodePolicy()
-        )
+        # encode() gives the message body as exomi sends it (base64 already): no encode policy on top.
+        queue = QueueClient.from_connection_string(self.storage, "exomi-work")
         with contextlib.suppress(ResourceExistsError):
             queue.create_queue()
         queue.send_message(encode(str(uuid.uuid4())))
         deadline = time.monotonic() + 60
-        while "unknown request" not in log.read_text() and time.monotonic() < deadline:
+        while "unknown request" not in log.read_text():
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"the Function app did not take the warm-up work item:\n{log.read_text()[-2000:]}"
+                )
             time.sleep(0.1)
 
     def sequential(self, kind: str) -> dict[str, float]:
