@@ -683,9 +683,7 @@ class Engine:
         if target_record.principal_id is None:
             _discard(started)
             return target_record, []
-        if started is None:
-            started = asyncio.create_task(self._observe_privileges(record, target_record.principal_id))
-        findings = await started
+        findings = await (started or self._observe_privileges(record, target_record.principal_id))
         if findings is None:
             return target_record, []
         telemetry.count_findings(findings, "request")

@@ -174,6 +174,17 @@ def test_a_hybrid_job_uses_the_machines_modules_not_the_accounts_imports(emulato
     assert "The term 'Connect-ExchangeOnline' is not recognized" in failed.exception
 
 
+def _group_with_a_ready_worker(emulator, client):
+    """The group with one worker: a VM with its own system-assigned identity and the modules installed;
+    jobs start and run at once. Returns the VM."""
+    client.hybrid_runbook_worker_group.create(RG, ACCOUNT, GROUP, {})
+    emulator.set_timings(job_start=0.0, job_run=0.0)
+    vm = _vm(emulator, "worker1", identity={"type": "SystemAssigned"})
+    _install_modules(emulator, "worker1")
+    _worker(client, vm.id)
+    return vm
+
+
 def test_the_account_identity_wins_over_the_vms_and_its_user_assigned_identity_is_unusable(emulator):
     emulator.resources().resource_groups.create_or_update(RG, {"location": "westus"})
     uai = emulator.msi().user_assigned_identities.create_or_update(RG, "aa-uai", {"location": "westus"})
@@ -181,11 +192,7 @@ def test_the_account_identity_wins_over_the_vms_and_its_user_assigned_identity_i
         emulator, identity={"type": "SystemAssigned, UserAssigned", "userAssignedIdentities": {uai.id: {}}}
     )
     client = emulator.automation()
-    client.hybrid_runbook_worker_group.create(RG, ACCOUNT, GROUP, {})
-    emulator.set_timings(job_start=0.0, job_run=0.0)
-    vm = _vm(emulator, "worker1", identity={"type": "SystemAssigned"})
-    _install_modules(emulator, "worker1")
-    _worker(client, vm.id)
+    vm = _group_with_a_ready_worker(emulator, client)
     emulator.grant_exchange_access(vm.identity.principal_id)  # only the VM's identity has access
     publish_runbook(client, "Verify", STRICT_RUNBOOK)
     user_assigned = STRICT_RUNBOOK.replace(
@@ -206,11 +213,7 @@ def test_the_account_identity_wins_over_the_vms_and_its_user_assigned_identity_i
 def test_without_an_account_identity_the_job_uses_the_vms_identity(emulator):
     create_account(emulator, identity={"type": "None"})
     client = emulator.automation()
-    client.hybrid_runbook_worker_group.create(RG, ACCOUNT, GROUP, {})
-    emulator.set_timings(job_start=0.0, job_run=0.0)
-    vm = _vm(emulator, "worker1", identity={"type": "SystemAssigned"})
-    _install_modules(emulator, "worker1")
-    _worker(client, vm.id)
+    vm = _group_with_a_ready_worker(emulator, client)
     emulator.grant_exchange_access(vm.identity.principal_id)
     publish_runbook(client, "Verify", STRICT_RUNBOOK)
 

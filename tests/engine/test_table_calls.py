@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.models import Channel, Requester
 from shared.service import ExomiApp, ExomiService
 from shared.settings import Settings
@@ -20,20 +22,26 @@ def made(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) ->
     return calls
 
 
+async def provision_counting(app: ExomiApp, target: str, organization: str) -> tuple[Any, dict]:
+    """Provisions ``target`` through the service layer to its end; returns the request and the Table
+    calls it made, by table and operation."""
+    prefix = app.state.tables.prefix
+    before = app.state.tables.calls.snapshot(prefix)
+    service = ExomiService(app)
+    body = {"target": target, "organization": organization}
+    submission = await service.submit_provision(
+        body, requester=Requester.operator("test"), channel=Channel.CLI
+    )
+    record = await service.run_to_end(submission.request.id)
+    return record, made(before, app.state.tables.calls.snapshot(prefix))
+
+
 async def test_a_provision_of_one_identity_makes_at_most_27_table_calls(emulator, azurite, targets):
     emulator.set_timings(replication_delay=0)  # the new identity is visible at once: one pass
     identity = targets.user_assigned_identity()
     env = ExomiRunner(emulator, azurite).env()
     async with await ExomiApp.open(Settings.load(env)) as app:
-        prefix = app.state.tables.prefix
-        before = app.state.tables.calls.snapshot(prefix)
-        service = ExomiService(app)
-        body = {"target": identity.id, "organization": emulator.organization}
-        submission = await service.submit_provision(
-            body, requester=Requester.operator("test"), channel=Channel.CLI
-        )
-        record = await service.run_to_end(submission.request.id)
-        calls = made(before, app.state.tables.calls.snapshot(prefix))
+        record, calls = await provision_counting(app, identity.id, emulator.organization)
         steps = await app.state.steps.list(record.id)
         audit = await app.state.audit.list_for_request(record.id)
         target = await app.state.targets.get(record.target_key)
@@ -55,9 +63,8 @@ async def test_a_provision_of_one_identity_makes_at_most_27_table_calls(emulator
     total = sum(sum(operations.values()) for operations in calls.values())
     # bench/per_target_cpu.py: 48 calls per identity before a pass kept what it read and wrote its records
     # in batches, 22 since; a first provision in a new deployment adds 3 made once per process or
-    # deployment (the learned durations, the principals index marker and its scan).
-    # 25 for the request itself, and 2 for the active-requests index the resume pass reads (its row is
-    # written with the request and deleted when it ends: docs/STATE.md).
+    # deployment (the learned durations, the principals index marker and its scan), and the
+    # active-requests index 2 (its row is written with the request and deleted when it ends: docs/STATE.md).
     assert total <= 27, calls
     assert "(tables)" not in calls  # the tables were created when the app opened, once
 
@@ -71,15 +78,7 @@ async def test_the_passes_of_a_request_in_one_process_read_its_steps_and_audit_n
     identity = targets.user_assigned_identity()
     env = {**ExomiRunner(emulator, azurite).env(), "EXOMI_HOLD_SECONDS": "0.05"}
     async with await ExomiApp.open(Settings.load(env)) as app:
-        prefix = app.state.tables.prefix
-        before = app.state.tables.calls.snapshot(prefix)
-        service = ExomiService(app)
-        body = {"target": identity.id, "organization": emulator.organization}
-        submission = await service.submit_provision(
-            body, requester=Requester.operator("test"), channel=Channel.CLI
-        )
-        record = await service.run_to_end(submission.request.id)
-        calls = made(before, app.state.tables.calls.snapshot(prefix))
+        record, calls = await provision_counting(app, identity.id, emulator.organization)
         steps = await app.state.steps.list(record.id)
 
     assert record.status == "succeeded", record.message
