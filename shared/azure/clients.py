@@ -17,7 +17,7 @@ from azure.identity.aio import DefaultAzureCredential
 from httpx_aiohttp import AiohttpTransport
 
 from shared.azure.pacing import PacedTransport, Pacer, PacingPolicy
-from shared.azure.sessions import sdk_http_options
+from shared.azure.sessions import AzureSession, sdk_http_options
 
 log = logging.getLogger("exomi.azure")
 
@@ -86,6 +86,14 @@ class AzureClients:
     _graph_transports: list[httpx.AsyncBaseTransport] = field(default_factory=list)
     # One pacer for every ARM and Graph request of the process (shared/azure/pacing.py).
     pacer: Pacer = field(default_factory=Pacer)
+    _session: AzureSession | None = None
+
+    @property
+    def session(self) -> AzureSession:
+        """One connection pool and TLS context for every ARM and Graph call (shared/azure/sessions.py)."""
+        if self._session is None:
+            self._session = AzureSession(self.endpoints.ca_bundle)
+        return self._session
 
     @property
     def credential(self) -> DefaultAzureCredential:
@@ -104,9 +112,8 @@ class AzureClients:
             "raw_response_hook": _remember_correlation,
             "per_retry_policies": [PacingPolicy(self.pacer)],
             **sdk_http_options(self.endpoints.proxy, self.endpoints.no_proxy),
+            "transport": self.session.transport(),  # the TLS context (EXOMI_CA_BUNDLE) is the session's
         }
-        if self.endpoints.ca_bundle:
-            kwargs["connection_verify"] = self.endpoints.ca_bundle
         return kwargs
 
     def _arm(self, kind: str, factory, subscription_id: str):
@@ -168,12 +175,12 @@ class AzureClients:
         msgraph needs an httpx client; its default transport (httpcore) keeps 20 connections and scans its
         whole pool on every request, so a worker with more passes at once paid a TLS handshake for most
         Graph calls, or pool bookkeeping with a larger pool. aiohttp (as for ARM and Storage) keeps them
-        all for a few CPU microseconds: bench/per_target_cpu.py measured about 25 % less CPU per identity."""
-        verify: Any = self.endpoints.ca_bundle or True
+        all for a few CPU microseconds: bench/per_target_cpu.py measured about 25 % less CPU per identity.
+        It shares the ARM clients' session (``session``)."""
         proxy = httpx.Proxy(self.endpoints.proxy) if self.endpoints.proxy else None
 
         def paced(through: httpx.Proxy | None) -> httpx.AsyncBaseTransport:
-            transport = PacedTransport(AiohttpTransport(verify=verify, proxy=through), self.pacer)
+            transport = PacedTransport(AiohttpTransport(client=self.session.get, proxy=through), self.pacer)
             # msgraph wraps the transports in one that does not pass aclose on: close() closes them.
             self._graph_transports.append(transport)
             return transport
@@ -199,6 +206,8 @@ class AzureClients:
             self._graph_transports.clear()
             self._graph_http = None
             self._graph = None
+        if self._session is not None:
+            await self._session.close()
         if self._credential is not None:
             await self._credential.close()
             self._credential = None
