@@ -24,7 +24,8 @@ their request held by another pass (from the hosts' logs), each instance's peak 
 CPU time each instance, Azurite and the emulator used (with the machine's load average: is it the limit
 or the machine that binds). ``--verbose`` adds the calls charged per limit and the Graph writes served
 per 20 s.
-``--growth`` runs 10N too (on the smallest instance count) and prints time(10N) / time(N).
+``--growth`` runs 10N too (on the smallest instance count) and prints time(10N) / time(N). With more than
+one instance count it prints the speed-up from the fewest instances to each other count, against linear.
 
 A bucket that holds less than one second of refill (ARM reads at the default ``--scale 0.01``: 2 tokens,
 25 per second) is slower than its bound says: Retry-After is whole seconds, at least 1, so a client that
@@ -32,7 +33,12 @@ waits it out gets about the bucket's size per second. ``--scale 0.1`` keeps ever
 refill or more, as Azure's are (ARM reads: 250 tokens, ten seconds' worth).
 
 The machine matters: every instance, Azurite and the emulator share its cores, so instances beyond
-the core count measure the machine, not exomi.
+the core count measure the machine, not exomi. On Azure each instance has its own cores and an instance
+is bound by what it runs at once (host.json: 16 + 8 work items) times how long Azure takes to answer.
+To measure that scale-out on a small machine, make the answers slow and the limits wide, so that the
+instances wait rather than compute (2026-12-04, 2 cores: 200 identities, 1 -> 4 instances 3.2x):
+
+    .venv/bin/python bench/scale.py --targets 200 --instances 1,2,4 --speed 100 --scale 1 --latency-ms 1000
 """
 
 from __future__ import annotations
@@ -297,6 +303,26 @@ class Bench:
                 print(f"  Graph writes per 20 s from the first one: {windows}", flush=True)
 
 
+def speed_ups(runs: list[Run]) -> list[str]:
+    """Per channel and N: completion on the fewest instances over completion on each larger count, against
+    linear (the ratio of the counts); the goal is within 1.5x of linear where no rate limit binds."""
+    lines = []
+    for run in runs:
+        base = min(
+            (r for r in runs if (r.channel, r.targets) == (run.channel, run.targets)),
+            key=lambda r: r.instances,
+        )
+        if run.instances == base.instances or not run.completion:
+            continue
+        speed_up, linear = base.completion / run.completion, run.instances / base.instances
+        verdict = "within 1.5x of linear" if speed_up * 1.5 >= linear else "NOT within 1.5x of linear"
+        lines.append(
+            f"speed-up {run.channel} N={run.targets}: {base.instances} -> {run.instances} instances "
+            f"{speed_up:.2f}x (linear {linear:.0f}x; {verdict})"
+        )
+    return lines
+
+
 def list_all(client: httpx.Client) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     page = client.get("/api/requests", params={"page_size": 200}).json()
@@ -362,6 +388,8 @@ def main() -> None:
                 print(run.line(), flush=True)
         finally:
             process.stop()
+    for line in speed_ups(runs):
+        print(line)
     if args.growth:
         for channel in args.channels.split(","):
             small = next(r for r in runs if r.channel == channel and r.targets == args.targets)
