@@ -4,24 +4,33 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from shared.azure.graph import GraphGateway
 from shared.findings import Finding, HeldAppRole, HeldEntraRole, privilege_findings
 from shared.models import Role
+from shared.ownership import Ledger
 from shared.state.records import DriftFinding
 from shared.state.store import StateStore
 
 
 async def observe_privileges(
-    graph: GraphGateway, state: StateStore, principal_id: str, desired_role: Role | None
+    graph: GraphGateway,
+    state: StateStore,
+    principal_id: str,
+    desired_role: Role | None,
+    *,
+    ledger_of: Callable[[str], Awaitable[Ledger]] | None = None,
 ) -> list[Finding]:
+    """``ledger_of`` reads what exomi owns on the identity (default: the stored ledger; an engine pass
+    gives the one it has just written, saving a Table read)."""
     # Four independent reads, at once (this runs at the end of every provision).
     exchange, app_role_grants, role_grants, ledger = await asyncio.gather(
         graph.exchange_principal(),
         graph.app_role_grants(principal_id),
         graph.role_grants(principal_id),
-        state.ledger(principal_id),
+        (ledger_of or state.ledger)(principal_id),
     )
     app_roles: list[HeldAppRole] = []
     if exchange is not None:

@@ -309,7 +309,7 @@ class Engine:
                     and target_record.principal_id is not None
                 ):
                     privileges = asyncio.create_task(
-                        self._observe_privileges(record, target_record.principal_id)
+                        self._observe_privileges(record, target_record.principal_id, ledgers)
                     )
             if (
                 record.lease_until is not None
@@ -661,11 +661,16 @@ class Engine:
             )
         )
 
-    async def _observe_privileges(self, record: RequestRecord, principal_id: str) -> list[Finding] | None:
-        """What the identity holds beyond what the target asked for, from Graph; None if it cannot be read."""
+    async def _observe_privileges(
+        self, record: RequestRecord, principal_id: str, ledgers: PassLedgers | None = None
+    ) -> list[Finding] | None:
+        """What the identity holds beyond what the target asked for, from Graph; None if it cannot be read.
+        ``ledgers``: the pass's, which holds the ledger its grant steps have just written."""
         role = record.decision.role if record.decision else None
         try:
-            return await observe_privileges(self.graph, self.state, principal_id, role)
+            return await observe_privileges(
+                self.graph, self.state, principal_id, role, ledger_of=ledgers.known if ledgers else None
+            )
         except ExomiError as error:
             log.warning("request %s: could not look for extra privileges: %s", record.id, error.message)
             return None

@@ -288,13 +288,17 @@ class StateStore:
         return holder if holder is not None and holder.status.active else None
 
     async def acquire_target(self, target: ResourceId, request_id: str) -> TargetLock:
-        """Make `request_id` the target's active request; Conflict names the request that holds it."""
-        for _ in range(_LOCK_ATTEMPTS):
-            lock = await self.targets.get_lock(target.key)
-            if lock is not None and lock.request_id == request_id:
-                return lock
-            if lock is not None and lock.request_id is not None:
-                await self._refuse_if_held(target, lock, lock.request_id)
+        """Make `request_id` the target's active request; Conflict names the request that holds it.
+        A free target has no lock row (release deletes it), so the first try is a plain insert: one
+        Table call for most requests; only a target with a row (held, or freed by an older exomi) is read."""
+        lock: TargetLock | None = None
+        for attempt in range(_LOCK_ATTEMPTS + 1):
+            if attempt:
+                lock = await self.targets.get_lock(target.key)
+                if lock is not None and lock.request_id == request_id:
+                    return lock
+                if lock is not None and lock.request_id is not None:
+                    await self._refuse_if_held(target, lock, lock.request_id)
             try:
                 return await self.targets.write_lock(target.key, target.canonical, request_id, replacing=lock)
             except ConcurrencyError:
@@ -325,7 +329,7 @@ class StateStore:
             if lock is None or lock.request_id != request_id:
                 return False
             try:
-                await self.targets.write_lock(target_key, lock.target, None, replacing=lock)
+                await self.targets.delete_lock(lock)
                 return True
             except ConcurrencyError:
                 continue

@@ -152,6 +152,15 @@ class TargetStore:
         )
         return lock.model_copy(update={"etag": etag_of(metadata)})
 
+    async def delete_lock(self, lock: TargetLock) -> None:
+        """Free the target: delete its lock row if it is still as read, else raise ConcurrencyError."""
+        try:
+            await self.table.delete_entity(
+                lock.target_key, LOCK, etag=lock.etag, match_condition=MatchConditions.IfNotModified
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            raise ConcurrencyError(f"lock of target {lock.target}") from None
+
     async def tag_state(self, target_key: str) -> TagState:
         entity = await self._read(target_key, TAGS)
         if entity is None:

@@ -268,6 +268,19 @@ async def test_a_lock_left_by_a_finished_request_does_not_block(state):
     assert (await submit(state, provision(role="Security Reader"))).created
 
 
+async def test_a_target_freed_by_an_older_exomi_is_taken_again(state):
+    # Before 2026-12-04 a release kept the lock row with no holder; now it deletes the row, and a new
+    # request first tries a plain insert. A row left the old way still lets the next request in.
+    target = provision().target_id
+    lock = await state.targets.write_lock(target.key, target.canonical, None, replacing=None)
+    assert lock.request_id is None
+    second = await submit(state, provision(role="Security Reader"))
+    assert second.created
+    assert (await state.active_request(target)).id == second.request.id
+    await state.finish(second.request, RequestStatus.SUCCEEDED, message="done")
+    assert await state.targets.get_lock(target.key) is None  # released: no row left behind
+
+
 async def test_a_lock_whose_request_was_never_written_expires(state, open_state):
     target = provision().target_id
     await state.acquire_target(target, "01a21869-78cc-7973-9fae-985366b6a790")  # then the process died
