@@ -19,6 +19,7 @@ from shared.state.codec import get_json, put_json
 from shared.state.query import Filter, etag_of, fetch_all, fetch_page
 from shared.state.records import AuditRecord, Page
 from shared.state.steps import check_step_name
+from shared.state.tables import NO_CONTENT, insert
 from shared.state.transactions import MIN_OPERATIONS, submit
 
 
@@ -34,7 +35,7 @@ class AuditLog:
         """Record a change once. Returns (the stored record, True if this call added it)."""
         entity = _to_entity(record)
         try:
-            metadata = await self.table.create_entity(entity)
+            metadata = await insert(self.table, entity)
         except ResourceExistsError:
             stored = await self.table.get_entity(entity["PartitionKey"], entity["RowKey"])
             return _from_entity(stored), False
@@ -51,7 +52,7 @@ class AuditLog:
         if len({record.request_id for record in records}) != 1:
             raise ValueError("append_all takes the records of one request")
         try:
-            await submit(self.table, [("create", _to_entity(record), {}) for record in records])
+            await submit(self.table, [("create", _to_entity(record), NO_CONTENT) for record in records])
         except TableTransactionError as error:
             if error.status_code != 409:
                 raise

@@ -15,6 +15,8 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables.aio import TableClient
 
+from shared.state.tables import insert
+
 PARTITION = "duration"
 # Not the Run Command time: it is also how early the VM's connect test starts (steps_verify.py), which
 # only an operator should decide (EXOMI_EXPECTED_RUN_COMMAND_SECONDS).
@@ -43,8 +45,8 @@ class DurationStore:
             entity = await self.table.get_entity(PARTITION, timing)
         except ResourceNotFoundError:
             with contextlib.suppress(ResourceExistsError):  # another pass learnt it first: keep that
-                await self.table.create_entity(
-                    {"PartitionKey": PARTITION, "RowKey": timing, "Seconds": seconds, "Count": 1}
+                await insert(
+                    self.table, {"PartitionKey": PARTITION, "RowKey": timing, "Seconds": seconds, "Count": 1}
                 )
             return seconds
         average = (1 - WEIGHT) * float(entity["Seconds"]) + WEIGHT * seconds

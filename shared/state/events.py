@@ -18,6 +18,7 @@ from azure.data.tables.aio import TableClient
 
 from shared.state.codec import put_text
 from shared.state.records import utcnow
+from shared.state.tables import insert
 
 # Event Grid retries for at most 24 hours (eventTimeToLiveInMinutes, 1440 at most): two days is ample.
 KEEP_FOR = timedelta(days=2)
@@ -50,7 +51,7 @@ class EventLog:
         put_text(entity, "Outcome", outcome)
         # A concurrent delivery of the same event may have got there first: that is the same outcome.
         with contextlib.suppress(ResourceExistsError):
-            await self.table.create_entity(entity)
+            await insert(self.table, entity)
 
     async def forget_before(self, cutoff: datetime) -> int:
         """Delete the events of the days before ``cutoff``'s day; returns how many were deleted."""

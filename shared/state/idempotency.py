@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from shared.errors import InputError
 from shared.state.query import etag_of
 from shared.state.records import utcnow
+from shared.state.tables import insert
 
 ROW_KEY = "key"
 MAX_KEY_LENGTH = 255
@@ -63,7 +64,7 @@ class IdempotencyStore:
             "CreatedAt": utcnow(),
         }
         try:
-            metadata = await self.table.create_entity(entity)
+            metadata = await insert(self.table, entity)
         except ResourceExistsError:
             return None
         return etag_of(metadata)

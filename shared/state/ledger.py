@@ -18,6 +18,7 @@ from shared.ownership import Ledger, OwnedGrant
 from shared.state.codec import get_json, put_json
 from shared.state.query import etag_of
 from shared.state.records import utcnow
+from shared.state.tables import insert
 
 ROW_KEY = "grants"
 _ATTEMPTS = 8
@@ -56,7 +57,7 @@ class LedgerStore:
         put_json(entity, "Grants", [grant.model_dump(mode="json") for grant in ledger.grants])
         try:
             if ledger.etag is None:
-                metadata = await self.table.create_entity(entity)
+                metadata = await insert(self.table, entity)
             else:
                 metadata = await self.table.update_entity(
                     entity,

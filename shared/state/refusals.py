@@ -19,6 +19,7 @@ from shared.models import Channel
 from shared.state.codec import put_text
 from shared.state.query import Filter, fetch_page
 from shared.state.records import Page, RefusalRecord
+from shared.state.tables import insert
 
 
 def _partition(moment: datetime) -> str:
@@ -30,7 +31,7 @@ class RefusalLog:
         self.table = table
 
     async def append(self, record: RefusalRecord) -> RefusalRecord:
-        await self.table.create_entity(_to_entity(record))
+        await insert(self.table, _to_entity(record))
         return record
 
     async def list(

@@ -26,6 +26,7 @@ from shared.state.active import ActiveEntry, ActiveIndex
 from shared.state.codec import get_json, put_json, put_text
 from shared.state.query import Filter, etag_of, fetch_page, iter_all
 from shared.state.records import Page, RequestRecord, utcnow
+from shared.state.tables import insert
 
 ROW_KEY = "request"
 ACTIVE_STATUSES = tuple(status.value for status in RequestStatus if status.active)
@@ -43,7 +44,7 @@ class RequestStore:
         The flag says whether this call created it."""
         await self.active.add(record.id)  # first: an active request is never missing from the index
         try:
-            metadata = await self.table.create_entity(_to_entity(record))
+            metadata = await insert(self.table, _to_entity(record))
         except ResourceExistsError:
             return await self.get(record.id), False
         return record.model_copy(update={"etag": etag_of(metadata)}), True

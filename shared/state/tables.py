@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
@@ -113,6 +114,17 @@ def open_table_service(
             "identity-based storage needs the table service URI and exomi's managed identity credential",
         )
     return TableServiceClient(storage.table_service_uri, credential=credential, **options)
+
+
+# Insert Entity answers with the entity by default (201), which the SDK parses with its generic
+# deserializer: about half of an insert's client CPU for an audit record. ``return-no-content`` makes it
+# 204 with the ETag, which is all exomi reads (bench/per_target_cpu.py). For inserts in a transaction too.
+NO_CONTENT: dict[str, Any] = {"response_preference": "return-no-content"}
+
+
+async def insert(table: TableClient, entity: dict[str, Any]) -> Mapping[str, Any]:
+    """Insert Entity, answered without the entity (NO_CONTENT): its metadata (the ETag)."""
+    return await table.create_entity(entity, **NO_CONTENT)
 
 
 class Tables:

@@ -38,6 +38,7 @@ from shared.models import TargetStatus
 from shared.state.codec import get_json, put_json
 from shared.state.query import Filter, etag_of, fetch_all, iter_all
 from shared.state.records import DriftFinding, Grants, TagState, TargetLock, TargetRecord, utcnow
+from shared.state.tables import insert
 
 STATE = "state"
 LOCK = "lock"
@@ -194,7 +195,7 @@ class TargetStore:
         """Insert (no etag) or replace-if-unchanged (etag); losing either race is a ConcurrencyError."""
         try:
             if etag is None:
-                return await self.table.create_entity(entity)
+                return await insert(self.table, entity)
             return await self.table.update_entity(
                 entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
             )
