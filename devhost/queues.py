@@ -102,8 +102,10 @@ class QueueStorage:
     def queue(self, setting: str | None, name: str) -> QueueClient:
         setting = setting or "AzureWebJobsStorage"
         if setting not in self._services:
+            # The host's own polling reads no proxy settings or ~/.netrc per call (aiohttp's trust_env:
+            # a file read in a thread for every receive and delete, counted as the instance's CPU).
             self._services[setting] = QueueServiceClient.from_connection_string(
-                self.connection_string(setting)
+                self.connection_string(setting), use_env_settings=False
             )
         return self._services[setting].get_queue_client(name)
 
