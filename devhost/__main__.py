@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="[%(asctime)s] %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("azure.core.pipeline.policies.http_logging_policy", "azure.storage"):
+    # The host's own Storage calls (the app quiets azure-core's request logs itself: shared/runtime.py).
+    for noisy in ("devhost.storage.http", "azure.storage"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # The worker runs in the app folder with the app folder first on sys.path.
     os.chdir(Path(args.app_dir).resolve())

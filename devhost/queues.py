@@ -37,6 +37,9 @@ from devhost.settings import ConfigError, QueueOptions
 log = logging.getLogger("devhost")
 
 MIN_POLLING_INTERVAL = 0.1  # QueuePollingIntervals.Minimum
+# The host's own Storage calls log their requests here (quiet: devhost/__main__.py), not on azure-core's
+# logger, which is the app's to set (shared/runtime.py).
+HOST_HTTP_LOG = logging.getLogger("devhost.storage.http")
 LEASE_SECONDS = 600  # the listener's own visibility timeout while a function runs
 _QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 
@@ -105,7 +108,7 @@ class QueueStorage:
             # The host's own polling reads no proxy settings or ~/.netrc per call (aiohttp's trust_env:
             # a file read in a thread for every receive and delete, counted as the instance's CPU).
             self._services[setting] = QueueServiceClient.from_connection_string(
-                self.connection_string(setting), use_env_settings=False
+                self.connection_string(setting), use_env_settings=False, logger=HOST_HTTP_LOG
             )
         return self._services[setting].get_queue_client(name)
 

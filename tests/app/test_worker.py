@@ -31,6 +31,11 @@ def test_a_queued_request_is_carried_to_the_end_by_the_worker(emulator, exomi, t
     final = wait_for_status(exomi, output["id"], {"succeeded", "failed"})
     assert final["status"] == "succeeded", final
     assert [s["status"] for s in final["steps"]] == ["done"] * 9
+    # The worker's log (INFO, as the Functions worker forwards it) has exomi's lines, not azure-core's
+    # lines for every request and response of every ARM, Graph and Storage call.
+    log = function_host.log_file.read_text()
+    assert output["id"] in log
+    assert "Request URL:" not in log
 
 
 def test_a_poisoned_work_item_ends_its_request_failed_with_the_reason(
