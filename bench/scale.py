@@ -36,7 +36,7 @@ The machine matters: every instance, Azurite and the emulator share its cores, s
 the core count measure the machine, not exomi. On Azure each instance has its own cores and an instance
 is bound by what it runs at once (host.json: 16 + 8 work items) times how long Azure takes to answer.
 To measure that scale-out on a small machine, make the answers slow and the limits wide, so that the
-instances wait rather than compute (2026-12-04, 2 cores: 200 identities, 1 -> 4 instances 3.2x):
+instances wait rather than compute (2026-12-04, 2 cores: 200 identities, 1 -> 4 instances 2.89x):
 
     .venv/bin/python bench/scale.py --targets 200 --instances 1,2,4 --speed 100 --scale 1 --latency-ms 1000
 """

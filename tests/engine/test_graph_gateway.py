@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shared import constants
-from shared.azure.clients import AzureClients, AzureEndpoints
+from shared.azure.clients import AzureClients
 from shared.azure.graph import GraphGateway
 from shared.errors import AlreadyExists, UpstreamRejected
 
@@ -15,16 +15,7 @@ EXCHANGE_ADMINISTRATOR = "29232cdf-9323-42fd-ade2-1d097af3e4de"
 
 @pytest.fixture
 async def graph(emulator):
-    clients = AzureClients(
-        AzureEndpoints(
-            arm_endpoint=emulator.arm_endpoint,
-            arm_scope="https://management.azure.com/.default",
-            graph_endpoint=emulator.graph_endpoint,
-            graph_scope="https://graph.microsoft.com/.default",
-            ca_bundle=emulator.ca_bundle,
-            managed_identity_client_id=None,
-        )
-    )
+    clients = AzureClients(emulator.endpoints())
     yield GraphGateway(clients)
     await clients.close()
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from shared.azure.arm import ArmGateway, ResourceRef
-from shared.azure.clients import AzureClients, AzureEndpoints
+from shared.azure.clients import AzureClients
 from shared.azure.graph import GraphGateway
 from tests.engine.conftest import RG, Targets
 
@@ -75,17 +75,7 @@ async def proxy() -> AsyncIterator[ConnectProxy]:
 
 
 def clients_through(emulator, proxy: ConnectProxy, no_proxy: tuple[str, ...] = ()) -> AzureClients:
-    return AzureClients(
-        AzureEndpoints(
-            arm_endpoint=emulator.arm_endpoint,
-            arm_scope="https://management.azure.com/.default",
-            graph_endpoint=emulator.graph_endpoint,
-            graph_scope="https://graph.microsoft.com/.default",
-            ca_bundle=emulator.ca_bundle,
-            proxy=proxy.url,
-            no_proxy=no_proxy,
-        )
-    )
+    return AzureClients(emulator.endpoints(proxy=proxy.url, no_proxy=no_proxy))
 
 
 def host_port(url: str) -> str:

@@ -21,6 +21,8 @@ from kiota_authentication_azure.azure_identity_authentication_provider import (
 from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph_core import GraphClientFactory
 
+from shared.azure.clients import AzureEndpoints
+
 T = TypeVar("T")
 
 MANAGE_AS_APP_ROLE_ID = "dc50a0fb-09a3-484d-be87-e023b12c6440"  # Exchange.ManageAsApp
@@ -39,6 +41,18 @@ class Emulator:
             return self.info[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def endpoints(self, **overrides: Any) -> AzureEndpoints:
+        """exomi's endpoints for this tenant (its own identity from the environment), for tests that
+        build ``AzureClients`` directly; ``overrides`` set other fields (``proxy``, ``no_proxy``)."""
+        return AzureEndpoints(
+            arm_endpoint=self.arm_endpoint,
+            arm_scope="https://management.azure.com/.default",
+            graph_endpoint=self.graph_endpoint,
+            graph_scope="https://graph.microsoft.com/.default",
+            ca_bundle=self.ca_bundle,
+            **overrides,
+        )
 
     # ------------------------------------------------------------------ control API
 
