@@ -14,7 +14,8 @@ delivered to webhooks the way Event Grid does it.
   ``max_delivery_attempts``. Every attempt is recorded for ``GET /_control/eventgrid/deliveries``.
 * ``PATCH /_control/eventgrid/behaviour`` asks for Event Grid's real-world untidiness: duplicate
   deliveries of the same event, out-of-order delivery, and ARM's second ResourceWriteSuccess for
-  a create (a different event id, the same correlationId).
+  a create (a different event id, the same correlationId), a pause (nothing is delivered until it
+  is lifted: a delivery lag as long as a test needs), and concurrent delivery (every due batch at once).
 * An ``AzureFunction`` destination (an ARM event subscription whose destination is a function of a
   ``Microsoft.Web/sites``) is delivered without a validation handshake, as a Notification POST to the
   Functions host's Event Grid extension webhook with its ``eventgrid_extension`` system key. Where that
@@ -403,6 +404,13 @@ class Behaviour:
     shuffle: bool = False  # deliver out of order
     shuffle_window: float = 0.3  # seconds events are held so that there is something to reorder
     double_write_on_create: bool = False  # ARM's second ResourceWriteSuccess for a create
+    # Deliver nothing until set false again (then everything due, in order): a delivery lag as long as a
+    # test needs, so that later writes happen before an earlier write's event is handled.
+    paused: bool = False
+    # Send each due batch at once, without waiting for the endpoint's answer to the last one: Learn says
+    # Event Grid delivers "immediately" and does not guarantee order, not how many requests it has in
+    # flight to one endpoint (emulator/README.md). Off: one at a time, in order.
+    concurrent: bool = False
 
     def update(self, values: dict[str, Any]) -> None:
         kinds = {f.name: f.type for f in fields(self)}
@@ -461,6 +469,10 @@ class EventGrid:
         self.behaviour = Behaviour()
         tenant.arm_listeners.append(self.on_operation)
 
+    def wake(self) -> None:
+        """Look at what is due now (after a change of behaviour)."""
+        self._wake.set()
+
     async def start(self) -> None:
         self._session = aiohttp.ClientSession()
         self._scheduler = asyncio.create_task(self._schedule())
@@ -515,16 +527,18 @@ class EventGrid:
             now = time.monotonic()
             next_due: float | None = None
             for subscription in list(self.subscriptions.values()):
-                if subscription.busy or not subscription.pending:
+                if subscription.busy or not subscription.pending or self.behaviour.paused:
                     continue
                 earliest = min(p.due for p in subscription.pending)
-                if earliest <= now:
-                    subscription.busy = True
-                    task = asyncio.create_task(self._deliver_due(subscription))
-                    self._in_flight.add(task)
-                    task.add_done_callback(self._in_flight.discard)
-                else:
+                if earliest > now:
                     next_due = earliest if next_due is None else min(next_due, earliest)
+                elif self.behaviour.concurrent:
+                    for batch in self._due_batches(subscription):
+                        subscription.in_flight += len(batch.events)
+                        self._spawn(self._deliver_one(subscription, batch))
+                else:
+                    subscription.busy = True
+                    self._spawn(self._deliver_due(subscription))
             timeout = None if next_due is None else max(0.0, next_due - time.monotonic())
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
@@ -550,6 +564,21 @@ class EventGrid:
             _Pending([e for p in chunk for e in p.events], 0, chunk[0].due, chunk[0].seq) for chunk in chunks
         ]
         return sorted(retries, key=lambda p: (p.due, p.seq)) + batches
+
+    def _spawn(self, delivery: Any) -> None:
+        task = asyncio.create_task(delivery)
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _deliver_one(self, subscription: EventSubscription, batch: _Pending) -> None:
+        """One batch, sent while others may be in flight to the same endpoint (``concurrent``)."""
+        try:
+            status, error = await self._post(subscription, batch.events, batch.attempts)
+            if self.subscriptions.get(subscription.key) is subscription:
+                self._record(subscription, batch, status, error)
+        finally:
+            subscription.in_flight -= len(batch.events)
+            self._wake.set()
 
     async def _deliver_due(self, subscription: EventSubscription) -> None:
         try:
@@ -792,6 +821,7 @@ def register_control(app: web.Application, runtime: EmulatorRuntime) -> None:
     @routes.patch("/_control/eventgrid/behaviour")
     async def patch_behaviour(request: web.Request) -> web.Response:
         grid.behaviour.update(await body_of(request))
+        grid.wake()  # unpaused: deliver what is due now
         return json_response(asdict(grid.behaviour))
 
     app.add_routes(routes)

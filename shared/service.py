@@ -745,7 +745,14 @@ class ExomiService:
         on_step: StepListener | None = None,
         record: RequestRecord | None = None,
     ) -> RequestRecord:
-        """One engine pass; ``record``: the request as just read (Engine.advance does not read it again)."""
+        """One engine pass; ``record``: the request as just read (Engine.advance does not read it again).
+        A tag request whose tags a refused writer wrote since it was made does not start (tagging.py)."""
+        if record is not None and record.channel is Channel.TAG and record.status is RequestStatus.QUEUED:
+            from shared import tagging
+
+            cancelled = await tagging.cancel_if_refused_since(self.app, record)
+            if cancelled is not None:
+                return cancelled
         return await self.app.engine.advance(request_id, take_over=take_over, on_step=on_step, record=record)
 
     @telemetry.traced("exomi.run", lambda arguments: {telemetry.REQUEST_ID: arguments["request_id"]})

@@ -16,11 +16,18 @@ final state:
 
 What the tags ask for is requested on the writer's behalf, so the policy's caller rules
 (shared/authorization.py) must admit them; a refusal is recorded and changes nothing. Because an event
-does not say what its write changed, three safeguards keep a tag from being taken as asked for by the
-wrong writer: an event older than the newest one handled for the target is stale; a desired state
-policy refused stays refused for writes that did not go through the Tags API; and a tag request that
-has not started, made for another writer from such a write, is cancelled when a newer write of the
-same tags is refused.
+does not say what its write changed, and Event Grid delivers it a little later (out of order, or two at
+once), four safeguards keep a tag from being taken as asked for by the wrong writer:
+
+* an event older than the newest one handled for the target is stale;
+* a desired state policy refused stays refused for writes that did not go through the Tags API;
+* a tag request that has not started, made for another writer from an earlier write, is cancelled when
+  a write of the same tags is refused: the earlier event read the tags as they were when it was
+  handled, which may be the refused writer's (even when the earlier write went through the Tags API);
+* and, for deliveries handled at the same time, the target's tag state is written over the one each
+  handler read (ETag): the second handler decides again from the first one's; a tag request whose
+  desired state was refused after it was made is cancelled when it would start
+  (``cancel_if_refused_since``).
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ log = logging.getLogger("exomi.tagging")
 # Requests nobody waits for: a newer desired state may replace them while they have not started.
 SUPERSEDABLE = {Channel.TAG, Channel.RECONCILE}
 _ATTEMPTS = 3
+REFUSED_WRITER = "its tags were last written by a writer the policy refuses"
 
 
 @dataclass(frozen=True)
@@ -189,14 +197,18 @@ async def _sync_once(service: ExomiService, target: ResourceId, write: TagWrite)
             )
             if active is not None and _settling_on_behalf_of_another(active, writer, wanted):
                 # The tags it acts on were written by a writer the policy refuses: it must not run.
-                await _supersede(
-                    app, active, writer, "its tags were last written by a writer the policy refuses"
-                )
-            refused_state = tag_state.model_copy(update={"refused_desired": wanted.fingerprint()})
+                await _supersede(app, active, writer.name, REFUSED_WRITER)
+            # Written last: a handler that loses the race for the tag state decides again (the refusal
+            # may then be recorded twice, with the same event id; never not at all).
+            refused_state = tag_state.model_copy(
+                update={"refused_desired": wanted.fingerprint(), "refused_by": writer.name}
+            )
             await app.state.targets.save_tag_state(target.key, target.canonical, refused_state)
             return Outcome(f"provision refused by policy rule {refusal.rule}")
     await app.state.targets.save_tag_state(
-        target.key, target.canonical, tag_state.model_copy(update={"refused_desired": None})
+        target.key,
+        target.canonical,
+        tag_state.model_copy(update={"refused_desired": None, "refused_by": None}),
     )
 
     if active is not None:
@@ -214,7 +226,7 @@ async def _sync_once(service: ExomiService, target: ResourceId, write: TagWrite)
                 f"{target.canonical} has an active request {active.id} ({active.status.value}) for another "
                 "desired state; Event Grid will deliver this event again once it has ended"
             )
-        await _supersede(app, active, writer, "the desired state of the target changed again")
+        await _supersede(app, active, writer.name, "the desired state of the target changed again")
 
     if wanted is ABSENT:
         if record is None or record.status is TargetStatus.REVOKED:
@@ -249,17 +261,40 @@ async def _refusal_of(
 
 
 def _settling_on_behalf_of_another(active: RequestRecord, writer: Requester, wanted: Desired | None) -> bool:
-    """An active tag request for the same state that has not started, made for another writer from a
-    write that did not go through the Tags API (so that writer may never have written these tags)."""
+    """An active tag request for the same state that has not started, made for another writer. Its event
+    is not newer than this one (a newer one handled first makes this one stale), and it read the tags
+    when it was handled: they may be this writer's, whether or not that writer's own write went through
+    the Tags API."""
     requester = active.requester
     return (
         active.channel is Channel.TAG
         and active.status in (RequestStatus.QUEUED, RequestStatus.AWAITING_APPROVAL)
         and Desired.of_request(active) == wanted
         and requester is not None
-        and not requester.wrote_tags
         and not requester.same_principal(writer)
     )
+
+
+async def cancel_if_refused_since(app: ExomiApp, record: RequestRecord) -> RequestRecord | None:
+    """A tag provision request about to start (queued) whose desired state a writer the policy refuses
+    has written since it was made: cancelled, not run (returns it as stored; None: it may start).
+
+    The allowed write's handler clears the target's refusal before it makes the request, so a refusal of
+    the same state recorded now came later: from a delivery handled at the same time, whose refusal could
+    not yet see the request to cancel it."""
+    if record.channel is not Channel.TAG or record.status is not RequestStatus.QUEUED:
+        return None
+    wanted = Desired.of_request(record)
+    if wanted is None:
+        return None  # a revocation: taking access away is never what a refused writer gains from
+    state = await app.state.targets.tag_state(record.target_key)
+    if state.refused_desired != wanted.fingerprint():
+        return None
+    try:
+        await _supersede(app, record, state.refused_by or "a refused writer", REFUSED_WRITER)
+    except ConcurrencyError:
+        return None  # picked up or changed meanwhile: the pass's claim decides
+    return await app.state.requests.get(record.id)
 
 
 async def _submit(
@@ -293,7 +328,7 @@ async def _submit(
     return Outcome(f"{what} request {submission.request.id}", submission.request)
 
 
-async def _supersede(app: ExomiApp, active: RequestRecord, writer: Requester, why: str) -> None:
+async def _supersede(app: ExomiApp, active: RequestRecord, by: str, why: str) -> None:
     """Cancel a request that has not started (ConcurrencyError if the worker has just picked it up: the
     caller looks again and finds it running)."""
     message = f"superseded before it started: {why}"
@@ -307,7 +342,7 @@ async def _supersede(app: ExomiApp, active: RequestRecord, writer: Requester, wh
             target=active.target,
             before={"status": active.status.value},
             after={"status": RequestStatus.CANCELLED.value},
-            requested_by=writer.name,
+            requested_by=by,  # the writer whose write superseded it
             channel=Channel.TAG,
         )
     )

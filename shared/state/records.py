@@ -221,7 +221,9 @@ class TagState(BaseModel):
     """What exomi knows about the tag writes of a target, for deciding who asks (shared/events.py)."""
 
     refused_desired: str | None = None  # fingerprint of the desired state policy last refused
+    refused_by: str | None = None  # the refused writer's name (requested_by)
     newest_event_at: datetime | None = None  # event time of the newest event handled for the target
+    etag: str | None = None  # of the row it was read from (None: there is none yet)
 
 
 class TargetLock(_Record):

@@ -167,12 +167,16 @@ class TargetStore:
         if entity is None:
             return TagState()
         return TagState(
-            refused_desired=entity.get("RefusedDesired") or None, newest_event_at=entity.get("NewestEventAt")
+            refused_desired=entity.get("RefusedDesired") or None,
+            refused_by=entity.get("RefusedBy") or None,
+            newest_event_at=entity.get("NewestEventAt"),
+            etag=entity.metadata["etag"],
         )
 
-    async def save_tag_state(self, target_key: str, target: str, state: TagState) -> None:
-        """Last writer wins: two deliveries handled at once can only make the newest event time a little
-        older than it was, which lets an older event be looked at once more (it reads the target anew)."""
+    async def save_tag_state(self, target_key: str, target: str, state: TagState) -> TagState:
+        """Write the state over the one it was read from (its ETag; none: there was none). Two deliveries
+        for the target handled at once both read it before they decide: the second one's write is a
+        ConcurrencyError, and it decides again from what the first one wrote (shared/tagging.py)."""
         entity: dict[str, Any] = {
             "PartitionKey": target_key,
             "RowKey": TAGS,
@@ -181,9 +185,12 @@ class TargetStore:
         }
         if state.refused_desired is not None:
             entity["RefusedDesired"] = state.refused_desired
+        if state.refused_by is not None:
+            entity["RefusedBy"] = state.refused_by
         if state.newest_event_at is not None:
             entity["NewestEventAt"] = state.newest_event_at
-        await self.table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        metadata = await self._write(entity, state.etag, f"the tag state of {target}")
+        return state.model_copy(update={"etag": etag_of(metadata)})
 
     async def _read(self, target_key: str, row_key: str) -> TableEntity | None:
         try:

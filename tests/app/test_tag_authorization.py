@@ -40,9 +40,10 @@ def approver(emulator) -> Actor:
 
 
 @pytest.fixture
-def exomi(emulator, azurite, approver) -> TagRunner:
+def exomi(emulator, azurite, approver, request) -> TagRunner:
     """The example policy of docs/POLICY.md, cut down: the platform admin may tag anything allowed; an
-    app team member who is Owner or Contributor of a resource in ContosoRG may tag it, with approval."""
+    app team member who is Owner or Contributor of a resource in ContosoRG may tag it, with approval.
+    A test may add settings (indirect parametrization)."""
     policy = policy_for(
         emulator,
         rules=[
@@ -58,7 +59,8 @@ def exomi(emulator, azurite, approver) -> TagRunner:
         ],
         approval={"approvers": [approver.object_id], "timeout": "PT1H"},
     )
-    return TagRunner(emulator, azurite, policy=policy, extra={"EXOMI_TRUST_APP_SERVICE_AUTH": "true"})
+    extra = {"EXOMI_TRUST_APP_SERVICE_AUTH": "true", **getattr(request, "param", {})}
+    return TagRunner(emulator, azurite, policy=policy, extra=extra)
 
 
 @pytest.fixture
@@ -134,6 +136,74 @@ def test_an_automation_contributor_tagging_through_the_account_is_refused_and_no
     assert (request["requested_by"], request["authorized_by"]) == (emulator.admin_client_id, "platform-team")
     assert wait_until_ended(exomi, request["id"])["status"] == "succeeded"
     assert emulator.exchange_access(account.identity.principal_id) == (1, [EXCHANGE_ADMIN])
+
+
+# The settle time is long here so that the admin's request cannot start before the next event is handled
+# on a slow machine: what is shown is that the refusal cancels it, not how soon.
+@pytest.mark.parametrize("exomi", [{"EXOMI_TAG_SETTLE_SECONDS": "60"}], indirect=True)
+def test_tags_a_refused_writer_wrote_over_the_admins_are_not_granted_in_the_admins_name(
+    emulator, exomi, targets, subscribed
+):
+    """Events carry no tags, and Event Grid delivers a little after the write: the admin's event, handled
+    after a Tag Contributor overwrote the admin's tags through the Tags API, reads the contributor's tags.
+    Who wrote those values the event cannot tell, so the request it made must not run: the refusal of the
+    contributor's write cancels it before it starts."""
+    identity = created(emulator, targets.user_assigned_identity("RacedMI"))
+    tagger = actor(emulator, "tagger", "Tag Contributor", rg_scope(emulator))
+    organization = emulator.organization
+    emulator.ctl("PATCH", "/eventgrid/behaviour", {"paused": True})
+    put_tags(
+        emulator,
+        identity.id,
+        {"exo-organization": organization, "exo-role": "Exchange Recipient Administrator"},
+    )
+    put_tags(
+        emulator,
+        identity.id,
+        {"exo-organization": organization, "exo-role": "Exchange Administrator"},
+        credential=tagger.credential,
+    )
+    emulator.ctl("PATCH", "/eventgrid/behaviour", {"paused": False})
+
+    (refusal,) = wait_for_refusals(exomi, 1)
+    tag_refusal(refusal, tagger, "Tag Contributor")
+    (request,) = wait_for_requests(exomi, 1)
+    assert request["requested_by"] == emulator.admin_client_id  # the first event's writer
+    final = wait_until_ended(exomi, request["id"])
+    assert final["status"] == "cancelled", final
+    assert "a writer the policy refuses" in final["message"]
+    assert emulator.exchange_access(identity.principal_id) == (0, [])
+
+
+@pytest.mark.parametrize("exomi", [{"EXOMI_TAG_SETTLE_SECONDS": "15"}], indirect=True)
+def test_the_same_two_writes_delivered_at_once_grant_nothing_either(emulator, exomi, targets, subscribed):
+    """Event Grid may deliver both events at the same time: whichever handler decides first, the other
+    one's decision holds too (the tag state is written over what each read, and a request whose tags
+    were refused after it was made does not start), so the refused writer's tags are never granted."""
+    identity = created(emulator, targets.user_assigned_identity("ConcurrentMI"))
+    tagger = actor(emulator, "tagger", "Tag Contributor", rg_scope(emulator))
+    organization = emulator.organization
+    emulator.ctl("PATCH", "/eventgrid/behaviour", {"paused": True})
+    put_tags(
+        emulator,
+        identity.id,
+        {"exo-organization": organization, "exo-role": "Exchange Recipient Administrator"},
+    )
+    put_tags(
+        emulator,
+        identity.id,
+        {"exo-organization": organization, "exo-role": "Exchange Administrator"},
+        credential=tagger.credential,
+    )
+    emulator.ctl("PATCH", "/eventgrid/behaviour", {"paused": False, "concurrent": True})
+
+    assert len(delivered(emulator, identity.name)) >= 2  # both answered
+    found = refusals(exomi)
+    assert found and all(r["principal_id"] == tagger.object_id for r in found)
+    for request in requests(exomi):
+        final = wait_until_ended(exomi, request["id"])
+        assert final["status"] == "cancelled", final
+    assert emulator.exchange_access(identity.principal_id) == (0, [])
 
 
 def test_the_tagger_of_a_shared_user_assigned_identity_is_refused(emulator, exomi, targets, subscribed):

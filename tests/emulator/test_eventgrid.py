@@ -298,6 +298,45 @@ def test_shuffled_delivery_changes_the_order(emulator, webhook):
     assert times != sorted(times)
 
 
+def test_concurrent_delivery_sends_each_event_before_the_last_is_answered(emulator, webhook):
+    _subscribe(emulator, webhook)
+    emulator.ctl("PATCH", "/eventgrid/behaviour", {"concurrent": True})
+    webhook.hold()
+    emulator.resources().resource_groups.create_or_update(RG, {"location": "westeurope"})
+    scope = f"/subscriptions/{emulator.subscription_id}/resourceGroups/{RG}"
+    for index in range(2):
+        emulator.resources().tags.begin_create_or_update_at_scope(
+            scope, {"properties": {"tags": {"n": str(index)}}}
+        ).result()
+    webhook.wait_for(lambda hook: hook.arrived == 3)  # all three in flight, none answered yet
+    assert webhook.events() == []
+
+    webhook.release()
+    events = webhook.wait_for(lambda hook: len(hook.events()) == 3 and hook.events())
+    assert sorted(e["data"]["operationName"] for e in events) == sorted(
+        ["Microsoft.Resources/subscriptions/resourceGroups/write", *["Microsoft.Resources/tags/write"] * 2]
+    )
+    deliveries = _wait_deliveries(emulator, lambda found: len(found) == 3)
+    assert {d["status"] for d in deliveries} == {200}
+
+
+def test_a_paused_subscription_delivers_what_is_due_in_order_once_resumed(emulator, webhook):
+    _subscribe(emulator, webhook)
+    emulator.ctl("PATCH", "/eventgrid/behaviour", {"paused": True})
+    emulator.resources().resource_groups.create_or_update(RG, {"location": "westeurope"})
+    scope = f"/subscriptions/{emulator.subscription_id}/resourceGroups/{RG}"
+    for index in range(3):
+        emulator.resources().tags.begin_create_or_update_at_scope(
+            scope, {"properties": {"tags": {"n": str(index)}}}
+        ).result()
+    assert webhook.arrived == 0 and emulator.event_deliveries() == []  # written, not delivered
+
+    emulator.ctl("PATCH", "/eventgrid/behaviour", {"paused": False})
+    events = webhook.wait_for(lambda hook: len(hook.events()) == 4 and hook.events())
+    times = [e["eventTime"] for e in events]
+    assert times == sorted(times)
+
+
 def test_batches_and_cloud_events(emulator, webhook):
     emulator.set_timings(event_delivery=1.5)  # events collect before the first attempt
     _subscribe(emulator, webhook, max_events_per_batch=10)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from shared.errors import ConcurrencyError, InputError
@@ -130,3 +132,22 @@ async def test_the_lock_row_does_not_disturb_the_state_row(state):
     # The state's etag is unchanged by taking the lock: a writer holding it can still save.
     saved = await state.targets.save(record.model_copy(update={"status": TargetStatus.PROVISIONED}))
     assert (await state.targets.get(saved.target_key)).status is TargetStatus.PROVISIONED
+
+
+async def test_two_handlers_of_one_targets_tag_writes_cannot_both_write_its_tag_state(state):
+    """Deliveries for a target handled at the same time both read its tag state before they decide; the
+    one that writes second would overwrite a refusal the first recorded, so its write fails instead."""
+    record = target("aa-tagged", identity="system")
+    first, second = await asyncio.gather(*(state.targets.tag_state(record.target_key) for _ in range(2)))
+    refused = first.model_copy(update={"refused_desired": "fingerprint", "refused_by": "tagger"})
+    saved = await state.targets.save_tag_state(record.target_key, record.target, refused)
+
+    with pytest.raises(ConcurrencyError):
+        await state.targets.save_tag_state(record.target_key, record.target, second)
+    stored = await state.targets.tag_state(record.target_key)
+    assert (stored.refused_desired, stored.refused_by, stored.etag) == ("fingerprint", "tagger", saved.etag)
+    # Deciding again from what is stored, the second one's write goes through.
+    await state.targets.save_tag_state(
+        record.target_key, record.target, stored.model_copy(update={"refused_desired": None})
+    )
+    assert (await state.targets.tag_state(record.target_key)).refused_desired is None

@@ -1,12 +1,15 @@
 """A webhook for Event Grid tests (a ThreadedServer: 127.0.0.1, free port, its own thread).
 
 It answers the validation handshakes (or refuses them, on request), records every notification, and
-answers notifications with the statuses queued in ``respond_with`` (then 200).
+answers notifications with the statuses queued in ``respond_with`` (then 200). ``hold()`` keeps
+notifications unanswered (counted in ``arrived``) until ``release()``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +39,9 @@ class Webhook(ThreadedServer[Delivery]):
         super().__init__()
         self.handshake = handshake
         self.validations: list[dict[str, Any]] = []
+        self.arrived = 0  # notifications received, answered or not
+        self._answering = threading.Event()
+        self._answering.set()
 
     @property
     def url(self) -> str:
@@ -60,7 +66,18 @@ class Webhook(ThreadedServer[Delivery]):
             if self.handshake == "wrong":
                 return web.json_response({"validationResponse": "not-the-code"})
             return web.Response(status=404)
+        with self._lock:
+            self.arrived += 1
+        if not self._answering.is_set():
+            await asyncio.to_thread(self._answering.wait)  # release() comes from the test's thread
         return self._record(lambda status: Delivery(dict(request.headers), body, status))
+
+    def hold(self) -> None:
+        """Leave notifications unanswered from now on (until ``release``)."""
+        self._answering.clear()
+
+    def release(self) -> None:
+        self._answering.set()
 
     # ------------------------------------------------------------------ reading
 
