@@ -13,7 +13,11 @@ submits all N at once:
 - **http**: ``POST /api/requests`` for every identity, 32 in flight, spread over the instances (a load
   balancer in front of them);
 - **tags**: ``exo-organization`` written on every identity through the Tags API, 32 in flight; the
-  emulator delivers the Event Grid events to the first instance's webhook (the tag settle time is 1 s).
+  emulator delivers the Event Grid events to the instances' webhook through a round-robin front door
+  (as Azure spreads a function app's HTTP traffic), each event as soon as it is due without waiting
+  for the answer to the last (``--event-delivery concurrent``, the default) or one at a time
+  (``serial``, the emulator's default; which of the two Azure does is not documented,
+  emulator/README.md). The tag settle time is 1 s.
 
 It prints, per run: completion (first submission to the last request's end, stored times), the
 **rate bound** (for every limit exomi's calls drew from: calls beyond the bucket's size over its refill
@@ -61,6 +65,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
+from aiohttp import web
 from azure.core.exceptions import HttpResponseError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -74,11 +79,41 @@ from emulator.timings import fast_timings  # noqa: E402
 from tests.engine.conftest import Targets  # noqa: E402
 from tests.support.emulator import MANAGE_AS_APP_ROLE_ID, Emulator  # noqa: E402
 from tests.support.exomi import ROOT, ExomiRunner, policy_for  # noqa: E402
+from tests.support.threaded_server import ThreadedServer  # noqa: E402
 
 ACTIVE = "awaiting_approval,queued,running,waiting"
 IN_FLIGHT = 32  # submissions at once (what a script or Logic App loop would do)
 WEBHOOK = "runtime/webhooks/eventgrid?functionName=on_resource_event"
 QUIET = 60.0  # seconds with no active request and no new one: the run is over
+
+
+class FrontDoor(ThreadedServer[int]):
+    """Forwards each request to the next instance in turn (the function app's one URL in Azure)."""
+
+    def __init__(self, origins: list[str]) -> None:
+        super().__init__()
+        self.origins = origins
+        self._next = 0
+        self._client: httpx.AsyncClient | None = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=120)
+        origin = self.origins[self._next % len(self.origins)]
+        self._next += 1
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        answer = await self._client.request(
+            request.method, f"{origin}{request.path_qs}", headers=headers, content=await request.read()
+        )
+        return web.Response(
+            status=answer.status_code,
+            body=answer.content,
+            headers={
+                k: v
+                for k, v in answer.headers.items()
+                if k.lower() in ("content-type", "webhook-allowed-origin")
+            },
+        )
 
 
 @dataclass
@@ -162,11 +197,15 @@ class Bench:
             for client in clients:  # warm: each instance has loaded the app's code once
                 client.get("/api/requests", params={"page_size": 1}).raise_for_status()
             if channel == "tags":
+                front_door = FrontDoor([h.url for h in hosts]).start()
+                stack.callback(front_door.stop)
                 emulator.subscribe_events(
                     "exomi-events",
-                    f"{hosts[0].url}/{WEBHOOK}",
+                    f"{front_door.origin}/{WEBHOOK}",
                     included_event_types=["Microsoft.Resources.ResourceWriteSuccess"],
                 )
+                concurrent = self.args.event_delivery == "concurrent"
+                emulator.ctl("PATCH", "/eventgrid/behaviour", {"concurrent": concurrent})
             limits = {"enabled": True, "clock": "wall", "scale": self.args.scale, "speed": self.args.speed}
             emulator.ctl("PUT", "/ratelimits", limits)
             if self.args.latency_ms:
@@ -355,6 +394,12 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=100, help="N (1000 and 5000 for the full run)")
     parser.add_argument("--instances", default="1,2,4")
     parser.add_argument("--channels", default="http,tags")
+    parser.add_argument(
+        "--event-delivery",
+        choices=("concurrent", "serial"),
+        default="concurrent",
+        help="Event Grid sends each event when due (concurrent) or after the last one's answer (serial)",
+    )
     parser.add_argument("--speed", type=float, default=1.0, help="refill rates x this (1 = published)")
     parser.add_argument("--scale", type=float, default=0.01, help="bucket sizes x this")
     parser.add_argument("--growth", action="store_true", help="also 10N on the first instance count")
