@@ -91,6 +91,9 @@ class RequestRecord(_Record):
     # A running request is held by an engine pass until then (renewed while it works); after it, the
     # pass is taken for dead and the resume pass queues the request again.
     lease_until: datetime | None = None
+    # The ETag of the target's lock row as this request wrote it: the request's end deletes the row with
+    # it, without reading it first (None for a request recorded by an older exomi: it is read).
+    lock_etag: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -168,6 +168,7 @@ def _to_entity(record: RequestRecord) -> dict[str, Any]:
         "ExternalReference": record.external_reference,
         "CheckAgainAt": record.check_again_at,
         "LeaseUntil": record.lease_until,
+        "LockEtag": record.lock_etag,
         "CreatedAt": record.created_at,
         "UpdatedAt": record.updated_at,
     }
@@ -203,6 +204,7 @@ def _from_entity(entity: TableEntity) -> RequestRecord:
         error=get_json(entity, "Error"),
         check_again_at=entity.get("CheckAgainAt"),
         lease_until=entity.get("LeaseUntil"),
+        lock_etag=entity.get("LockEtag"),
         created_at=entity["CreatedAt"],
         updated_at=entity["UpdatedAt"],
         etag=etag_of(entity.metadata),

@@ -168,7 +168,7 @@ class StateStore:
         admission: Admission,
     ) -> Submission:
         target = request.target_id
-        await self.acquire_target(target, request_id)  # a no-op when this request holds it already
+        lock = await self.acquire_target(target, request_id)  # a no-op when this request holds it already
         if isinstance(request, ProvisionRequest) and request.callback_url is not None:
             request = request.model_copy(update={"callback_url": None})  # kept encrypted (admission.callback)
         record = RequestRecord(
@@ -189,6 +189,7 @@ class StateStore:
             message=f"awaiting approval: {'; '.join(admission.approval.reasons)}"
             if admission.approval
             else "accepted",
+            lock_etag=lock.etag,
         )
         stored, created = await self.requests.create(record)
         await self._audit_submission(stored)
@@ -240,7 +241,7 @@ class StateStore:
                 }
             )
         )
-        await self.release_target(record.target_key, record.id)
+        await self.release_target(record.target_key, record.id, lock_etag=record.lock_etag)
         telemetry.count_request(updated)
         return updated
 
@@ -322,8 +323,18 @@ class StateStore:
             active_request_id=holder_id,
         )
 
-    async def release_target(self, target_key: str, request_id: str) -> bool:
-        """Free the target if `request_id` holds it; False if it does not (nothing to do)."""
+    async def release_target(self, target_key: str, request_id: str, *, lock_etag: str | None = None) -> bool:
+        """Free the target if `request_id` holds it; False if it does not (nothing to do). ``lock_etag``:
+        the lock row as the request wrote it, deleted without reading it first; a row changed since
+        (taken over as stale) or gone is read, as without it."""
+        if lock_etag is not None:
+            try:
+                await self.targets.delete_lock(
+                    TargetLock(target_key=target_key, target="", request_id=request_id, etag=lock_etag)
+                )
+                return True
+            except ConcurrencyError:
+                pass
         for _ in range(_LOCK_ATTEMPTS):
             lock = await self.targets.get_lock(target_key)
             if lock is None or lock.request_id != request_id:

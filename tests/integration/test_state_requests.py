@@ -268,6 +268,20 @@ async def test_a_lock_left_by_a_finished_request_does_not_block(state):
     assert (await submit(state, provision(role="Security Reader"))).created
 
 
+async def test_a_request_frees_its_target_with_the_lock_it_wrote_not_a_newer_holders(state):
+    first = (await submit(state, provision())).request
+    assert first.lock_etag  # kept with the request: its end deletes the row without reading it
+    # A crash between marking it finished and releasing the lock; the next request takes the target.
+    await state.requests.update(first.model_copy(update={"status": RequestStatus.SUCCEEDED}))
+    second = (await submit(state, provision(role="Security Reader"))).request
+    assert second.lock_etag != first.lock_etag
+
+    assert not await state.release_target(first.target_key, first.id, lock_etag=first.lock_etag)
+    assert (await state.active_request(provision().target_id)).id == second.id
+    await state.finish(second, RequestStatus.SUCCEEDED, message="done")
+    assert await state.targets.get_lock(second.target_key) is None
+
+
 async def test_a_target_freed_by_an_older_exomi_is_taken_again(state):
     # Before 2026-12-04 a release kept the lock row with no holder; now it deletes the row, and a new
     # request first tries a plain insert. A row left the old way still lets the next request in.
