@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/scale.py [--targets 100] [--instances 1,2,4] [--channels http,tags]
                                     [--speed 1] [--scale 0.01] [--growth] [--latency-ms 0]
+                                    [--event-delivery concurrent|serial]
 
 Starts its own Azurite and tenant emulator (short emulated waits), creates N user-assigned identities,
 then for each channel and instance count: starts that many devhost processes running function_app.py
@@ -40,7 +41,8 @@ The machine matters: every instance, Azurite and the emulator share its cores, s
 the core count measure the machine, not exomi. On Azure each instance has its own cores and an instance
 is bound by what it runs at once (host.json: 16 + 8 work items) times how long Azure takes to answer.
 To measure that scale-out on a small machine, make the answers slow and the limits wide, so that the
-instances wait rather than compute (2026-12-04, 2 cores: 200 identities, 1 -> 4 instances 2.89x):
+instances wait rather than compute (2026-12-04, 2 cores: 200 identities, 1 -> 4 instances 2.89x through
+HTTP, 2.75x through tags):
 
     .venv/bin/python bench/scale.py --targets 200 --instances 1,2,4 --speed 100 --scale 1 --latency-ms 1000
 """
