@@ -192,12 +192,26 @@ async def _sync_once(service: ExomiService, target: ResourceId, write: TagWrite)
             )
         refusal = await _refusal_of(service, request, decision, writer)
         if refusal is not None:
+            cancel = active is not None and _settling_on_behalf_of_another(active, writer, wanted)
+            suspect = active if cancel else await _acting_on_these_tags(app, active, record, write, wanted)
             await service.refused(
-                refusal, Attempt(writer, Channel.TAG, "provision", target.canonical, write.event_id)
+                refusal,
+                Attempt(writer, Channel.TAG, "provision", target.canonical, write.event_id),
+                request_id=suspect.id if suspect is not None else None,
             )
-            if active is not None and _settling_on_behalf_of_another(active, writer, wanted):
+            if cancel and active is not None:
                 # The tags it acts on were written by a writer the policy refuses: it must not run.
                 await _supersede(app, active, writer.name, REFUSED_WRITER)
+            elif suspect is not None:
+                log.warning(
+                    "request %s (for %s, %s) acts on the tags %s wrote, refused: its event was handled "
+                    "after this write. exomi did not undo it; check the target %s (docs/POLICY.md)",
+                    suspect.id,
+                    suspect.requested_by,
+                    suspect.status.value,
+                    writer.name,
+                    target.canonical,
+                )
             # Written last: a handler that loses the race for the tag state decides again (the refusal
             # may then be recorded twice, with the same event id; never not at all).
             refused_state = tag_state.model_copy(
@@ -273,6 +287,34 @@ def _settling_on_behalf_of_another(active: RequestRecord, writer: Requester, wan
         and requester is not None
         and not requester.same_principal(writer)
     )
+
+
+async def _acting_on_these_tags(
+    app: ExomiApp,
+    active: RequestRecord | None,
+    record: TargetRecord | None,
+    write: TagWrite,
+    wanted: Desired | None,
+) -> RequestRecord | None:
+    """A tag request for another writer that has started (or ended) with the desired state this refused
+    write asks for, made after the write (its event was handled later, so it read this write's tags):
+    a delivery of this event later than the settle time, e.g. a retried one. None when there is none or
+    the event has no time."""
+    if write.time is None:
+        return None
+    candidate = active
+    ended = record is not None and record.managed_by_tags and Desired.of_target(record) == wanted
+    if candidate is None and ended and record is not None and record.last_request_id:
+        candidate = await app.state.requests.find(record.last_request_id)  # what provisioned it
+    if (
+        candidate is None
+        or candidate.channel is not Channel.TAG
+        or Desired.of_request(candidate) != wanted
+        or candidate.requester is None
+        or candidate.requester.same_principal(write.writer)
+    ):
+        return None
+    return candidate if candidate.created_at > write.time else None
 
 
 async def cancel_if_refused_since(app: ExomiApp, record: RequestRecord) -> RequestRecord | None:

@@ -151,7 +151,9 @@ class RefusalRecord(BaseModel):
     principal_id: str | None = None
     azure_role: str | None = None  # tag writes: the Azure role ARM allowed the write with
     target: str | None = None
-    request_id: str | None = None  # approvals and cancellations: the request they were about
+    # Approvals and cancellations: the request they were about; a refused tag write: the tag request it
+    # cancelled, or one that read its tags and had started (shared/tagging.py).
+    request_id: str | None = None
     rule: str
     reason: str
     field: str | None = None

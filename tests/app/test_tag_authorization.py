@@ -169,6 +169,7 @@ def test_tags_a_refused_writer_wrote_over_the_admins_are_not_granted_in_the_admi
     tag_refusal(refusal, tagger, "Tag Contributor")
     (request,) = wait_for_requests(exomi, 1)
     assert request["requested_by"] == emulator.admin_client_id  # the first event's writer
+    assert refusal["request_id"] == request["id"]  # the refusal names the request it cancelled
     final = wait_until_ended(exomi, request["id"])
     assert final["status"] == "cancelled", final
     assert "a writer the policy refuses" in final["message"]

@@ -1,4 +1,5 @@
-"""A tag request does not start when a refused writer wrote its tags after it was made.
+"""A tag request does not start when a refused writer wrote its tags after it was made, and one that
+started before the refused write's event came is named in that refusal.
 
 Event Grid may deliver two tag writes of one target at the same time. A refused writer's delivery
 handled alongside an allowed writer's records its refusal of the tags in the target's tag state, but may
@@ -12,8 +13,11 @@ from shared.ids import parse_resource_id
 from shared.models import Channel, Requester, RequesterKind, RequestStatus
 from shared.service import ExomiApp, ExomiService
 from shared.settings import Settings
+from shared.state.records import utcnow
 from shared.tagging import REFUSED_WRITER, Desired, TagWrite
 from shared.work_queue import WorkItem
+from tests.engine.conftest import RG
+from tests.support.actors import actor
 from tests.support.exomi import ExomiRunner
 
 TAGS_WRITE = "Microsoft.Resources/tags/write"
@@ -59,3 +63,59 @@ async def test_a_tag_request_whose_tags_were_refused_after_it_was_made_does_not_
         (f"request cancelled: superseded ({REFUSED_WRITER})", "tagger")
     ]
     assert emulator.exchange_access(identity.principal_id) == (0, [])
+
+
+async def test_a_refused_write_delivered_after_the_request_that_read_its_tags_started_names_it(
+    emulator, azurite, targets
+):
+    """The refused writer's event comes late (a retried delivery, after the settle time): the admin's
+    request, made from an event handled after that write, has already granted what the tags said. The
+    refusal names that request, for whoever reviews the refusal log; exomi does not undo it."""
+    emulator.set_timings(replication_delay=0)
+    identity = targets.user_assigned_identity("LateRefusalMI")
+    scope = f"/subscriptions/{emulator.subscription_id}/resourceGroups/{RG}"
+    tagger = actor(emulator, "late-tagger", "Tag Contributor", scope)
+    organization = emulator.organization
+    tags = emulator.resources().tags
+    admin_wrote = utcnow()
+    tags.begin_create_or_update_at_scope(
+        identity.id,
+        {
+            "properties": {
+                "tags": {"exo-organization": organization, "exo-role": "Exchange Recipient Administrator"}
+            }
+        },
+    ).result()
+    tagger_wrote = utcnow()
+    emulator.resources(credential=tagger.credential).tags.begin_create_or_update_at_scope(
+        identity.id,
+        {"properties": {"tags": {"exo-organization": organization, "exo-role": "Exchange Administrator"}}},
+    ).result()
+    admin = Requester(
+        kind=RequesterKind.ARM,
+        name=emulator.admin_client_id,
+        principal_id=emulator.admin_principal_id,
+        write_operation=TAGS_WRITE,
+    )
+    writer = Requester(
+        kind=RequesterKind.ARM,
+        name=tagger.name,
+        principal_id=tagger.object_id,
+        azure_role="Tag Contributor",
+        write_operation=TAGS_WRITE,
+    )
+    target = parse_resource_id(identity.id)
+    env = ExomiRunner(emulator, azurite).env()
+    async with await ExomiApp.open(Settings.load(env)) as app:
+        service = ExomiService(app)
+        made = await service.sync_tags(target, TagWrite(admin, "event-admin", admin_wrote))
+        assert made.request is not None
+        granted = await service.run_to_end(made.request.id)  # it ran before the tagger's event came
+
+        outcome = await service.sync_tags(target, TagWrite(writer, "event-tagger", tagger_wrote))
+        refusals = (await app.state.refusals.list()).items
+
+    assert granted.status is RequestStatus.SUCCEEDED  # what stays open (docs/POLICY.md): it ran
+    assert "refused" in outcome.text
+    (refusal,) = [r for r in refusals if r.event_id == "event-tagger"]
+    assert (refusal.principal_id, refusal.request_id) == (tagger.object_id, granted.id)
